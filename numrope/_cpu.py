@@ -71,8 +71,9 @@ def _narrow_impl(value, like):
 def _rotate_row(xr, orow, cos, sin, sign, interleaved, lut):
     """Rotate the pairs of one head's features ``xr`` into ``orow``.
 
-    Two loops rather than one with a selected index: LLVM vectorises the half layout's loop only
-    when its indexing is plain.
+    Two loops rather than one with a selected index, and the half layout's halves as separate
+    views: LLVM vectorises the loop only when each array is indexed by ``i`` alone (with
+    ``xr[i + half]`` it cannot prove the halves' loads and stores independent).
     """
     half = cos.shape[0]
     like = orow[0]  # a scalar, not the array: no reference counting per element
@@ -85,13 +86,15 @@ def _rotate_row(xr, orow, cos, sin, sign, interleaved, lut):
             orow[2 * i] = _narrow(x0 * c - x1 * sn, like)
             orow[2 * i + 1] = _narrow(x1 * c + x0 * sn, like)
     else:
+        x_lo, x_hi = xr[:half], xr[half : 2 * half]
+        o_lo, o_hi = orow[:half], orow[half : 2 * half]
         for i in range(half):
             c = cos[i]
             sn = sign * sin[i]
-            x0 = _widen(xr[i], lut)
-            x1 = _widen(xr[i + half], lut)
-            orow[i] = _narrow(x0 * c - x1 * sn, like)
-            orow[i + half] = _narrow(x1 * c + x0 * sn, like)
+            x0 = _widen(x_lo[i], lut)
+            x1 = _widen(x_hi[i], lut)
+            o_lo[i] = _narrow(x0 * c - x1 * sn, like)
+            o_hi[i] = _narrow(x1 * c + x0 * sn, like)
 
 
 @numba.njit(inline="always", cache=True)
