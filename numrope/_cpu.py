@@ -2,8 +2,7 @@
 
 Arrays arrive as 4-D views ``(batch, seq, heads, head_dim)``; ``idx[b or 0, s]`` is the table row of
 token ``(b, s)``. float16 arrays arrive as their uint16 bit patterns (Numba has no float16 on the
-CPU): ``_widen`` turns them into float32 exactly through a lookup table and ``_narrow`` rounds back
-to nearest even.
+CPU): ``_widen`` turns them into float32 exactly and ``_narrow`` rounds back to nearest even.
 """
 
 import numba
@@ -14,53 +13,65 @@ from numba.extending import overload
 from numrope._parallel import jit_twins
 from numrope._sincos import _cos_sin
 
-F16_TO_F32 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+_U32 = np.uint32
 
 
-@numba.njit(inline="always", cache=True)
+# Both conversions are branch-free bit arithmetic (the selects below compile to SIMD blends), so
+# that LLVM vectorises the float16 loops as it does the float32 ones; a lookup table would need a
+# gather per element. Numba's integer arithmetic widens to 64 bits, hence the _U32(...) wrappers.
+@numba.njit(cache=True)
+def _f16_bits_to_f32(h):
+    """The float32 equal to the IEEE binary16 bit pattern ``h`` (exact: every float16 is a float32)."""
+    h = _U32(h)
+    bits = _U32(_U32(h & _U32(0x7FFF)) << _U32(13))  # exponent and mantissa, aligned for float32
+    exponent = _U32(bits & _U32(0x0F800000))
+    bits = _U32(bits + _U32(112 << 23))  # rebias 15 -> 127
+    # A subnormal m * 2**-24 becomes (1 + m * 2**-10) * 2**-14 - 2**-14, which float32 holds exactly.
+    subnormal = np.float32(_U32(bits + _U32(1 << 23)).view(np.float32) - _U32(113 << 23).view(np.float32))
+    if exponent == _U32(0x0F800000):  # inf, NaN: all-ones exponent
+        bits = _U32(bits + _U32(112 << 23))
+    elif exponent == _U32(0):
+        bits = subnormal.view(_U32)
+    return _U32(bits | _U32(_U32(h & _U32(0x8000)) << _U32(16))).view(np.float32)
+
+
+@numba.njit(cache=True)
 def _f32_to_f16_bits(value):
     """IEEE binary16 bit pattern nearest to a float32 (ties to even; overflow to infinity)."""
-    bits = np.uint32(np.float32(value).view(np.uint32))
-    sign = np.uint16((bits >> np.uint32(16)) & np.uint32(0x8000))
-    bits &= np.uint32(0x7FFFFFFF)
-    if bits >= 0x7F800000:  # inf, or NaN kept quiet
-        return sign | np.uint16(0x7E00 if bits > 0x7F800000 else 0x7C00)
-    if bits >= 0x477FF000:  # >= 65520 rounds to infinity
-        return sign | np.uint16(0x7C00)
-    if bits < 0x33000000:  # <= 2**-25 rounds to zero
-        return sign
-    if bits < 0x38800000:  # float16 subnormal: count units of 2**-24
-        shift = np.uint32(126) - (bits >> np.uint32(23))
-        mant = (bits & np.uint32(0x7FFFFF)) | np.uint32(0x800000)
-        r = mant >> shift
-        rem = mant & ((np.uint32(1) << shift) - np.uint32(1))
-        halfway = np.uint32(1) << (shift - np.uint32(1))
-        if rem > halfway or (rem == halfway and (r & np.uint32(1))):
-            r += np.uint32(1)
-        return sign | np.uint16(r)
-    r = (bits - np.uint32(0x38000000)) >> np.uint32(13)  # rebias exponent 127 -> 15
-    rem = bits & np.uint32(0x1FFF)
-    if rem > 0x1000 or (rem == 0x1000 and (r & np.uint32(1))):
-        r += np.uint32(1)  # a carry into the exponent is the correct rounding
-    return sign | np.uint16(r)
+    bits = np.float32(value).view(_U32)
+    sign = _U32(bits & _U32(0x80000000))
+    bits = _U32(bits ^ sign)
+    # Normal: rebias, add just under half a float16 ulp plus the kept lowest bit (ties to even),
+    # and drop 13 bits; a carry into the exponent, up to infinity, is the correct rounding.
+    odd = _U32(_U32(bits >> _U32(13)) & _U32(1))
+    normal = _U32(_U32(bits + _U32(((15 - 127) << 23) + 0xFFF) + odd) >> _U32(13))
+    # Subnormal (< 2**-14): adding 0.5 leaves the value in units of 2**-24 in the low mantissa
+    # bits, rounded to nearest even by the float32 addition itself.
+    subnormal = _U32(np.float32(bits.view(np.float32) + np.float32(0.5)).view(_U32) - _U32(126 << 23))
+    result = normal
+    if bits < _U32(113 << 23):
+        result = subnormal
+    if bits >= _U32(143 << 23):  # >= 65536, inf, NaN (kept quiet)
+        result = _U32(0x7E00) if bits > _U32(0x7F800000) else _U32(0x7C00)
+    return np.uint16(_U32(result | _U32(sign >> _U32(16))))
 
 
-def _widen(value, lut):
-    """A stored element as a number: float16 bit patterns through the lookup table, floats as they are."""
+def _widen(value):
+    """A stored element as a number: float16 bit patterns as float32, floats as they are."""
 
 
 @overload(_widen, inline="always")
-def _widen_impl(value, lut):
+def _widen_impl(value):
     if isinstance(value, types.Integer):
-        return lambda value, lut: lut[value]
-    return lambda value, lut: value
+        return lambda value: _f16_bits_to_f32(value)
+    return lambda value: value
 
 
 def _narrow(value, like):
     """A number as an element like ``like`` (a stored element): float16 bit patterns rounded to nearest even."""
 
 
-@overload(_narrow)
+@overload(_narrow, inline="always")
 def _narrow_impl(value, like):
     if isinstance(like, types.Integer):
         return lambda value, like: _f32_to_f16_bits(value)
@@ -68,7 +79,7 @@ def _narrow_impl(value, like):
 
 
 @numba.njit(inline="always", cache=True)
-def _rotate_row(xr, orow, cos, sin, sign, interleaved, lut):
+def _rotate_row(xr, orow, cos, sin, sign, interleaved):
     """Rotate the pairs of one head's features ``xr`` into ``orow``.
 
     Two loops rather than one with a selected index, and the half layout's halves as separate
@@ -81,8 +92,8 @@ def _rotate_row(xr, orow, cos, sin, sign, interleaved, lut):
         for i in range(half):
             c = cos[i]
             sn = sign * sin[i]
-            x0 = _widen(xr[2 * i], lut)
-            x1 = _widen(xr[2 * i + 1], lut)
+            x0 = _widen(xr[2 * i])
+            x1 = _widen(xr[2 * i + 1])
             orow[2 * i] = _narrow(x0 * c - x1 * sn, like)
             orow[2 * i + 1] = _narrow(x1 * c + x0 * sn, like)
     else:
@@ -91,25 +102,25 @@ def _rotate_row(xr, orow, cos, sin, sign, interleaved, lut):
         for i in range(half):
             c = cos[i]
             sn = sign * sin[i]
-            x0 = _widen(x_lo[i], lut)
-            x1 = _widen(x_hi[i], lut)
+            x0 = _widen(x_lo[i])
+            x1 = _widen(x_hi[i])
             o_lo[i] = _narrow(x0 * c - x1 * sn, like)
             o_hi[i] = _narrow(x1 * c + x0 * sn, like)
 
 
 @numba.njit(inline="always", cache=True)
-def _rotate_token(x, out, b, s, cos, sin, sign, interleaved, copy_tail, lut):
+def _rotate_token(x, out, b, s, cos, sin, sign, interleaved, copy_tail):
     """Rotate every head of token (b, s) by the angles whose cos/sin rows are given."""
     for h in range(x.shape[2]):
         xr = x[b, s, h]
         orow = out[b, s, h]
-        _rotate_row(xr, orow, cos, sin, sign, interleaved, lut)
+        _rotate_row(xr, orow, cos, sin, sign, interleaved)
         if copy_tail:
             for j in range(2 * cos.shape[0], xr.shape[0]):
                 orow[j] = xr[j]
 
 
-def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail, lut):
+def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
     """out = x rotated pair by pair; token (b, s) uses table row ``idx[b or 0, s]``.
 
     Pairs are (2i, 2i+1) if ``interleaved`` else (i, i + half). For each:
@@ -123,10 +134,10 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail, lut):
         b = t // n_s
         s = t - b * n_s
         p = idx[b if per_row else 0, s]
-        _rotate_token(x, out, b, s, cos[p], sin[p], sign, interleaved, copy_tail, lut)
+        _rotate_token(x, out, b, s, cos[p], sin[p], sign, interleaved, copy_tail)
 
 
-def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, lut, n_chunks):
+def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks):
     """As ``_rotate``, each token's cos/sin computed on the fly from ``positions[b or 0, s]``.
 
     One pass over x: the angle arithmetic overlaps the memory traffic instead of preceding it.
@@ -150,7 +161,7 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
                 c, sn = _cos_sin(m, inv_freq[i])
                 cos[i] = scale * c
                 sin[i] = scale * sn
-            _rotate_token(x, out, b, s, cos, sin, sign, interleaved, copy_tail, lut)
+            _rotate_token(x, out, b, s, cos, sin, sign, interleaved, copy_tail)
             s += 1
             if s == n_s:
                 s = 0

@@ -89,7 +89,7 @@ def rotate(x, out, ax, cfg, cos, sin, idx, inverse):
     kernel = cpu.rotate_parallel if use_parallel(x.size) else cpu.rotate_serial
     sign = cos.dtype.type(-1.0 if inverse else 1.0)
     interleaved = cfg.layout == "interleaved"
-    kernel(_native(x4), _native(target), cos, sin, idx, sign, interleaved, copy_tail, cpu.F16_TO_F32)
+    kernel(_native(x4), _native(target), cos, sin, idx, sign, interleaved, copy_tail)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
@@ -122,7 +122,6 @@ def rotate_at(x, out, ax, cfg, positions, inv_freq, inverse):
         sign,
         cfg.layout == "interleaved",
         copy_tail,
-        cpu.F16_TO_F32,
         n_chunks,
     )
     if copy_back:
