@@ -84,19 +84,37 @@ def check_positions(positions, seq_len, lead) -> np.ndarray:
 
 def per_token(a, lead) -> np.ndarray:
     """``a`` of shape (*batch, S) as (1 or prod(lead), S): one row for all, or one per leading index."""
+    if a.ndim == 1:
+        return a[np.newaxis]
     if math.prod(a.shape[:-1]) == 1:
         return a.reshape(1, a.shape[-1])
     return np.broadcast_to(a, (*lead, a.shape[-1])).reshape(-1, a.shape[-1])
 
 
+_KERNEL_TABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def check_cache(cache, cfg):
+    """The (cos, sin) tables as the kernels read them: float32 or float64, native byte order."""
     if not (isinstance(cache, (tuple, list)) and len(cache) == 2):
         raise TypeError("cache must be a (cos, sin) pair as returned by numrope.rope_cache")
-    cos, sin = (np.asarray(t) for t in cache)
+    cos, sin = cache
+    # what rope_cache returns passes in a few attribute reads: decode steps call this per token
+    if (
+        type(cos) is np.ndarray
+        and type(sin) is np.ndarray
+        and cos.dtype is sin.dtype
+        and cos.dtype in _KERNEL_TABLE_DTYPES
+        and cos.ndim == 2
+        and cos.shape == sin.shape
+        and cos.shape[1] == cfg.n_pairs
+    ):
+        return cos, sin
+    cos, sin = np.asarray(cos), np.asarray(sin)
     for name, t in (("cos", cos), ("sin", sin)):
         if t.dtype.kind != "f":
             raise TypeError(f"cache {name} table must be float16, float32 or float64, got dtype {t.dtype}")
-        table_dtype(t.dtype)
+        table_dtype(t.dtype.newbyteorder("="))
         if t.ndim != 2 or t.shape[1] != cfg.n_pairs:
             raise ValueError(
                 f"cache {name} table must have shape (n_positions, rotary_dim // 2 = {cfg.n_pairs}), "
@@ -104,18 +122,26 @@ def check_cache(cache, cfg):
             )
     if cos.shape != sin.shape or cos.dtype != sin.dtype:
         raise ValueError(f"cache cos and sin must match, got {cos.dtype}{cos.shape} and {sin.dtype}{sin.shape}")
-    if cos.dtype == np.float16:  # the kernels read float16 tables widened to float32
-        cos, sin = cos.astype(np.float32), sin.astype(np.float32)
-    if not cos.dtype.isnative:
-        cos, sin = cos.astype(cos.dtype.newbyteorder("=")), sin.astype(sin.dtype.newbyteorder("="))
-    return cos, sin
+    # float16 tables are read widened to float32; other byte orders are made native
+    dtype = np.dtype(np.float32) if cos.itemsize == 2 else cos.dtype.newbyteorder("=")
+    return cos.astype(dtype, copy=False), sin.astype(dtype, copy=False)
+
+
+def _bounds(pos):
+    if pos.size == 1:
+        value = pos.item()
+        return value, value
+    if pos.size <= 64:  # cheaper than two reductions for a decode step's few positions
+        values = pos.ravel().tolist()
+        return min(values), max(values)
+    return int(pos.min()), int(pos.max())
 
 
 def check_cache_index(pos, n_rows):
     if pos.dtype.kind != "i":
         raise TypeError(f"positions must be integers to index a cache table, got dtype {pos.dtype}")
     if pos.size:
-        lo, hi = int(pos.min()), int(pos.max())
+        lo, hi = _bounds(pos)
         if lo < 0:
             raise IndexError(f"position {lo} is negative; a cache table's row p is position p")
         if hi >= n_rows:

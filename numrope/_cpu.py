@@ -78,46 +78,47 @@ def _narrow_impl(value, like):
     return lambda value, like: value
 
 
-@numba.njit(inline="always", cache=True)
-def _rotate_row(xr, orow, cos, sin, sign, interleaved):
-    """Rotate the pairs of one head's features ``xr`` into ``orow``.
+# Indices are unsigned (uintp) where Numba cannot see they are non-negative: a signed index gets
+# a negative-index wraparound select that keeps LLVM from vectorising. The rows are addressed as
+# x[b, s, h, i], never through views such as x[b, s, h]: each view costs an atomic reference count
+# update, which dominated small calls and contended between threads.
+_UP = np.uintp
 
-    Two loops rather than one with a selected index, and the half layout's halves as separate
-    views: LLVM vectorises the loop only when each array is indexed by ``i`` alone (with
-    ``xr[i + half]`` it cannot prove the halves' loads and stores independent).
-    """
-    half = cos.shape[0]
-    like = orow[0]  # a scalar, not the array: no reference counting per element
+
+@numba.njit(inline="always", cache=True)
+def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
+    """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin."""
+    half = _UP(cos.shape[1])
+    like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
     if interleaved:
         for i in range(half):
-            c = cos[i]
-            sn = sign * sin[i]
-            x0 = _widen(xr[2 * i])
-            x1 = _widen(xr[2 * i + 1])
-            orow[2 * i] = _narrow(x0 * c - x1 * sn, like)
-            orow[2 * i + 1] = _narrow(x1 * c + x0 * sn, like)
+            c = cos[p, i]
+            sn = sign * sin[p, i]
+            j0 = _UP(2) * i
+            j1 = j0 + _UP(1)
+            x0 = _widen(x[b, s, h, j0])
+            x1 = _widen(x[b, s, h, j1])
+            out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
+            out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
     else:
-        x_lo, x_hi = xr[:half], xr[half : 2 * half]
-        o_lo, o_hi = orow[:half], orow[half : 2 * half]
         for i in range(half):
-            c = cos[i]
-            sn = sign * sin[i]
-            x0 = _widen(x_lo[i])
-            x1 = _widen(x_hi[i])
-            o_lo[i] = _narrow(x0 * c - x1 * sn, like)
-            o_hi[i] = _narrow(x1 * c + x0 * sn, like)
+            c = cos[p, i]
+            sn = sign * sin[p, i]
+            j = i + half
+            x0 = _widen(x[b, s, h, i])
+            x1 = _widen(x[b, s, h, j])
+            out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
+            out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
+    if copy_tail:
+        for j in range(_UP(2) * half, _UP(x.shape[3])):
+            out[b, s, h, j] = x[b, s, h, j]
 
 
 @numba.njit(inline="always", cache=True)
-def _rotate_token(x, out, b, s, cos, sin, sign, interleaved, copy_tail):
-    """Rotate every head of token (b, s) by the angles whose cos/sin rows are given."""
-    for h in range(x.shape[2]):
-        xr = x[b, s, h]
-        orow = out[b, s, h]
-        _rotate_row(xr, orow, cos, sin, sign, interleaved)
-        if copy_tail:
-            for j in range(2 * cos.shape[0], xr.shape[0]):
-                orow[j] = xr[j]
+def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
+    """Rotate every head of token (b, s) by table row ``p`` of cos/sin."""
+    for h in range(_UP(x.shape[2])):
+        _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail)
 
 
 def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
@@ -134,19 +135,20 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
         b = t // n_s
         s = t - b * n_s
         p = idx[b if per_row else 0, s]
-        _rotate_token(x, out, b, s, cos[p], sin[p], sign, interleaved, copy_tail)
+        _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail)
 
 
 def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks):
     """As ``_rotate``, each token's cos/sin computed on the fly from ``positions[b or 0, s]``.
 
     One pass over x: the angle arithmetic overlaps the memory traffic instead of preceding it.
-    cos/sin are rounded to ``proto``'s dtype, as a table of that dtype would be. Tokens are split
-    into ``n_chunks`` contiguous chunks, each with its own scratch rows.
+    cos/sin are rounded to ``proto``'s dtype, as a table of that dtype would be; ``proto`` has
+    shape (1, half), the shape of each chunk's scratch table. Tokens are split into ``n_chunks``
+    contiguous chunks.
     """
     n_s = x.shape[1]
     n_tokens = x.shape[0] * n_s
-    half = inv_freq.shape[0]
+    half = _UP(inv_freq.shape[0])
     per_row = positions.shape[0] > 1
     for chunk in numba.prange(n_chunks):
         cos = np.empty_like(proto)
@@ -159,9 +161,9 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
             m = positions[b if per_row else 0, s]
             for i in range(half):
                 c, sn = _cos_sin(m, inv_freq[i])
-                cos[i] = scale * c
-                sin[i] = scale * sn
-            _rotate_token(x, out, b, s, cos, sin, sign, interleaved, copy_tail)
+                cos[0, i] = scale * c
+                sin[0, i] = scale * sn
+            _rotate_token(x, out, b, s, cos, sin, 0, sign, interleaved, copy_tail)
             s += 1
             if s == n_s:
                 s = 0

@@ -22,6 +22,8 @@ from numrope.cache import check_config, cos_sin, inv_freq_for
 
 def _as_4d(a, seq_axis):
     """A (batch, seq, heads, head_dim) view of a, or None where only a copy would do."""
+    if a.ndim == 4 and seq_axis == 1:
+        return a
     shape = (math.prod(a.shape[:seq_axis]), a.shape[seq_axis], math.prod(a.shape[seq_axis + 1 : -1]), a.shape[-1])
     if a.flags.c_contiguous:
         return a.reshape(shape)
@@ -32,6 +34,7 @@ def _as_4d(a, seq_axis):
 
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_SIGNS = {dtype: (dtype.type(1.0), dtype.type(-1.0)) for dtype in (_F32, _F64)}
 
 
 def compute_dtype(*arrays) -> np.dtype:
@@ -39,12 +42,15 @@ def compute_dtype(*arrays) -> np.dtype:
     return _F64 if any(a.dtype == _F64 for a in arrays) else _F32
 
 
-def tables_for(cfg, pos, lead, cache, dtype, seq_len):
-    """(cos, sin, idx): tables and each token's row in them, idx of shape (1 or prod(lead), S)."""
+def tables_for(cfg, pos, lead, cache, arrays, seq_len):
+    """(cos, sin, idx): tables and each token's row in them, idx of shape (1 or prod(lead), S).
+
+    Without ``cache`` the tables are built in the compute dtype of ``arrays``.
+    """
     if cache is not None:
         cos, sin = check_cache(cache, cfg)
         return cos, sin, per_token(check_cache_index(pos, cos.shape[0]), lead)
-    cos, sin = cos_sin(cfg, pos.reshape(-1), dtype, seq_len)
+    cos, sin = cos_sin(cfg, pos.reshape(-1), compute_dtype(*arrays), seq_len)
     return cos, sin, per_token(np.arange(pos.size, dtype=np.int64).reshape(pos.shape), lead)
 
 
@@ -87,7 +93,7 @@ def rotate(x, out, ax, cfg, cos, sin, idx, inverse):
     cpu = _cpu()
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     kernel = cpu.rotate_parallel if use_parallel(x.size) else cpu.rotate_serial
-    sign = cos.dtype.type(-1.0 if inverse else 1.0)
+    sign = _SIGNS[cos.dtype][inverse]
     interleaved = cfg.layout == "interleaved"
     kernel(_native(x4), _native(target), cos, sin, idx, sign, interleaved, copy_tail)
     if copy_back:
@@ -109,8 +115,8 @@ def rotate_at(x, out, ax, cfg, positions, inv_freq, inverse):
     n_tokens = x4.shape[0] * x4.shape[1]
     n_chunks = min(n_tokens, 4 * cpu.numba.get_num_threads()) if parallel else 1
     dtype = compute_dtype(x)
-    proto = np.empty(cfg.n_pairs, dtype)
-    sign = dtype.type(-1.0 if inverse else 1.0)
+    proto = np.empty((1, cfg.n_pairs), dtype)
+    sign = _SIGNS[dtype][inverse]
     positions = positions.astype(np.float64, copy=False)
     kernel(
         _native(x4),
@@ -212,7 +218,7 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
         # each row of tokens has its own positions (none shared): compute the angles in the same pass
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
         return rotate_at(x, out, ax, cfg, rows, inv_freq_for(cfg, pos, seq_len), bool(inverse))
-    cos, sin, idx = tables_for(cfg, pos, lead, cache, compute_dtype(x), seq_len)
+    cos, sin, idx = tables_for(cfg, pos, lead, cache, (x,), seq_len)
     return rotate(x, out, ax, cfg, cos, sin, idx, bool(inverse))
 
 
@@ -276,6 +282,6 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
     k_out = check_out(out[1], k, "out[1]")
     if np.may_share_memory(q_out, k_out):
         raise ValueError("out[0] and out[1] overlap")
-    cos, sin, idx = tables_for(cfg, pos, q.shape[:ax], cache, compute_dtype(q, k), seq_len)
+    cos, sin, idx = tables_for(cfg, pos, q.shape[:ax], cache, (q, k), seq_len)
     inverse = bool(inverse)
     return rotate(q, q_out, ax, cfg, cos, sin, idx, inverse), rotate(k, k_out, ax, cfg, cos, sin, idx, inverse)
