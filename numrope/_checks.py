@@ -13,7 +13,7 @@ import numpy as np
 from numrope.cache import table_dtype
 from numrope.positions import as_positions, is_int_scalar
 
-X_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+X_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
 
 
 def is_device_array(a) -> bool:
@@ -25,10 +25,10 @@ def is_device_array(a) -> bool:
 
 def check_x_meta(x, cfg, name="x"):
     """Check dtype and shape of anything with ``.dtype`` and ``.shape`` (NumPy or device arrays)."""
-    if x.dtype not in X_DTYPES:
-        kind = {"i": "integer", "u": "integer", "b": "boolean", "c": "complex"}.get(x.dtype.kind, "")
-        hint = " (convert with .astype(np.float32))" if kind in ("integer", "boolean") else ""
-        raise TypeError(f"{name} must be float16, float32 or float64, got {kind or ''} dtype {x.dtype}{hint}")
+    if x.dtype not in X_DTYPES and x.dtype.newbyteorder("=") not in X_DTYPES:
+        kind = {"i": "integer ", "u": "integer ", "b": "boolean ", "c": "complex "}.get(x.dtype.kind, "")
+        hint = " (convert with .astype(np.float32))" if kind in ("integer ", "boolean ") else ""
+        raise TypeError(f"{name} must be float16, float32 or float64, got {kind}dtype {x.dtype}{hint}")
     if x.ndim < 2:
         raise ValueError(f"{name} must have a sequence axis and a head_dim axis, got shape {x.shape}")
     if x.shape[-1] != cfg.head_dim:
@@ -36,7 +36,8 @@ def check_x_meta(x, cfg, name="x"):
 
 
 def check_x(x, cfg, name="x") -> np.ndarray:
-    x = np.asarray(x)
+    if type(x) is not np.ndarray:
+        x = np.asarray(x)
     check_x_meta(x, cfg, name)
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))

@@ -83,7 +83,7 @@ def _cpu():
 
 def _native(a):
     """Arrays as the kernels take them: float16 as its uint16 bit patterns."""
-    return a.view(np.uint16) if a.dtype == np.float16 else a
+    return a.view(np.uint16) if a.dtype.char == "e" else a
 
 
 def rotate(x, out, ax, cfg, cos, sin, idx, inverse):
@@ -147,7 +147,8 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
     Parameters
     ----------
     x : array_like, float16, float32 or float64
-        Queries or keys; the last axis is ``cfg.head_dim``. Any strided view; read-only is fine.
+        Queries or keys; the last axis is ``cfg.head_dim``. Any strided view or byte order;
+        read-only is fine.
     cfg : RopeConfig
         The RoPE configuration (base, rotary part, layout, scaling).
     positions : None, int or array_like, optional

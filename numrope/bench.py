@@ -126,6 +126,25 @@ def parallel_copy(src, dst):
     return dst
 
 
+def _batch_size(fn, min_time):
+    """Calls of ``fn`` that take about ``min_time`` seconds, counted after an untimed first call.
+
+    The count is taken from batches of 1, 10, 100, ... calls (as :meth:`timeit.Timer.autorange`),
+    not from the first call alone: a first call that loads a kernel from disk would otherwise
+    make every timed batch a handful of calls, each slowed by the caches the other functions left.
+    """
+    fn()
+    number = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_time / 10:
+            return max(1, math.ceil(number * min_time / elapsed))
+        number *= 10
+
+
 def time_calls(fns, repeat=5, min_time=0.05):
     """Best time of one call to each of several functions, measured interleaved.
 
@@ -146,7 +165,8 @@ def time_calls(fns, repeat=5, min_time=0.05):
     Notes
     -----
     Each function runs once untimed (JIT compilation, first-touch page faults) and is given a batch
-    size of enough calls to last ``min_time`` seconds, as :meth:`timeit.Timer.autorange` and asv do.
+    size of enough calls to last ``min_time`` seconds, found as :meth:`timeit.Timer.autorange` and
+    asv find theirs.
     Then ``repeat`` rounds time one batch of every function in turn, so that a burst of load from
     elsewhere on the machine slows all of them alike; the ratio of two results is then a figure
     a shared, noisy machine can still give.
@@ -158,11 +178,7 @@ def time_calls(fns, repeat=5, min_time=0.05):
     >>> t["short"] < t["long"]
     True
     """
-    numbers = {}
-    for name, fn in fns.items():
-        start = time.perf_counter()
-        fn()
-        numbers[name] = max(1, math.ceil(min_time / max(time.perf_counter() - start, 1e-7)))
+    numbers = {name: _batch_size(fn, min_time) for name, fn in fns.items()}
     best = dict.fromkeys(fns, math.inf)
     for _ in range(repeat):
         for name, fn in fns.items():

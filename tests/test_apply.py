@@ -99,6 +99,18 @@ def test_strided_views_and_read_only(dtype, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_non_native_byte_order(dtype, rng):
+    cfg = numrope.RopeConfig(head_dim=16)
+    x = rng.standard_normal((2, 5, 3, 16)).astype(dtype)
+    swapped = x.astype(x.dtype.newbyteorder())
+    expected = numrope.apply_rope(x, cfg, 3)
+    np.testing.assert_array_equal(numrope.apply_rope(swapped, cfg, 3), expected)
+    cos, sin = numrope.rope_cache(cfg, 8, dtype=np.float64 if dtype == np.float64 else np.float32)
+    table = (cos.astype(cos.dtype.newbyteorder()), sin.astype(sin.dtype.newbyteorder()))
+    np.testing.assert_array_equal(numrope.apply_rope(x, cfg, 3, cache=table), expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=CONFIG_IDS)
 def test_in_place_and_out(cfg, dtype, rng):
     x = rng.standard_normal((2, 7, 3, cfg.head_dim)).astype(dtype)

@@ -10,6 +10,7 @@ import io
 import json
 import math
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -144,8 +145,19 @@ def test_time_calls_interleaves_and_counts_calls():
     calls = []
     times = bench.time_calls({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeat=3, min_time=0)
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
-    # one untimed call each, then three rounds of one call each, in turn
-    assert calls == ["a", "b"] + ["a", "b"] * 3
+    # an untimed call and a one-call calibrating batch each, then three rounds of one call each, in turn
+    assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
+
+
+def test_batch_size_is_not_taken_from_a_slow_first_call():
+    calls = []
+
+    def slow_first():  # as a kernel loaded from the disk cache on its first call
+        if not calls:
+            time.sleep(0.05)
+        calls.append(None)
+
+    assert bench._batch_size(slow_first, min_time=0.01) > 100
 
 
 def test_peak_allocated_counts_temporaries():
