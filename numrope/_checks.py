@@ -92,11 +92,11 @@ def per_token(a, lead) -> np.ndarray:
     return np.broadcast_to(a, (*lead, a.shape[-1])).reshape(-1, a.shape[-1])
 
 
-_KERNEL_TABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_TABLE_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
 
 
 def check_cache(cache, cfg):
-    """The (cos, sin) tables as the kernels read them: float32 or float64, native byte order."""
+    """The (cos, sin) tables as the kernels read them: float16, float32 or float64, native byte order."""
     if not (isinstance(cache, (tuple, list)) and len(cache) == 2):
         raise TypeError("cache must be a (cos, sin) pair as returned by numrope.rope_cache")
     cos, sin = cache
@@ -105,7 +105,7 @@ def check_cache(cache, cfg):
         type(cos) is np.ndarray
         and type(sin) is np.ndarray
         and cos.dtype is sin.dtype
-        and cos.dtype in _KERNEL_TABLE_DTYPES
+        and cos.dtype in _TABLE_DTYPES
         and cos.ndim == 2
         and cos.shape == sin.shape
         and cos.shape[1] == cfg.n_pairs
@@ -123,8 +123,7 @@ def check_cache(cache, cfg):
             )
     if cos.shape != sin.shape or cos.dtype != sin.dtype:
         raise ValueError(f"cache cos and sin must match, got {cos.dtype}{cos.shape} and {sin.dtype}{sin.shape}")
-    # float16 tables are read widened to float32; other byte orders are made native
-    dtype = np.dtype(np.float32) if cos.itemsize == 2 else cos.dtype.newbyteorder("=")
+    dtype = cos.dtype.newbyteorder("=")
     return cos.astype(dtype, copy=False), sin.astype(dtype, copy=False)
 
 

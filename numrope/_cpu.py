@@ -1,8 +1,9 @@
 """Numba CPU kernels that rotate feature pairs. Private: they trust their callers completely.
 
 Arrays arrive as 4-D views ``(batch, seq, heads, head_dim)``; ``idx[b or 0, s]`` is the table row of
-token ``(b, s)``. float16 arrays arrive as their uint16 bit patterns (Numba has no float16 on the
-CPU): ``_widen`` turns them into float32 exactly and ``_narrow`` rounds back to nearest even.
+token ``(b, s)``. float16 arrays (data and tables) arrive as their uint16 bit patterns (Numba has no float16 on the
+CPU): ``_widen`` turns them into float32 exactly and ``_narrow`` rounds back to nearest even
+(see :mod:`numrope._half`).
 """
 
 import numba
@@ -10,50 +11,9 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
+from numrope._half import f16_bits_to_f32, f32_to_f16_bits
 from numrope._parallel import jit_twins
 from numrope._sincos import _cos_sin
-
-_U32 = np.uint32
-
-
-# Both conversions are branch-free bit arithmetic (the selects below compile to SIMD blends), so
-# that LLVM vectorises the float16 loops as it does the float32 ones; a lookup table would need a
-# gather per element. Numba's integer arithmetic widens to 64 bits, hence the _U32(...) wrappers.
-@numba.njit(cache=True)
-def _f16_bits_to_f32(h):
-    """The float32 equal to the IEEE binary16 bit pattern ``h`` (exact: every float16 is a float32)."""
-    h = _U32(h)
-    bits = _U32(_U32(h & _U32(0x7FFF)) << _U32(13))  # exponent and mantissa, aligned for float32
-    exponent = _U32(bits & _U32(0x0F800000))
-    bits = _U32(bits + _U32(112 << 23))  # rebias 15 -> 127
-    # A subnormal m * 2**-24 becomes (1 + m * 2**-10) * 2**-14 - 2**-14, which float32 holds exactly.
-    subnormal = np.float32(_U32(bits + _U32(1 << 23)).view(np.float32) - _U32(113 << 23).view(np.float32))
-    if exponent == _U32(0x0F800000):  # inf, NaN: all-ones exponent
-        bits = _U32(bits + _U32(112 << 23))
-    elif exponent == _U32(0):
-        bits = subnormal.view(_U32)
-    return _U32(bits | _U32(_U32(h & _U32(0x8000)) << _U32(16))).view(np.float32)
-
-
-@numba.njit(cache=True)
-def _f32_to_f16_bits(value):
-    """IEEE binary16 bit pattern nearest to a float32 (ties to even; overflow to infinity)."""
-    bits = np.float32(value).view(_U32)
-    sign = _U32(bits & _U32(0x80000000))
-    bits = _U32(bits ^ sign)
-    # Normal: rebias, add just under half a float16 ulp plus the kept lowest bit (ties to even),
-    # and drop 13 bits; a carry into the exponent, up to infinity, is the correct rounding.
-    odd = _U32(_U32(bits >> _U32(13)) & _U32(1))
-    normal = _U32(_U32(bits + _U32(((15 - 127) << 23) + 0xFFF) + odd) >> _U32(13))
-    # Subnormal (< 2**-14): adding 0.5 leaves the value in units of 2**-24 in the low mantissa
-    # bits, rounded to nearest even by the float32 addition itself.
-    subnormal = _U32(np.float32(bits.view(np.float32) + np.float32(0.5)).view(_U32) - _U32(126 << 23))
-    result = normal
-    if bits < _U32(113 << 23):
-        result = subnormal
-    if bits >= _U32(143 << 23):  # >= 65536, inf, NaN (kept quiet)
-        result = _U32(0x7E00) if bits > _U32(0x7F800000) else _U32(0x7C00)
-    return np.uint16(_U32(result | _U32(sign >> _U32(16))))
 
 
 def _widen(value):
@@ -63,7 +23,7 @@ def _widen(value):
 @overload(_widen, inline="always")
 def _widen_impl(value):
     if isinstance(value, types.Integer):
-        return lambda value: _f16_bits_to_f32(value)
+        return lambda value: f16_bits_to_f32(value)
     return lambda value: value
 
 
@@ -74,7 +34,7 @@ def _narrow(value, like):
 @overload(_narrow, inline="always")
 def _narrow_impl(value, like):
     if isinstance(like, types.Integer):
-        return lambda value, like: _f32_to_f16_bits(value)
+        return lambda value, like: f32_to_f16_bits(value)
     return lambda value, like: value
 
 
@@ -92,8 +52,8 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
     if interleaved:
         for i in range(half):
-            c = cos[p, i]
-            sn = sign * sin[p, i]
+            c = _widen(cos[p, i])
+            sn = sign * _widen(sin[p, i])
             j0 = _UP(2) * i
             j1 = j0 + _UP(1)
             x0 = _widen(x[b, s, h, j0])
@@ -102,8 +62,8 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
             out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
     else:
         for i in range(half):
-            c = cos[p, i]
-            sn = sign * sin[p, i]
+            c = _widen(cos[p, i])
+            sn = sign * _widen(sin[p, i])
             j = i + half
             x0 = _widen(x[b, s, h, i])
             x1 = _widen(x[b, s, h, j])

@@ -82,7 +82,7 @@ def _cpu():
 
 
 def _native(a):
-    """Arrays as the kernels take them: float16 as its uint16 bit patterns."""
+    """Arrays as the kernels take them: float16 (data or tables) as its uint16 bit patterns."""
     return a.view(np.uint16) if a.dtype.char == "e" else a
 
 
@@ -93,9 +93,9 @@ def rotate(x, out, ax, cfg, cos, sin, idx, inverse):
     cpu = _cpu()
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     kernel = cpu.rotate_parallel if use_parallel(x.size) else cpu.rotate_serial
-    sign = _SIGNS[cos.dtype][inverse]
+    sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
     interleaved = cfg.layout == "interleaved"
-    kernel(_native(x4), _native(target), cos, sin, idx, sign, interleaved, copy_tail)
+    kernel(_native(x4), _native(target), _native(cos), _native(sin), idx, sign, interleaved, copy_tail)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out

@@ -56,6 +56,24 @@ def test_position_forms(cfg, dtype, use_cache, rng):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+def test_float16_tables_are_read_as_their_float32_values(dtype, layout, rng):
+    cfg = numrope.RopeConfig(head_dim=24, rotary_dim=16, layout=layout)
+    x = rng.standard_normal((2, 6, 3, 24)).astype(dtype)
+    positions = rng.integers(0, 50, (2, 6))
+    cos, sin = numrope.rope_cache(cfg, 50, dtype=np.float16)
+    i0, i1 = reference.pair_indices(cfg)
+    for sign in (1, -1):
+        # plain NumPy in float64 with the tables' exact values
+        c, s = cos[positions][:, :, None].astype(np.float64), sign * sin[positions][:, :, None].astype(np.float64)
+        x0, x1 = x[..., i0].astype(np.float64), x[..., i1].astype(np.float64)
+        expected = x.astype(np.float64)
+        expected[..., i0], expected[..., i1] = x0 * c - x1 * s, x1 * c + x0 * s
+        got = numrope.apply_rope(x, cfg, positions, cache=(cos, sin), inverse=sign < 0)
+        assert_matches(got, expected, x, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cfg", CONFIGS, ids=CONFIG_IDS)
 def test_bhsd_axis_convention(cfg, dtype, rng):
     x = rng.standard_normal((2, 3, 6, cfg.head_dim)).astype(dtype)  # (batch, heads, seq, dim)

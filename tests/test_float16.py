@@ -1,27 +1,37 @@
 """The kernels' float16 conversions against NumPy's, over a dense sample of every float32 range."""
 
+import os
+
 import numpy as np
 import pytest
 
 import numrope
 
-_cpu = pytest.importorskip("numrope._cpu")
+_half = pytest.importorskip("numrope._half")
+IMPLEMENTATIONS = [
+    "arith",
+    pytest.param(
+        "llvm",
+        marks=pytest.mark.skipif(not _half.target_converts_half(), reason="no hardware float16 conversion here"),
+    ),
+]
 
 
-def _to_f16_bits(values):
+def _convert(function, values, dtype):
     import numba
 
     @numba.njit
     def convert(v, out):
         for i in range(v.size):
-            out[i] = _cpu._f32_to_f16_bits(v[i])
+            out[i] = function(v[i])
 
-    out = np.empty(values.size, np.uint16)
+    out = np.empty(values.size, dtype)
     convert(values, out)
     return out
 
 
-def test_rounding_matches_numpy():
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_rounding_matches_numpy(impl):
     rng = np.random.default_rng(7)
     bits = np.concatenate(
         [
@@ -37,27 +47,22 @@ def test_rounding_matches_numpy():
     values = values[~np.isnan(values)]
     with np.errstate(over="ignore"):
         expected = values.astype(np.float16).view(np.uint16)
-    got = _to_f16_bits(values)
+    got = _convert(getattr(_half, f"f32_to_f16_bits_{impl}"), values, np.uint16)
     bad = np.flatnonzero(got != expected)
     assert bad.size == 0, f"{bad.size} mismatches, first {values[bad[:5]]} -> {got[bad[:5]]} != {expected[bad[:5]]}"
 
 
-def test_nan_stays_nan():
-    got = _to_f16_bits(np.array([np.nan, -np.nan, np.inf, -np.inf], np.float32)).view(np.float16)
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_nan_stays_nan(impl):
+    values = np.array([np.nan, -np.nan, np.inf, -np.inf], np.float32)
+    got = _convert(getattr(_half, f"f32_to_f16_bits_{impl}"), values, np.uint16).view(np.float16)
     assert np.isnan(got[:2]).all() and got[2] == np.inf and got[3] == -np.inf
 
 
-def test_widening_is_exact_for_every_float16():
-    import numba
-
-    @numba.njit
-    def widen(h, out):
-        for i in range(h.size):
-            out[i] = _cpu._f16_bits_to_f32(h[i])
-
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_widening_is_exact_for_every_float16(impl):
     h = np.arange(2**16, dtype=np.uint32).astype(np.uint16)
-    got = np.empty(h.size, np.float32)
-    widen(h, got)
+    got = _convert(getattr(_half, f"f16_bits_to_f32_{impl}"), h, np.float32)
     expected = h.view(np.float16).astype(np.float32)
     nan = np.isnan(expected)
     np.testing.assert_array_equal(got.view(np.uint32)[~nan], expected.view(np.uint32)[~nan])
@@ -69,3 +74,28 @@ def test_float16_apply_rounds_the_float32_result_once(rng):
     x = rng.standard_normal((1, 20, 4, 32)).astype(np.float16)
     expected = numrope.apply_rope(x.astype(np.float32), cfg).astype(np.float16)
     np.testing.assert_array_equal(numrope.apply_rope(x, cfg), expected)
+
+
+def test_kernels_without_hardware_conversion(tmp_path):
+    """A generic x86-64 target (as for a portable cache) has no F16C: the arithmetic path runs."""
+    import platform
+    import subprocess
+    import sys
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the generic-target fallback is chosen on x86-64 only")
+    script = """
+import numpy as np, numrope
+from numrope import _half
+assert not _half.target_converts_half()
+assert _half.f32_to_f16_bits is _half.f32_to_f16_bits_arith
+cfg = numrope.RopeConfig(head_dim=32, layout="interleaved")
+x = np.random.default_rng(3).standard_normal((2, 70, 4, 32)).astype(np.float16)
+expected = numrope.apply_rope(x.astype(np.float32), cfg).astype(np.float16)
+np.testing.assert_array_equal(numrope.apply_rope(x, cfg), expected)
+cache = numrope.rope_cache(cfg, 70)
+np.testing.assert_array_equal(numrope.apply_rope(x, cfg, cache=cache), expected)
+"""
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -1,0 +1,109 @@
+"""float16 <-> float32 conversions for the CPU kernels, which see float16 data as uint16 bit patterns.
+
+Numba has no float16 type on the CPU. Where the compilation target converts in hardware (x86 with
+F16C, every 64-bit ARM) the conversions are LLVM's own ``fpext``/``fptrunc`` of ``half``, which
+vectorise to single instructions (``vcvtph2ps``/``vcvtps2ph``, ``fcvt``). Elsewhere they are
+branch-free bit arithmetic, exact and rounding to nearest even all the same, which LLVM also
+vectorises but at about a quarter of the speed.
+"""
+
+import platform
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import types
+from numba.extending import intrinsic
+
+_U32 = np.uint32
+
+
+# Both conversions are branch-free bit arithmetic (the selects below compile to SIMD blends), so
+# that LLVM vectorises the float16 loops as it does the float32 ones; a lookup table would need a
+# gather per element. Numba's integer arithmetic widens to 64 bits, hence the _U32(...) wrappers.
+@numba.njit(cache=True)
+def f16_bits_to_f32_arith(h):
+    """The float32 equal to the IEEE binary16 bit pattern ``h`` (exact: every float16 is a float32)."""
+    h = _U32(h)
+    bits = _U32(_U32(h & _U32(0x7FFF)) << _U32(13))  # exponent and mantissa, aligned for float32
+    exponent = _U32(bits & _U32(0x0F800000))
+    bits = _U32(bits + _U32(112 << 23))  # rebias 15 -> 127
+    # A subnormal m * 2**-24 becomes (1 + m * 2**-10) * 2**-14 - 2**-14, which float32 holds exactly.
+    subnormal = np.float32(_U32(bits + _U32(1 << 23)).view(np.float32) - _U32(113 << 23).view(np.float32))
+    if exponent == _U32(0x0F800000):  # inf, NaN: all-ones exponent
+        bits = _U32(bits + _U32(112 << 23))
+    elif exponent == _U32(0):
+        bits = subnormal.view(_U32)
+    return _U32(bits | _U32(_U32(h & _U32(0x8000)) << _U32(16))).view(np.float32)
+
+
+@numba.njit(cache=True)
+def f32_to_f16_bits_arith(value):
+    """IEEE binary16 bit pattern nearest to a float32 (ties to even; overflow to infinity)."""
+    bits = np.float32(value).view(_U32)
+    sign = _U32(bits & _U32(0x80000000))
+    bits = _U32(bits ^ sign)
+    # Normal: rebias, add just under half a float16 ulp plus the kept lowest bit (ties to even),
+    # and drop 13 bits; a carry into the exponent, up to infinity, is the correct rounding.
+    odd = _U32(_U32(bits >> _U32(13)) & _U32(1))
+    normal = _U32(_U32(bits + _U32(((15 - 127) << 23) + 0xFFF) + odd) >> _U32(13))
+    # Subnormal (< 2**-14): adding 0.5 leaves the value in units of 2**-24 in the low mantissa
+    # bits, rounded to nearest even by the float32 addition itself.
+    subnormal = _U32(np.float32(bits.view(np.float32) + np.float32(0.5)).view(_U32) - _U32(126 << 23))
+    result = normal
+    if bits < _U32(113 << 23):
+        result = subnormal
+    if bits >= _U32(143 << 23):  # >= 65536, inf, NaN (kept quiet)
+        result = _U32(0x7E00) if bits > _U32(0x7F800000) else _U32(0x7C00)
+    return np.uint16(_U32(result | _U32(sign >> _U32(16))))
+
+
+@intrinsic
+def f16_bits_to_f32_llvm(typingctx, h):
+    """As :func:`f16_bits_to_f32_arith`, by LLVM's ``fpext half to float``."""
+    if h != types.uint16:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+
+    return types.float32(types.uint16), codegen
+
+
+@intrinsic
+def f32_to_f16_bits_llvm(typingctx, value):
+    """As :func:`f32_to_f16_bits_arith`, by LLVM's ``fptrunc float to half``."""
+    if value != types.float32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.fptrunc(args[0], ir.HalfType()), ir.IntType(16))
+
+    return types.uint16(types.float32), codegen
+
+
+def target_converts_half() -> bool:
+    """Whether the CPU Numba compiles for converts float16 in hardware.
+
+    Without that LLVM would lower ``half`` conversions to library calls that Numba's JIT need not
+    resolve. Numba's disk cache is keyed by the target CPU and its features, so kernels compiled
+    with either choice are only ever reused on a CPU that made the same one.
+    """
+    from numba.core import config
+
+    machine = platform.machine().lower()
+    if machine in ("aarch64", "arm64"):
+        return True
+    if machine not in ("x86_64", "amd64"):
+        return False
+    if config.CPU_NAME or config.CPU_FEATURES:  # a named target (portable caches), not this host
+        return "+f16c" in (config.CPU_FEATURES or "")
+    from llvmlite import binding
+
+    return bool(binding.get_host_cpu_features().get("f16c", False))
+
+
+if target_converts_half():
+    f16_bits_to_f32, f32_to_f16_bits = f16_bits_to_f32_llvm, f32_to_f16_bits_llvm
+else:
+    f16_bits_to_f32, f32_to_f16_bits = f16_bits_to_f32_arith, f32_to_f16_bits_arith
