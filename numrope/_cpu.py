@@ -86,8 +86,8 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
 
     Pairs are (2i, 2i+1) if ``interleaved`` else (i, i + half). For each:
     ``out[j0], out[j1] = x0 c - x1 s, x1 c + x0 s`` with ``s`` times ``sign`` (+1, or -1 to rotate
-    backwards), in the table's dtype. ``copy_tail`` copies the features past the rotary part
-    (False when ``out`` is ``x``).
+    backwards), in the wider of the table's and x's dtypes (float16 counting as float32).
+    ``copy_tail`` copies the features past the rotary part (False when ``out`` is ``x``).
     """
     n_s = x.shape[1]
     per_row = idx.shape[0] > 1

@@ -39,7 +39,10 @@ _SIGNS = {dtype: (dtype.type(1.0), dtype.type(-1.0)) for dtype in (_F32, _F64)}
 
 def compute_dtype(*arrays) -> np.dtype:
     """float64 if any array is float64, else float32 (float16 is computed in float32)."""
-    return _F64 if any(a.dtype == _F64 for a in arrays) else _F32
+    for a in arrays:
+        if a.dtype.char == "d":
+            return _F64
+    return _F32
 
 
 def tables_for(cfg, pos, lead, cache, arrays, seq_len):

@@ -10,14 +10,14 @@ import numpy as np
 def as_positions(positions, name="positions") -> np.ndarray:
     """Check an array of positions: integer or finite float values. Returns int64 or float64."""
     arr = np.asarray(positions)
-    if arr.dtype == np.bool_ or arr.dtype.kind not in "iuf":
+    if arr.dtype.kind not in "iuf":  # not "b": booleans are not positions
         raise TypeError(f"{name} must hold integers or real numbers, got dtype {arr.dtype}")
     if arr.dtype.kind == "f":
         arr = arr.astype(np.float64, copy=False)
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} must be finite, got NaN or infinite values")
         return arr
-    if arr.dtype == np.uint64 and arr.size and arr.max() > np.iinfo(np.int64).max:
+    if arr.dtype.kind == "u" and arr.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} must be below 2**63, got {arr.max()}")
     return arr.astype(np.int64, copy=False)
 

@@ -75,9 +75,19 @@ def test_positions_wrong_length():
         numrope.apply_rope(X, CFG, np.arange(5))
 
 
-def test_positions_wrong_batch_shape():
+@pytest.mark.parametrize("batch", [(4,), (2,), (3, 1), (1, 2, 3), (2, 3, 1)])
+def test_positions_wrong_batch_shape(batch):
+    # x's axes before the sequence axis are (2, 3)
     with pytest.raises(ValueError, match="do not broadcast against the axes before the sequence axis"):
-        numrope.apply_rope(np.zeros((2, 4, 2, 8)), CFG, np.zeros((3, 4), int))
+        numrope.apply_rope(np.zeros((2, 3, 4, 2, 8)), CFG, np.zeros((*batch, 4), int))
+
+
+@pytest.mark.parametrize("batch", [(), (1,), (3,), (1, 3), (2, 1), (2, 3), (1, 1)])
+def test_positions_batch_shapes_that_broadcast(batch):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 2, 8))
+    positions = np.arange(4) + np.zeros((*batch, 4), int)
+    expected = numrope.apply_rope(x, CFG, np.broadcast_to(positions, (2, 3, 4)))
+    np.testing.assert_array_equal(numrope.apply_rope(x, CFG, positions), expected)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
