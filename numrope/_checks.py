@@ -83,6 +83,8 @@ def _broadcasts_to(shape, target) -> bool:
     """Whether NumPy broadcasts ``shape`` to exactly ``target`` (np.broadcast_shapes costs ~3 us)."""
     if len(shape) > len(target):
         return False
+    if shape == target[len(target) - len(shape) :]:
+        return True
     return all(n == 1 or n == m for n, m in zip(reversed(shape), reversed(target), strict=False))
 
 
@@ -90,6 +92,8 @@ def per_token(a, lead) -> np.ndarray:
     """``a`` of shape (*batch, S) as (1 or prod(lead), S): one row for all, or one per leading index."""
     if a.ndim == 1:
         return a[np.newaxis]
+    if a.ndim == 2 and a.shape[0] == 1:
+        return a
     if math.prod(a.shape[:-1]) == 1:
         return a.reshape(1, a.shape[-1])
     return np.broadcast_to(a, (*lead, a.shape[-1])).reshape(-1, a.shape[-1])

@@ -98,7 +98,9 @@ def rotate(x, out, ax, cfg, cos, sin, idx, inverse):
     kernel = cpu.rotate_parallel if use_parallel(x.size) else cpu.rotate_serial
     sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
     interleaved = cfg.layout == "interleaved"
-    kernel(_native(x4), _native(target), _native(cos), _native(sin), idx, sign, interleaved, copy_tail)
+    if x.dtype.char == "e" or cos.dtype.char == "e":
+        x4, target, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
+    kernel(x4, target, cos, sin, idx, sign, interleaved, copy_tail)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out

@@ -6,6 +6,8 @@ import numbers
 
 import numpy as np
 
+_INT64 = np.dtype(np.int64)
+
 
 def as_positions(positions, name="positions") -> np.ndarray:
     """Check an array of positions: integer or finite float values. Returns int64 or float64."""
@@ -19,7 +21,7 @@ def as_positions(positions, name="positions") -> np.ndarray:
         return arr
     if arr.dtype.kind == "u" and arr.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
         raise ValueError(f"{name} must be below 2**63, got {arr.max()}")
-    return arr.astype(np.int64, copy=False)
+    return arr if arr.dtype is _INT64 else arr.astype(_INT64)
 
 
 def is_int_scalar(value) -> bool:
