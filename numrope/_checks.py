@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from numrope.cache import table_dtype
+from numrope.cache import TABLE_DTYPES, table_dtype
 from numrope.positions import as_positions, is_int_scalar
 
 X_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
@@ -99,9 +99,6 @@ def per_token(a, lead) -> np.ndarray:
     return np.broadcast_to(a, (*lead, a.shape[-1])).reshape(-1, a.shape[-1])
 
 
-_TABLE_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
-
-
 def check_cache(cache, cfg):
     """The (cos, sin) tables as the kernels read them: float16, float32 or float64, native byte order."""
     if not (isinstance(cache, (tuple, list)) and len(cache) == 2):
@@ -112,7 +109,7 @@ def check_cache(cache, cfg):
         type(cos) is np.ndarray
         and type(sin) is np.ndarray
         and cos.dtype is sin.dtype
-        and cos.dtype in _TABLE_DTYPES
+        and cos.dtype in TABLE_DTYPES
         and cos.ndim == 2
         and cos.shape == sin.shape
         and cos.shape[1] == cfg.n_pairs

@@ -8,7 +8,7 @@ from numrope._parallel import use_parallel
 from numrope.config import RopeConfig
 from numrope.positions import as_positions, is_int_scalar
 
-TABLE_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+TABLE_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
 
 
 def check_config(cfg):
