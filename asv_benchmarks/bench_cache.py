@@ -38,7 +38,7 @@ class NumpyCosSin:
         np.cos(self.angles), np.sin(self.angles)
 
     def track_speedup_over_numpy(self, positions, threads):
-        from numrope.bench import time_calls
+        from numrope.cli.bench.timing import time_calls
 
         t = time_calls(
             {

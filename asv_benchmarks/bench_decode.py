@@ -16,7 +16,7 @@ class Decode:
     param_names = ("batch", "cache", "threads")
 
     def setup(self, batch, cache, threads):
-        from numrope.bench import floor_kernels
+        from numrope.cli.bench.timing import floor_kernels
 
         use_threads(threads)
         self.x = random((batch, 1, HEADS, HEAD_DIM))
@@ -34,12 +34,12 @@ class Decode:
         numrope.apply_rope(self.x, self.cfg, self.positions, cache=self.cache, out=self.out)
 
     def time_bare_numba(self, batch, cache, threads):
-        """The same rotation as a plain @njit loop over the table (numrope.bench.floor_kernels)."""
+        """The same rotation as a plain @njit loop over the table (numrope.cli.bench.timing.floor_kernels)."""
         self.bare(*self.bare_args)
 
     def track_time_over_bare_numba(self, batch, cache, threads):
         """time_decode over time_bare_numba, measured interleaved in one process (target: <= 3)."""
-        from numrope.bench import time_calls
+        from numrope.cli.bench.timing import time_calls
 
         decode = functools.partial(self.time_decode, batch, cache, threads)
         t = time_calls({"decode": decode, "bare": functools.partial(self.bare, *self.bare_args)})

@@ -3,7 +3,7 @@
 import numpy as np
 
 import numrope
-from numrope import scaling
+from numrope import variants as scaling
 
 from . import HEAD_DIM, HEADS, SEQ, random
 

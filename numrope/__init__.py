@@ -1,7 +1,16 @@
-"""numrope: the framework-neutral reference implementation of Rotary Position Embedding for NumPy."""
+"""numrope: the framework-neutral reference implementation of Rotary Position Embedding for NumPy.
+
+The core is here: :class:`RopeConfig`, :func:`apply_rope`, :func:`apply_rope_qk`,
+:func:`rope_cache` and :func:`positions_from_cu_seqlens`. The subpackages load on first use:
+:mod:`numrope.variants` (scaling variants), :mod:`numrope.models` (model configs),
+:mod:`numrope.checks` (numrope proving itself), :mod:`numrope.validation` and
+:mod:`numrope.testing` (checking other frameworks), :mod:`numrope.reference` (plain NumPy) and
+:mod:`numrope.cuda` (device arrays).
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
+from numrope import _renamed
 from numrope.apply import apply_rope, apply_rope_qk
 from numrope.cache import rope_cache
 from numrope.config import RopeConfig
@@ -12,19 +21,9 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-_SUBMODULES = (
-    "reference",
-    "scaling",
-    "identity",
-    "precision",
-    "testing",
-    "validate",
-    "emulate",
-    "convert",
-    "cuda",
-    "baseline",
-    "hf",
-)
+_SUBMODULES = ("reference", "variants", "models", "checks", "validation", "testing", "cuda")
+
+_renamed.install()
 
 
 def __getattr__(name):
@@ -33,6 +32,9 @@ def __getattr__(name):
         import importlib
 
         return importlib.import_module(f"numrope.{name}")
+    old = _renamed.forwarded(name)
+    if old is not None:
+        return old
     raise AttributeError(f"module 'numrope' has no attribute {name!r}")
 
 

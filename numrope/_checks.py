@@ -10,10 +10,26 @@ import math
 
 import numpy as np
 
-from numrope.cache import TABLE_DTYPES, table_dtype
+from numrope.config import RopeConfig
 from numrope.positions import as_positions, is_int_scalar
 
 X_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
+TABLE_DTYPES = X_DTYPES
+
+
+def check_config(cfg):
+    if not isinstance(cfg, RopeConfig):
+        raise TypeError(f"cfg must be a numrope.RopeConfig, got {type(cfg).__name__}")
+
+
+def table_dtype(dtype) -> np.dtype:
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}") from exc
+    if dtype not in TABLE_DTYPES:
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype}")
+    return dtype
 
 
 def is_device_array(a) -> bool:

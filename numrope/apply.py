@@ -9,6 +9,7 @@ import numpy as np
 from numrope._checks import (
     check_cache,
     check_cache_index,
+    check_config,
     check_out,
     check_positions,
     check_seq_axis,
@@ -16,36 +17,31 @@ from numrope._checks import (
     is_device_array,
     per_token,
 )
-from numrope._parallel import use_parallel
-from numrope.cache import check_config, cos_sin, inv_freq_for
+from numrope.cache import _cos_sin, _inv_freq_for
+
+_F64 = np.dtype(np.float64)
+_cpu_module = None
 
 
-def _as_4d(a, seq_axis):
-    """A (batch, seq, heads, head_dim) view of a, or None where only a copy would do."""
-    if a.ndim == 4 and seq_axis == 1:
-        return a
-    shape = (math.prod(a.shape[:seq_axis]), a.shape[seq_axis], math.prod(a.shape[seq_axis + 1 : -1]), a.shape[-1])
-    if a.flags.c_contiguous:
-        return a.reshape(shape)
-    try:
-        return np.reshape(a, shape, copy=False)
-    except ValueError:
-        return None
+def _cpu():
+    """The kernels, imported on first use so that ``import numrope`` does not load Numba."""
+    global _cpu_module
+    if _cpu_module is None:
+        from numrope.kernels import cpu as module
+
+        _cpu_module = module
+    return _cpu_module
 
 
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
-_SIGNS = {dtype: (dtype.type(1.0), dtype.type(-1.0)) for dtype in (_F32, _F64)}
-
-
-def compute_dtype(*arrays) -> np.dtype:
+def _compute_dtype(*arrays) -> np.dtype:
     """float64 if any array is float64, else float32 (float16 is computed in float32)."""
     for a in arrays:
         if a.dtype.char == "d":
             return _F64
-    return _F32
+    return np.dtype(np.float32)
 
 
-def tables_for(cfg, pos, lead, cache, arrays, seq_len):
+def _tables_for(cfg, pos, lead, cache, arrays, seq_len):
     """(cos, sin, idx): tables and each token's row in them, idx of shape (1 or prod(lead), S).
 
     Without ``cache`` the tables are built in the compute dtype of ``arrays``.
@@ -53,91 +49,8 @@ def tables_for(cfg, pos, lead, cache, arrays, seq_len):
     if cache is not None:
         cos, sin = check_cache(cache, cfg)
         return cos, sin, per_token(check_cache_index(pos, cos.shape[0]), lead)
-    cos, sin = cos_sin(cfg, pos.reshape(-1), compute_dtype(*arrays), seq_len)
+    cos, sin = _cos_sin(cfg, pos.reshape(-1), _compute_dtype(*arrays), seq_len)
     return cos, sin, per_token(np.arange(pos.size, dtype=np.int64).reshape(pos.shape), lead)
-
-
-def _views(x, out, ax):
-    """4-D kernel views (x4, target, copy_tail, copy_back) of x and of where to write.
-
-    ``target`` is a view of ``out``, or, where out's strides admit no 4-D view, a scratch array that
-    ``copy_back`` says to copy into ``out`` afterwards. ``copy_tail`` is False only in place.
-    """
-    x4, out4 = _as_4d(x, ax), _as_4d(out, ax)
-    if x4 is None:
-        x4 = _as_4d(np.ascontiguousarray(x), ax)
-    if out4 is None:
-        return x4, np.empty(x4.shape, out.dtype), True, True
-    return x4, out4, out is not x, False
-
-
-_cpu_module = None
-
-
-def _cpu():
-    """The kernel module, imported on first use so that ``import numrope`` does not load Numba."""
-    global _cpu_module
-    if _cpu_module is None:
-        from numrope import _cpu as module
-
-        _cpu_module = module
-    return _cpu_module
-
-
-def _native(a):
-    """Arrays as the kernels take them: float16 (data or tables) as its uint16 bit patterns."""
-    return a.view(np.uint16) if a.dtype.char == "e" else a
-
-
-def rotate(x, out, ax, cfg, cos, sin, idx, inverse):
-    """Rotate checked x into checked out (which may be x) using a table."""
-    if x.size == 0:
-        return out
-    cpu = _cpu()
-    x4, target, copy_tail, copy_back = _views(x, out, ax)
-    kernel = cpu.rotate_parallel if use_parallel(x.size) else cpu.rotate_serial
-    sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
-    interleaved = cfg.layout == "interleaved"
-    if x.dtype.char == "e" or cos.dtype.char == "e":
-        x4, target, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
-    kernel(x4, target, cos, sin, idx, sign, interleaved, copy_tail)
-    if copy_back:
-        np.copyto(out, target.reshape(out.shape))
-    return out
-
-
-def rotate_at(x, out, ax, cfg, positions, inv_freq, inverse):
-    """Rotate checked x into checked out, computing each token's cos/sin in the same pass.
-
-    ``positions`` has one row per 4-D batch row of x (or a single row).
-    """
-    if x.size == 0:
-        return out
-    cpu = _cpu()
-    x4, target, copy_tail, copy_back = _views(x, out, ax)
-    parallel = use_parallel(x.size)
-    kernel = cpu.rotate_at_parallel if parallel else cpu.rotate_at_serial
-    n_tokens = x4.shape[0] * x4.shape[1]
-    n_chunks = min(n_tokens, 4 * cpu.numba.get_num_threads()) if parallel else 1
-    dtype = compute_dtype(x)
-    proto = np.empty((1, cfg.n_pairs), dtype)
-    sign = _SIGNS[dtype][inverse]
-    positions = positions.astype(np.float64, copy=False)
-    kernel(
-        _native(x4),
-        _native(target),
-        positions,
-        inv_freq,
-        cfg.attention_scaling,
-        proto,
-        sign,
-        cfg.layout == "interleaved",
-        copy_tail,
-        n_chunks,
-    )
-    if copy_back:
-        np.copyto(out, target.reshape(out.shape))
-    return out
 
 
 def _prepare(x, cfg, positions, seq_axis, name):
@@ -220,12 +133,14 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
     x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
     out = check_out(out, x)
     lead = x.shape[:ax]
+    interleaved = cfg.layout == "interleaved"
     if cache is None and math.prod(pos.shape[:-1]) == math.prod(lead):
         # each row of tokens has its own positions (none shared): compute the angles in the same pass
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
-        return rotate_at(x, out, ax, cfg, rows, inv_freq_for(cfg, pos, seq_len), bool(inverse))
-    cos, sin, idx = tables_for(cfg, pos, lead, cache, (x,), seq_len)
-    return rotate(x, out, ax, cfg, cos, sin, idx, bool(inverse))
+        inv_freq = _inv_freq_for(cfg, pos, seq_len)
+        return _cpu().rotate_at(x, out, ax, interleaved, rows, inv_freq, cfg.attention_scaling, bool(inverse))
+    cos, sin, idx = _tables_for(cfg, pos, lead, cache, (x,), seq_len)
+    return _cpu().rotate(x, out, ax, interleaved, cos, sin, idx, bool(inverse))
 
 
 def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None):
@@ -288,6 +203,9 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
     k_out = check_out(out[1], k, "out[1]")
     if np.may_share_memory(q_out, k_out):
         raise ValueError("out[0] and out[1] overlap")
-    cos, sin, idx = tables_for(cfg, pos, q.shape[:ax], cache, (q, k), seq_len)
+    cos, sin, idx = _tables_for(cfg, pos, q.shape[:ax], cache, (q, k), seq_len)
     inverse = bool(inverse)
-    return rotate(q, q_out, ax, cfg, cos, sin, idx, inverse), rotate(k, k_out, ax, cfg, cos, sin, idx, inverse)
+    cpu, interleaved = _cpu(), cfg.layout == "interleaved"
+    return cpu.rotate(q, q_out, ax, interleaved, cos, sin, idx, inverse), cpu.rotate(
+        k, k_out, ax, interleaved, cos, sin, idx, inverse
+    )

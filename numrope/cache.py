@@ -4,26 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numrope._parallel import use_parallel
+from numrope._checks import check_config, table_dtype
 from numrope.config import RopeConfig
 from numrope.positions import as_positions, is_int_scalar
-
-TABLE_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
-
-
-def check_config(cfg):
-    if not isinstance(cfg, RopeConfig):
-        raise TypeError(f"cfg must be a numrope.RopeConfig, got {type(cfg).__name__}")
-
-
-def table_dtype(dtype) -> np.dtype:
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}") from exc
-    if dtype not in TABLE_DTYPES:
-        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype}")
-    return dtype
 
 
 def default_seq_len(positions: np.ndarray) -> int:
@@ -33,27 +16,19 @@ def default_seq_len(positions: np.ndarray) -> int:
     return max(int(np.floor(positions.max())) + 1, 1)
 
 
-def inv_freq_for(cfg: RopeConfig, positions: np.ndarray, seq_len: int | None) -> np.ndarray:
+def _inv_freq_for(cfg: RopeConfig, positions: np.ndarray, seq_len: int | None) -> np.ndarray:
     """The frequencies for these positions: seq_len defaults to the largest position plus one."""
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = default_seq_len(positions)
     return cfg.frequencies(seq_len)
 
 
-def cos_sin(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int | None):
+def _cos_sin(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int | None):
     """The table for checked positions (int64 or float64, any shape). No validation."""
-    inv_freq = inv_freq_for(cfg, positions, seq_len)
-    flat = positions.reshape(-1).astype(np.float64, copy=False)
-    kernel_dtype = np.float64 if dtype == np.float16 else dtype
-    cos = np.empty((flat.size, inv_freq.size), dtype=kernel_dtype)
-    sin = np.empty_like(cos)
-    from numrope import _sincos
+    from numrope.kernels import cpu  # Numba loads on first use, not on `import numrope`
 
-    kernel = _sincos._cos_sin_table_parallel if use_parallel(cos.size) else _sincos._cos_sin_table_serial
-    kernel(flat, inv_freq, cfg.attention_scaling, cos, sin)
-    shape = positions.shape + (inv_freq.size,)
-    # float16 is rounded once, from float64: Numba has no float16 on the CPU.
-    return cos.astype(dtype, copy=False).reshape(shape), sin.astype(dtype, copy=False).reshape(shape)
+    inv_freq = _inv_freq_for(cfg, positions, seq_len)
+    return cpu.cos_sin_table(positions, inv_freq, cfg.attention_scaling, dtype)
 
 
 def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | None = None):
@@ -116,4 +91,4 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
         positions = as_positions(positions)
     if seq_len is not None and not is_int_scalar(seq_len):
         raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__}")
-    return cos_sin(cfg, positions, dtype, seq_len)
+    return _cos_sin(cfg, positions, dtype, seq_len)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
-    from numrope.scaling import RopeScaling
+    from numrope.variants import RopeScaling
 
 LAYOUTS = ("half", "interleaved")
 
@@ -42,7 +42,7 @@ class RopeConfig:
         Which features form a pair. ``"half"`` pairs feature ``i`` with ``i + rotary_dim/2`` (the
         ``rotate_half`` form of GPT-NeoX and Hugging Face transformers); ``"interleaved"`` pairs
         ``2i`` with ``2i + 1`` (the RoFormer paper, GPT-J and Meta's complex-number form).
-    scaling : numrope.scaling.RopeScaling, optional
+    scaling : numrope.variants.RopeScaling, optional
         A long-context scaling variant (linear, NTK, YaRN, ...). ``None`` is plain RoPE.
 
     Raises
@@ -87,11 +87,11 @@ class RopeConfig:
         if self.layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.scaling is not None:
-            from numrope.scaling import RopeScaling
+            from numrope.variants import RopeScaling
 
             if not isinstance(self.scaling, RopeScaling):
                 raise TypeError(
-                    "scaling must be a numrope.scaling variant (e.g. numrope.scaling.Linear(factor=2.0)) "
+                    "scaling must be a numrope.variants variant (e.g. numrope.variants.Linear(factor=2.0)) "
                     f"or None, got {type(self.scaling).__name__}"
                 )
             self.scaling.check(rotary_dim)
@@ -166,7 +166,7 @@ class RopeConfig:
 
         Notes
         -----
-        See :func:`numrope.hf.rope_config_from_hf`, which this calls, for which keys are read.
+        See :func:`numrope.models.hf.rope_fields_from_hf`, which this calls, for which keys are read.
 
         Examples
         --------
@@ -177,9 +177,9 @@ class RopeConfig:
         >>> round(cfg.attention_scaling, 5)
         1.13863
         """
-        from numrope import hf
+        from numrope.models import hf
 
-        return hf.rope_config_from_hf(config, layer_type=layer_type)
+        return cls(**hf.rope_fields_from_hf(config, layer_type=layer_type))
 
     def to_hf(self) -> dict:
         """The Hugging Face config keys (transformers 5.x format) that describe this configuration.
@@ -189,7 +189,7 @@ class RopeConfig:
         dict
             ``head_dim``, ``rope_parameters`` and, where needed, ``max_position_embeddings`` and
             ``rope_interleave``; :meth:`from_hf` reads it back to an equal configuration. See
-            :func:`numrope.hf.rope_config_to_hf` (``legacy=True`` for the 4.x format).
+            :func:`numrope.models.hf.rope_config_to_hf` (``legacy=True`` for the 4.x format).
 
         Examples
         --------
@@ -197,7 +197,7 @@ class RopeConfig:
         >>> numrope.RopeConfig(head_dim=64, rotary_dim=32).to_hf()["rope_parameters"]
         {'rope_type': 'default', 'rope_theta': 10000.0, 'partial_rotary_factor': 0.5}
         """
-        from numrope import hf
+        from numrope.models import hf
 
         return hf.rope_config_to_hf(self)
 

@@ -23,13 +23,15 @@ import numpy as np
 
 from numrope._checks import (
     check_cache_index,
+    check_config,
     check_out,
     check_positions,
     check_seq_axis,
     check_x_meta,
     per_token,
+    table_dtype,
 )
-from numrope.cache import check_config, inv_freq_for, table_dtype
+from numrope.cache import _inv_freq_for
 from numrope.positions import as_positions, is_int_scalar
 
 __all__ = ["CudaUnavailableError", "apply_rope", "apply_rope_qk", "is_available", "rope_cache"]
@@ -82,7 +84,7 @@ def _cuda():
             "Use numrope.apply_rope with NumPy arrays on the CPU, or set NUMBA_ENABLE_CUDASIM=1 before "
             "importing Numba to run the GPU kernels under Numba's CUDA simulator"
         )
-    from numrope import _cuda_kernels
+    from numrope.kernels import cuda as _cuda_kernels
 
     return cuda, _cuda_kernels
 
@@ -271,7 +273,7 @@ def _tables(cuda, kernels, cfg, positions, pos, lead, cache, dtype, seq_len, thr
             return cos, sin, no_idx, int(pos[0]) if pos.size else 0, 0
         idx = np.ascontiguousarray(per_token(pos, lead))
         return cos, sin, cuda.to_device(idx), 0, 0
-    inv_freq = inv_freq_for(cfg, pos, seq_len)
+    inv_freq = _inv_freq_for(cfg, pos, seq_len)
     if affine:
         start = int(pos[0]) if pos.size else 0
         cos, sin = _fill_table(cuda, kernels, cfg, np.empty(0), start, pos.size, dtype, inv_freq, threads)
@@ -397,7 +399,7 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
         raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__}")
     n = math.prod(shape)
     host = np.arange(n, dtype=np.int64) if pos is None else pos
-    inv_freq = inv_freq_for(cfg, host, seq_len)
+    inv_freq = _inv_freq_for(cfg, host, seq_len)
     device_positions = np.empty(0) if pos is None else cuda.to_device(pos.reshape(-1).astype(np.float64))
     cos, sin = _fill_table(cuda, kernels, cfg, device_positions, start, n, dtype, inv_freq, threads)
     return cos.reshape(*shape, cfg.n_pairs), sin.reshape(*shape, cfg.n_pairs)

@@ -93,7 +93,7 @@ def pair_indices(cfg):
     return i, i + cfg.n_pairs
 
 
-def rotation_matrix(cfg, m, seq_len=None):
+def rope_matrix(cfg, m, seq_len=None):
     """The ``head_dim x head_dim`` matrix ``R_{Theta,m}`` (times the attention scaling), float64.
 
     Block ``i`` rotates features ``(j0_i, j1_i)`` by ``m * theta_i``; features past ``rotary_dim``
@@ -123,8 +123,42 @@ def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, seq_len=N
         seq_len = int(np.floor(positions.max())) + 1 if positions.size else 1
     out = np.empty_like(x)
     for index in np.ndindex(*x.shape[: ax + 1]):
-        r = rotation_matrix(cfg, positions[index], seq_len)
+        r = rope_matrix(cfg, positions[index], seq_len)
         if inverse:
             r = r.T / cfg.attention_scaling**2
         out[index] = x[index] @ r.T
     return out
+
+
+def vectorised_numpy(x, cfg, positions=None, *, seq_axis=-3):
+    """RoPE the usual vectorised NumPy way: the speed baseline of ``numrope bench``, not a reference.
+
+    This is what a NumPy user writes after the RoPE papers and PyTorch code: float32 angles
+    ``np.outer(positions, theta)``, cos and sin duplicated to the rotary width, then
+    ``x * cos + rotate(x) * sin`` with temporaries the size of ``x``, in ``x``'s dtype. It is
+    deliberately not tuned and leaves out the attention scaling; its angles lose accuracy with the
+    position (the error of float32 angles). For correctness use the forms above.
+    """
+    x = np.asarray(x)
+    ax = seq_axis % x.ndim
+    n = x.shape[ax]
+    positions = np.arange(n) if positions is None else np.asarray(positions)
+    theta = (1.0 / cfg.base ** (np.arange(0, cfg.rotary_dim, 2) / cfg.rotary_dim)).astype(np.float32)
+    angles = np.outer(positions.astype(np.float32), theta)  # (S, n_pairs)
+    shape = (n,) + (1,) * (x.ndim - ax - 2) + (cfg.rotary_dim,)
+    if cfg.layout == "interleaved":
+        cos = np.repeat(np.cos(angles), 2, axis=-1).reshape(shape).astype(x.dtype)
+        sin = np.repeat(np.sin(angles), 2, axis=-1).reshape(shape).astype(x.dtype)
+    else:
+        cos = np.concatenate([np.cos(angles)] * 2, axis=-1).reshape(shape).astype(x.dtype)
+        sin = np.concatenate([np.sin(angles)] * 2, axis=-1).reshape(shape).astype(x.dtype)
+    rot = x[..., : cfg.rotary_dim]
+    if cfg.layout == "interleaved":
+        rotated = np.stack([-rot[..., 1::2], rot[..., 0::2]], axis=-1).reshape(rot.shape)
+    else:
+        h = cfg.n_pairs
+        rotated = np.concatenate([-rot[..., h:], rot[..., :h]], axis=-1)
+    rotated_part = rot * cos + rotated * sin
+    if cfg.rotary_dim == x.shape[-1]:
+        return rotated_part
+    return np.concatenate([rotated_part, x[..., cfg.rotary_dim :]], axis=-1)

@@ -266,6 +266,6 @@ def test_property_relative_position(seed, layout, n):
     qm = numrope.apply_rope(np.broadcast_to(q, (n, 1, 1, 16)), cfg, m[:, None])
     kn = numrope.apply_rope(np.broadcast_to(k, (n, 1, 1, 16)), cfg, (m - d)[:, None])
     scores = np.einsum("nshd,nshd->n", qm, kn)
-    direct = q @ reference.rotation_matrix(cfg, -d) @ k  # R_m^T R_n = R_{n-m}
+    direct = q @ reference.rope_matrix(cfg, -d) @ k  # R_m^T R_n = R_{n-m}
     # each score sums 16 products of rotated values, each within a few ulp
     np.testing.assert_allclose(scores, direct, atol=64 * np.finfo(np.float64).eps * np.abs(q).sum() * np.abs(k).max())

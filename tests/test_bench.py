@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import bench, cli, reference
+from numrope import cli, reference
+from numrope.cli.bench import cases, frameworks, timing
 
 TINY = ["--shape", "1", "8", "2", "16", "--repeat", "1", "--min-time", "0"]
 EPS32 = float(np.finfo(np.float32).eps)
@@ -47,16 +48,23 @@ def test_table_lists_every_case_and_target():
     assert code == 0
     lines = out.splitlines()
     header = next(line for line in lines if line.startswith("case"))
-    for column in ("time", "GB/s", "floor", f"vs {bench.SEED}", f"vs {bench.BARE_NUMBA}", f"vs {bench.NUMPY_COS_SIN}"):
+    for column in (
+        "time",
+        "GB/s",
+        "floor",
+        f"vs {cases.VECTORISED}",
+        f"vs {cases.BARE_NUMBA}",
+        f"vs {cases.NUMPY_COS_SIN}",
+    ):
         assert column in header
     rows = lines[lines.index(header) + 1 : lines.index("targets:") - 1]
-    assert len(rows) == len(bench.CASES)
+    assert len(rows) == len(cases.CASES)
     assert "1x8x2x16" in out and "1x1x2x16" in out  # prefill and decode shapes
     targets = lines[lines.index("targets:") + 1 :]
-    assert len(targets) == 7 - (bench.TORCH not in header)
+    assert len(targets) == 7 - (cases.TORCH not in header)
     assert all(re.search(r" goal .+ (met|MISSED|-)( \(ceiling .*x\))?$", line) for line in targets), targets
     assert "\r" not in out  # the progress bar goes to stderr only
-    assert f"{len(bench.CASES) + 2}/{len(bench.CASES) + 2} cold import" in err
+    assert f"{len(cases.CASES) + 2}/{len(cases.CASES) + 2} cold import" in err
 
 
 def test_json_report_is_consistent(json_run):
@@ -64,7 +72,7 @@ def test_json_report_is_consistent(json_run):
     assert code == 0
     assert report["shape"] == [1, 8, 2, 16]
     assert report["machine"]["threads"] == 1
-    assert [r["name"] for r in report["cases"]] == [f(bench.Context((1, 8, 2, 16), [])).name for f in bench.CASES]
+    assert [r["name"] for r in report["cases"]] == [f(cases.Context((1, 8, 2, 16), [])).name for f in cases.CASES]
     for row in report["cases"]:
         assert row["seconds"] > 0
         n_elements = math.prod(row["shape"])
@@ -76,17 +84,17 @@ def test_json_report_is_consistent(json_run):
             assert row["fraction_of_floor"] == pytest.approx(row["floor_seconds"] / row["seconds"])
         assert row["speedup"] == pytest.approx({k: t / row["seconds"] for k, t in row["baselines"].items()})
     by_key = {row["key"]: row for row in report["cases"]}
-    assert set(by_key["end_to_end"]["baselines"]) >= {bench.SEED}
-    assert set(by_key["decode"]["baselines"]) >= {bench.BARE_NUMBA, bench.SEED}
-    assert set(by_key["cache"]["baselines"]) == {bench.NUMPY_COS_SIN}
+    assert set(by_key["end_to_end"]["baselines"]) >= {cases.VECTORISED}
+    assert set(by_key["decode"]["baselines"]) >= {cases.BARE_NUMBA, cases.VECTORISED}
+    assert set(by_key["cache"]["baselines"]) == {cases.NUMPY_COS_SIN}
     goals = {t["target"]: t for t in report["targets"]}
     prefill = goals["prefill, table and out=: share of the copy floor"]
     assert prefill["measured"] == by_key["prefill"]["fraction_of_floor"]
     assert prefill["met"] == (prefill["measured"] >= 0.8)
-    seed = goals[f"apply_rope(x, cfg) speed-up over {bench.SEED}"]
+    seed = goals[f"apply_rope(x, cfg) speed-up over {cases.VECTORISED}"]
     row = by_key["end_to_end"]
-    assert seed["measured"] == row["speedup"][bench.SEED]
-    assert seed["ceiling"] == row["baselines"][bench.SEED] / row["floor_seconds"]
+    assert seed["measured"] == row["speedup"][cases.VECTORISED]
+    assert seed["ceiling"] == row["baselines"][cases.VECTORISED] / row["floor_seconds"]
     memory = report["peak_memory"]
     assert memory["ratio"] == memory["peak_bytes"] / (memory["output_bytes"] + memory["cache_bytes"])
     assert report["cold_import_seconds"] > 0
@@ -127,23 +135,23 @@ def test_bad_arguments(argv, message):
 def test_parallel_copy_copies_exactly(dtype, rng):
     src = rng.standard_normal((3, 5, 7)).astype(dtype)
     src[0, 0, :2] = [np.nan, -0.0]
-    dst = bench.parallel_copy(src, np.full_like(src, 7))
+    dst = timing.parallel_copy(src, np.full_like(src, 7))
     assert dst.tobytes() == src.tobytes()
 
 
 def test_parallel_copy_rejects_mismatches():
     a = np.zeros((4, 6), dtype=np.float32)
     with pytest.raises(ValueError, match="must match"):
-        bench.parallel_copy(a, np.zeros((4, 5), dtype=np.float32))
+        timing.parallel_copy(a, np.zeros((4, 5), dtype=np.float32))
     with pytest.raises(ValueError, match="must match"):
-        bench.parallel_copy(a, np.zeros((4, 6), dtype=np.float64))
+        timing.parallel_copy(a, np.zeros((4, 6), dtype=np.float64))
     with pytest.raises(ValueError, match="C-contiguous"):
-        bench.parallel_copy(a[:, ::2], np.zeros((4, 3), dtype=np.float32))
+        timing.parallel_copy(a[:, ::2], np.zeros((4, 3), dtype=np.float32))
 
 
 def test_time_calls_interleaves_and_counts_calls():
     calls = []
-    times = bench.time_calls({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeat=3, min_time=0)
+    times = timing.time_calls({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeat=3, min_time=0)
     assert set(times) == {"a", "b"} and all(t > 0 for t in times.values())
     # an untimed call and a one-call calibrating batch each, then three rounds of one call each, in turn
     assert calls == ["a", "a", "b", "b"] + ["a", "b"] * 3
@@ -157,12 +165,12 @@ def test_batch_size_is_not_taken_from_a_slow_first_call():
             time.sleep(0.05)
         calls.append(None)
 
-    assert bench._batch_size(slow_first, min_time=0.01) > 100
+    assert timing._batch_size(slow_first, min_time=0.01) > 100
 
 
 def test_peak_allocated_counts_temporaries():
     size = 1 << 20
-    peak = bench.peak_allocated(lambda: np.ones(size).sum())
+    peak = timing.peak_allocated(lambda: np.ones(size).sum())
     assert 8 * size <= peak < 8 * size + 64 * 1024
 
 
@@ -172,14 +180,14 @@ def test_apply_rope_peak_memory_within_output_plus_cache(rng):
     cfg = numrope.RopeConfig(64)
     numrope.apply_rope(x, cfg)  # compile first
     table = 2 * x.shape[1] * cfg.n_pairs * x.itemsize
-    assert bench.peak_allocated(lambda: numrope.apply_rope(x, cfg)) <= 1.05 * (x.nbytes + table)
+    assert timing.peak_allocated(lambda: numrope.apply_rope(x, cfg)) <= 1.05 * (x.nbytes + table)
     cache, out = numrope.rope_cache(cfg, x.shape[1]), np.empty_like(x)
     numrope.apply_rope(x, cfg, cache=cache, out=out)
-    assert bench.peak_allocated(lambda: numrope.apply_rope(x, cfg, cache=cache, out=out)) <= 0.05 * x.nbytes
+    assert timing.peak_allocated(lambda: numrope.apply_rope(x, cfg, cache=cache, out=out)) <= 0.05 * x.nbytes
 
 
 def _numpy_namespace_rope(x, cfg, positions, seq_axis=-3):
-    return bench.framework_rope(
+    return frameworks.framework_rope(
         np, lambda a: np.concatenate(a, axis=-1), lambda a, d: a.astype(d), x, cfg, positions, seq_axis
     )
 
@@ -210,10 +218,10 @@ def test_framework_form_matches_the_reference(layout, rotary_dim, seq_axis, rng)
     assert np.abs(got - expected).max() <= _float32_angle_bound(x, cfg, positions)
 
 
-@pytest.mark.parametrize(("module", "name"), [("torch", bench.TORCH), ("jax", bench.JAX)])
+@pytest.mark.parametrize(("module", "name"), [("torch", cases.TORCH), ("jax", cases.JAX)])
 def test_framework_baselines_match_numrope(module, name, rng):
     pytest.importorskip(module, reason=f"{module} is an optional baseline")
-    fw = next(f for f in bench.find_frameworks() if f.name == name)
+    fw = next(f for f in frameworks.find_frameworks() if f.name == name)
     cfg = numrope.RopeConfig(16)
     x = rng.standard_normal((1, 6, 2, 16), dtype=np.float32)
     positions = np.arange(6, dtype=np.float32)
@@ -224,8 +232,8 @@ def test_framework_baselines_match_numrope(module, name, rng):
 
 
 def test_every_scaling_variant_has_an_asv_benchmark(monkeypatch):
-    """bench_scaling.EXAMPLES covers numrope.scaling.VARIANTS, each a valid configuration."""
-    from numrope import scaling
+    """bench_scaling.EXAMPLES covers numrope.variants.VARIANTS, each a valid configuration."""
+    from numrope import variants as scaling
 
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
     examples = pytest.importorskip("asv_benchmarks.bench_scaling", reason="needs the source tree").EXAMPLES

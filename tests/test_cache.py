@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope.scaling import Linear
+from numrope.variants import Linear
 
 CFG = numrope.RopeConfig(head_dim=64, base=10000.0)
 

@@ -1,10 +1,10 @@
-"""numrope.convert: converting q/k weights between layouts leaves every attention score unchanged."""
+"""numrope.validation.convert: converting q/k weights between layouts leaves every attention score unchanged."""
 
 import numpy as np
 import pytest
 
 import numrope
-from numrope.convert import permute_qk_weights
+from numrope.validation.convert import permute_qk_weights
 
 
 def scores(wq, wk, h, cfg, n_heads, n_kv, positions):

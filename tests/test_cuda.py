@@ -129,7 +129,7 @@ def test_device_positions_and_host_cache(rng):
 @cuda_or_simulator
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_rope_cache_matches_cpu(dtype, rng):
-    cfg = numrope.RopeConfig(head_dim=16, base=500000.0, scaling=numrope.scaling.Linear(factor=4.0))
+    cfg = numrope.RopeConfig(head_dim=16, base=500000.0, scaling=numrope.variants.Linear(factor=4.0))
     for positions in (33, rng.integers(0, 2**20, (2, 3)), rng.uniform(-1e5, 1e5, 7)):
         cos, sin = numrope.cuda.rope_cache(cfg, positions, dtype, threads_per_block=TPB)
         cpu_cos, cpu_sin = numrope.rope_cache(cfg, positions, dtype)
@@ -265,7 +265,7 @@ def test_apply_rope_qk_grouped_query(dtypes, use_cache, rng):
 @cuda_or_simulator
 def test_apply_rope_qk_is_one_launch(rng, monkeypatch):
     """q and k go through the q/k kernel, not two launches of the single-array one."""
-    from numrope import _cuda_kernels
+    from numrope.kernels import cuda as _cuda_kernels
 
     def single_array_kernel(*args):
         raise AssertionError("apply_rope_qk launched the single-array kernel")
@@ -428,7 +428,7 @@ def test_docstring_examples_run_here():
 @pytest.mark.skipif(ml_dtypes is None, reason="bfloat16 rounding is checked against ml_dtypes")
 def test_bfloat16_rounding_matches_ml_dtypes():
     """The kernels' float32 -> bfloat16 rounding: nearest, ties to even, overflow, NaN."""
-    from numrope._cuda_kernels import _bf16_to_f32, _f32_to_bf16
+    from numrope.kernels.cuda import _bf16_to_f32, _f32_to_bf16
 
     rng = np.random.default_rng(7)
     bits = np.concatenate(
@@ -455,7 +455,7 @@ import numpy as np
 import numrope
 cfg = numrope.RopeConfig(head_dim=8)
 numrope.apply_rope(np.ones((1, 3, 2, 8), np.float32), cfg)  # the CPU path needs no CUDA
-assert "numrope.cuda" not in sys.modules and "numrope._cuda_kernels" not in sys.modules
+assert "numrope.cuda" not in sys.modules and "numrope.kernels.cuda" not in sys.modules
 import numrope.cuda
 assert numrope.cuda.is_available() is False
 for call in (

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 import numrope
-from numrope import demo
-from numrope.cli import build_parser, main
-from numrope.scaling import DynamicNTK, Linear, Llama3
+from numrope.cli import build_parser, demo, main
+from numrope.variants import DynamicNTK, Linear, Llama3
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 

@@ -1,4 +1,4 @@
-"""numrope.emulate: roundings checked against ml_dtypes and NumPy's own float16 arithmetic."""
+"""numrope.validation.emulate: roundings checked against ml_dtypes and NumPy's own float16 arithmetic."""
 
 import sys
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import emulate, reference
-from numrope.emulate import round_to
+from numrope import reference
+from numrope.validation import emulate
+from numrope.validation.emulate import round_to
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 
@@ -110,3 +111,29 @@ def test_bad_arguments(rng):
         emulate.apply_rope(x.astype(int), CFG)
     with pytest.raises(TypeError, match="RopeConfig"):
         emulate.apply_rope(x, None)
+
+
+def test_inv_freq_replaces_the_float32_formula(rng):
+    cfg = numrope.RopeConfig(head_dim=16, base=10000.0)
+    x = rng.standard_normal((1, 8, 2, 16)).astype(np.float32)
+    pos = np.arange(8) * 10_000
+    own = (1.0 / np.power(np.float32(cfg.base), np.arange(0, 16, 2, dtype=np.float32) / np.float32(16))).astype(
+        np.float32
+    )
+    np.testing.assert_array_equal(
+        emulate.apply_rope(x, cfg, pos, inv_freq=own), emulate.apply_rope(x, cfg, pos)
+    )  # the same frequencies, the same rounding
+    nudged = np.nextafter(own, np.float32(1), dtype=np.float32)  # one ulp up, as a framework's pow may be
+    moved = emulate.apply_rope(x, cfg, pos, inv_freq=nudged)
+    assert np.abs(moved - emulate.apply_rope(x, cfg, pos)).max() > 1e-4  # grows with the position
+
+
+def test_inv_freq_bad_input(rng):
+    cfg = numrope.RopeConfig(head_dim=16)
+    x = rng.standard_normal((1, 4, 1, 16)).astype(np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        emulate.apply_rope(x, cfg, inv_freq=np.ones(7))
+    with pytest.raises(ValueError, match="finite"):
+        emulate.apply_rope(x, cfg, inv_freq=np.full(8, np.nan))
+    with pytest.raises(ValueError, match="float32"):
+        emulate.apply_rope(x, cfg, angles="float64", inv_freq=np.ones(8))

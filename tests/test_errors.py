@@ -22,7 +22,7 @@ X = np.zeros((1, 4, 2, 8), np.float32)
         ({"head_dim": 8, "base": float("nan")}, ValueError, "base must be positive and finite"),
         ({"head_dim": 8, "base": "10000"}, TypeError, "base must be a real number"),
         ({"head_dim": 8, "layout": "neox"}, ValueError, "layout must be one of"),
-        ({"head_dim": 8, "scaling": {"rope_type": "linear"}}, TypeError, "scaling must be a numrope.scaling"),
+        ({"head_dim": 8, "scaling": {"rope_type": "linear"}}, TypeError, "scaling must be a numrope.variants"),
     ],
 )
 def test_bad_config(kwargs, exc, match):

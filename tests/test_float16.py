@@ -7,7 +7,7 @@ import pytest
 
 import numrope
 
-_half = pytest.importorskip("numrope._half")
+_half = pytest.importorskip("numrope.kernels.half")
 IMPLEMENTATIONS = [
     "arith",
     pytest.param(
@@ -86,7 +86,7 @@ def test_kernels_without_hardware_conversion(tmp_path):
         pytest.skip("the generic-target fallback is chosen on x86-64 only")
     script = """
 import numpy as np, numrope
-from numrope import _half
+from numrope.kernels import half as _half
 assert not _half.target_converts_half()
 assert _half.f32_to_f16_bits is _half.f32_to_f16_bits_arith
 cfg = numrope.RopeConfig(head_dim=32, layout="interleaved")

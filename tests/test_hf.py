@@ -36,8 +36,8 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import hf
-from numrope.scaling import NTK, Linear, Llama3, LongRoPE, YaRN
+from numrope.models import hf
+from numrope.variants import NTK, Linear, Llama3, LongRoPE, YaRN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))

@@ -1,4 +1,4 @@
-"""The relative-position identity, the rotation matrices and the long-term decay (numrope.identity)."""
+"""The relative-position identity, the rotation matrices and the long-term decay (numrope.checks.identity)."""
 
 import cmath
 import math
@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numrope
-from numrope import identity
-from numrope.baseline import seed_style
+from numrope.checks import configs, decay, identity, matrices, report
+from numrope.reference import vectorised_numpy
 
-SMALL = identity.standard_configs(head_dim=32, seq_len=4096)
-SMALL_IDS = [identity._describe(c, n) for c, n in SMALL]
+SMALL = configs.standard_configs(head_dim=32, seq_len=4096)
+SMALL_IDS = [report._describe(c, n) for c, n in SMALL]
 
 
 def _plain_rotation(phi):
@@ -30,12 +30,12 @@ def test_rotation_matrix_interleaved_is_eq_15_of_the_paper():
     want = np.eye(6)
     want[0:2, 0:2] = _plain_rotation(m * 1.0)
     want[2:4, 2:4] = _plain_rotation(m * 100.0 ** (-2 / 4))
-    np.testing.assert_allclose(identity.rotation_matrix(cfg, m), want, rtol=0, atol=4e-16)
+    np.testing.assert_allclose(matrices.exact_rotation_matrix(cfg, m), want, rtol=0, atol=4e-16)
 
 
 def test_rotation_matrix_half_layout_pairs_i_with_i_plus_half():
     cfg = numrope.RopeConfig(head_dim=4, layout="half")
-    r = identity.rotation_matrix(cfg, 2)
+    r = matrices.exact_rotation_matrix(cfg, 2)
     theta = cfg.inv_freq()
     for i, (j0, j1) in enumerate(((0, 2), (1, 3))):
         block = r[np.ix_([j0, j1], [j0, j1])]
@@ -47,10 +47,10 @@ def test_generator_is_skew_symmetric_and_exponentiates_to_the_rotation():
     import scipy.linalg
 
     cfg = numrope.RopeConfig(head_dim=10, rotary_dim=8, layout="half")
-    a = identity.generator(cfg)
+    a = matrices.generator(cfg)
     np.testing.assert_array_equal(a, -a.T)
     assert not a[8:].any() and not a[:, 8:].any()
-    np.testing.assert_allclose(scipy.linalg.expm(0.5 * a), identity.rotation_matrix(cfg, 0.5), rtol=0, atol=1e-15)
+    np.testing.assert_allclose(scipy.linalg.expm(0.5 * a), matrices.exact_rotation_matrix(cfg, 0.5), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize(("cfg", "seq_len"), SMALL, ids=SMALL_IDS)
@@ -99,15 +99,15 @@ def test_check_rotation_wants_pass_through_features_exact(monkeypatch):
 def test_rotation_matrix_bad_input():
     cfg = numrope.RopeConfig(head_dim=4)
     with pytest.raises(ValueError, match="method"):
-        identity.rotation_matrix(cfg, 1, method="eig")
+        matrices.exact_rotation_matrix(cfg, 1, method="eig")
     with pytest.raises(ValueError, match="finite"):
-        identity.rotation_matrix(cfg, float("nan"))
+        matrices.exact_rotation_matrix(cfg, float("nan"))
     with pytest.raises(ValueError, match="2\\*\\*52"):
-        identity.rotation_matrix(cfg, 2.0**60)
+        matrices.exact_rotation_matrix(cfg, 2.0**60)
     with pytest.raises(TypeError, match="real number"):
-        identity.rotation_matrix(cfg, "3")
+        matrices.exact_rotation_matrix(cfg, "3")
     with pytest.raises(TypeError, match="RopeConfig"):
-        identity.rotation_matrix({"head_dim": 4}, 1)
+        matrices.exact_rotation_matrix({"head_dim": 4}, 1)
     with pytest.raises(ValueError, match="empty"):
         identity.check_rotation(cfg, ())
 
@@ -118,9 +118,9 @@ def test_exact_angle_cos_sin_beats_the_rounded_product():
     m, theta = 2.0**31 - 1, 0.7
     with mpmath.workprec(256):
         exact = float(mpmath.cos(mpmath.mpf(m) * mpmath.mpf(theta)))
-    c, _ = identity.exact_angle_cos_sin(m, theta)
-    assert abs(c - exact) <= identity.cos_sin_error(m * theta)
-    assert abs(np.cos(m * theta) - exact) > 100 * identity.cos_sin_error(m * theta)
+    c, _ = matrices.exact_angle_cos_sin(m, theta)
+    assert abs(c - exact) <= matrices.cos_sin_error(m * theta)
+    assert abs(np.cos(m * theta) - exact) > 100 * matrices.cos_sin_error(m * theta)
 
 
 # --- the relative-position identity ---------------------------------------------------------------
@@ -166,7 +166,7 @@ def test_check_relative_rejects_float32_angles_at_float64_precision():
     cfg = numrope.RopeConfig(head_dim=32)
 
     def float32_angles(x, p):
-        return np.stack([seed_style(x[i : i + 1], cfg, p[i]) for i in range(x.shape[0])])[:, 0]
+        return np.stack([vectorised_numpy(x[i : i + 1], cfg, p[i]) for i in range(x.shape[0])])[:, 0]
 
     report = identity.check_relative(cfg, encoding=float32_angles, n_vectors=4)
     assert not report.passed
@@ -226,18 +226,18 @@ def test_check_relative_bad_input():
 
 
 def test_scaling_examples_cover_every_variant():
-    from numrope import scaling
+    from numrope import variants as scaling
 
     variants = getattr(scaling, "VARIANTS", None) or {
         c.rope_type: c
         for c in vars(scaling).values()
         if isinstance(c, type) and issubclass(c, scaling.RopeScaling) and c is not scaling.RopeScaling
     }
-    assert {type(v) for v in identity.scaling_examples()} == set(variants.values())
-    configs = identity.standard_configs()
-    assert {c.layout for c, _ in configs} == {"half", "interleaved"}
-    assert any(c.rotary_dim < c.head_dim for c, _ in configs)
-    assert any(c.depends_on_seq_len for c, _ in configs)
+    assert {type(v) for v in configs.scaling_examples()} == set(variants.values())
+    standard = configs.standard_configs()
+    assert {c.layout for c, _ in standard} == {"half", "interleaved"}
+    assert any(c.rotary_dim < c.head_dim for c, _ in standard)
+    assert any(c.depends_on_seq_len for c, _ in standard)
 
 
 # --- long-term decay ----------------------------------------------------------------------------
@@ -254,20 +254,20 @@ def _decay_by_hand(theta, distance):
 @pytest.mark.parametrize("head_dim", [2, 16, 128])
 def test_decay_bound_at_zero_is_half_of_d_over_two_plus_one(head_dim):
     cfg = numrope.RopeConfig(head_dim=head_dim)
-    assert identity.decay_bound(cfg, 0) == (head_dim // 2 + 1) / 2
+    assert decay.decay_bound(cfg, 0) == (head_dim // 2 + 1) / 2
 
 
 def test_decay_bound_matches_the_sum_written_out():
     cfg = numrope.RopeConfig(head_dim=64, rotary_dim=48, base=500000.0)
     distances = [1, 7.5, 250, 4096, -30]
-    got = identity.decay_bound(cfg, distances)
+    got = decay.decay_bound(cfg, distances)
     want = [_decay_by_hand(cfg.inv_freq(), d) for d in distances]
     np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
 def test_decay_bound_decays_like_roformer_figure_2():
     cfg = numrope.RopeConfig(head_dim=128)
-    b = identity.decay_bound(cfg, np.arange(0, 1001))
+    b = decay.decay_bound(cfg, np.arange(0, 1001))
     assert b[0] == b.max()
     means = [b[lo:hi].mean() for lo, hi in ((1, 10), (10, 100), (100, 1000))]
     assert means[0] > means[1] > means[2]
@@ -275,20 +275,20 @@ def test_decay_bound_decays_like_roformer_figure_2():
 
 @pytest.mark.parametrize(("cfg", "seq_len"), SMALL, ids=SMALL_IDS)
 def test_check_decay_holds(cfg, seq_len):
-    report = identity.check_decay(cfg, seq_len=seq_len, n_vectors=16)
+    report = decay.check_decay(cfg, seq_len=seq_len, n_vectors=16)
     assert report.passed, str(report)
 
 
 def test_check_decay_catches_a_bound_that_does_not_bound(monkeypatch):
-    real = identity.decay_bound
-    monkeypatch.setattr(identity, "decay_bound", lambda cfg, d, **kw: real(cfg, d, **kw) / 4)
-    report = identity.check_decay(numrope.RopeConfig(head_dim=32))
+    real = decay.decay_bound
+    monkeypatch.setattr(decay, "decay_bound", lambda cfg, d, **kw: real(cfg, d, **kw) / 4)
+    report = decay.check_decay(numrope.RopeConfig(head_dim=32))
     assert [c.passed for c in report.comparisons] == [False, False, True]
 
 
 def test_decay_bad_input():
     cfg = numrope.RopeConfig(head_dim=8)
     with pytest.raises(ValueError, match="finite"):
-        identity.decay_bound(cfg, [1.0, np.inf])
+        decay.decay_bound(cfg, [1.0, np.inf])
     with pytest.raises(ValueError, match="max_distance"):
-        identity.check_decay(cfg, max_distance=50)
+        decay.check_decay(cfg, max_distance=50)

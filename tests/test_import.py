@@ -29,11 +29,11 @@ def test_import_loads_no_numba():
 def test_second_process_reuses_compiled_kernels(tmp_path):
     code = """
         import numpy as np, numrope
-        from numrope import _cpu, _sincos
+        from numrope.kernels import cpu as _cpu, sincos as _sincos
         cfg = numrope.RopeConfig(head_dim=16, layout="interleaved")
         numrope.apply_rope(np.ones((1, 3, 2, 16), np.float32), cfg)
         numrope.rope_cache(cfg, 4)
-        stats = [_cpu.rotate_at_serial.stats, _sincos._cos_sin_table_serial.stats]
+        stats = [_cpu.rotate_at_serial.stats, _sincos.cos_sin_table_serial.stats]
         print(sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats))
     """
     cache_dir = str(tmp_path / "numba_cache")

@@ -1,4 +1,4 @@
-"""cos/sin tables against an arbitrary-precision reference (numrope.precision, mpmath).
+"""cos/sin tables against an arbitrary-precision reference (numrope.checks.precision, mpmath).
 
 numrope.rope_cache claims: float64 within 1 ulp of the exact cos/sin(m theta_i) for every position
 up to 2**31 (inv_freq's float64 values taken as exact), float32 and float16 correctly rounded from
@@ -16,8 +16,8 @@ import numrope
 
 mpmath = pytest.importorskip("mpmath", reason="the precision tests need mpmath (pip install mpmath)")
 
-from numrope import precision  # noqa: E402
-from numrope.identity import standard_configs  # noqa: E402
+from numrope.checks import precision  # noqa: E402
+from numrope.checks.configs import standard_configs  # noqa: E402
 
 LLAMA2 = numrope.RopeConfig(head_dim=128, base=10000.0)
 LLAMA3 = numrope.RopeConfig(head_dim=128, base=500000.0)
@@ -134,7 +134,7 @@ def test_float64_within_one_ulp_for_the_hardest_of_many_frequencies():
     rng = np.random.default_rng(0)
     cases = []
     for factor in rng.uniform(1.0, 2.0, 3000):
-        cfg = numrope.RopeConfig(head_dim=2, scaling=numrope.scaling.Linear(factor=float(factor)))
+        cfg = numrope.RopeConfig(head_dim=2, scaling=numrope.variants.Linear(factor=float(factor)))
         positions = precision.adversarial_positions(cfg.inv_freq(), MAX_POSITION - 1)[-2:]
         cos, sin = numrope.rope_cache(cfg, positions, np.float64)
         closeness = np.minimum(np.abs(cos), np.abs(sin))[:, 0]

@@ -5,7 +5,7 @@ import pytest
 
 import numrope
 from numrope import reference
-from numrope.baseline import seed_style
+from numrope.reference import vectorised_numpy
 
 CONFIGS = [
     numrope.RopeConfig(head_dim=12, rotary_dim=rd, layout=layout)
@@ -29,7 +29,7 @@ def test_three_forms_agree(cfg, rng):
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.layout}-{c.rotary_dim}")
 def test_rotation_matrix_structure(cfg):
-    r = reference.rotation_matrix(cfg, 7)
+    r = reference.rope_matrix(cfg, 7)
     np.testing.assert_allclose(r.T @ r, np.eye(12), atol=1e-15)
     j0, j1 = reference.pair_indices(cfg)
     theta = cfg.inv_freq()
@@ -53,7 +53,7 @@ def test_layouts_are_a_permutation_of_each_other(rng):
 
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.layout}-{c.rotary_dim}")
-def test_seed_style_baseline_is_rope_in_float32_angles(cfg, rng):
+def test_vectorised_numpy_baseline_is_rope_in_float32_angles(cfg, rng):
     x = rng.standard_normal((1, 50, 2, 12)).astype(np.float32)
     # the baseline's float32 angles are off by up to |m theta| * 2**-24 radians
-    np.testing.assert_allclose(seed_style(x, cfg), reference.complex_form(x, cfg), atol=50 * 2.0**-24 * 8)
+    np.testing.assert_allclose(vectorised_numpy(x, cfg), reference.complex_form(x, cfg), atol=50 * 2.0**-24 * 8)

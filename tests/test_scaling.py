@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import numrope
 from numrope import reference
-from numrope.scaling import NTK, DynamicNTK, Linear, Llama3, LongRoPE, RopeScaling, YaRN
+from numrope.variants import NTK, DynamicNTK, Linear, Llama3, LongRoPE, RopeScaling, YaRN
 
 EPS64 = np.finfo(np.float64).eps
 REL = 16 * EPS64  # a few float64 roundings in each formula, with a safety factor
@@ -381,6 +381,6 @@ def test_scaled_frequencies_are_decreasing_and_between_theta_over_factor_and_the
 
 
 def test_every_variant_is_a_rope_scaling():
-    for cls in numrope.scaling.VARIANTS.values():
+    for cls in numrope.variants.VARIANTS.values():
         assert issubclass(cls, RopeScaling) and cls.rope_type
-    assert set(numrope.scaling.VARIANTS) == {"linear", "ntk", "dynamic", "yarn", "longrope", "llama3"}
+    assert set(numrope.variants.VARIANTS) == {"linear", "ntk", "dynamic", "yarn", "longrope", "llama3"}

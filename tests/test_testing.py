@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import emulate, reference
+from numrope import reference
 from numrope._interop import _DLDataType, _DLDevice, _DLTensor, as_numpy
 from numrope.testing import assert_rope_allclose, error_bound
+from numrope.validation import emulate
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 

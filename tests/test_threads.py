@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
         for _ in range(3):
             results = list(pool.map(lambda i: numrope.apply_rope(xs[i], cfg, i), range(8)))
             assert all(np.array_equal(r, e) for r, e in zip(results, expected))
-    from numrope._parallel import use_parallel
+    from numrope.kernels.jit import use_parallel
     with ThreadPoolExecutor(1) as pool:
         parallel_from_thread = pool.submit(use_parallel, 10**8).result()
     print("serial from threads" if not parallel_from_thread else "parallel from threads")

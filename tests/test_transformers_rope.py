@@ -39,8 +39,8 @@ if int(transformers.__version__.split(".")[0]) < 5:
 rope_utils = pytest.importorskip("transformers.modeling_rope_utils")
 
 import numrope  # noqa: E402
-from numrope import hf  # noqa: E402
-from numrope.scaling import Llama3, YaRN  # noqa: E402
+from numrope.models import hf  # noqa: E402
+from numrope.variants import Llama3, YaRN  # noqa: E402
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 EPS32 = float(np.finfo(np.float32).eps)

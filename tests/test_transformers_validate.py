@@ -1,4 +1,4 @@
-"""Hugging Face transformers' own rotary output, validated with numrope.validate (skipped without torch)."""
+"""Hugging Face transformers' own rotary output, validated with numrope.validation (skipped without torch)."""
 
 import importlib
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import emulate
-from numrope.validate import compare, compare_qk
+from numrope.validation import compare, compare_qk, emulate
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
@@ -42,13 +41,24 @@ CASES = {
 }
 
 
-def transformers_rope(name):
-    """(q, k, q_rot, k_rot, cfg) from transformers' RotaryEmbedding and apply_rotary_pos_emb."""
-    module, config_class, kwargs, dtype = CASES[name]
+def _rotary(name):
+    module, config_class, kwargs, _ = CASES[name]
     sizes = {"hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2}
     config = getattr(transformers, config_class)(**sizes, **kwargs)
     modeling = importlib.import_module(f"transformers.models.{module}.modeling_{module}")
     rotary = next(getattr(modeling, n) for n in dir(modeling) if n.endswith("RotaryEmbedding"))(config=config)
+    return config, modeling, rotary
+
+
+def transformers_inv_freq(name):
+    """The rotary module's own float32 frequencies (its ``inv_freq`` buffer)."""
+    return _rotary(name)[2].inv_freq.numpy()
+
+
+def transformers_rope(name):
+    """(q, k, q_rot, k_rot, cfg) from transformers' RotaryEmbedding and apply_rotary_pos_emb."""
+    dtype = CASES[name][3]
+    config, modeling, rotary = _rotary(name)
     cfg = numrope.RopeConfig.from_hf(config.to_dict())
     g = torch.Generator().manual_seed(0)
     dtype = getattr(torch, dtype)
@@ -86,10 +96,12 @@ def test_float32_angles_of_transformers_are_diagnosed_as_precision(name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_emulate_reproduces_transformers(name):
-    """numrope.emulate rounds as transformers does: within a few ulps of it, while both differ from exact."""
+    """numrope.validation.emulate rounds as transformers does: within a few ulps of it, while both differ from exact."""
     q, _, q_rot, _, cfg = transformers_rope(name)
     dtype = CASES[name][3]
-    mine = np.asarray(emulate.apply_rope(q, cfg, POSITIONS, seq_axis=-2), np.float64)
+    # torch's float32 pow may differ from NumPy's by an ulp or two: emulate with the module's own inv_freq
+    inv_freq = transformers_inv_freq(name)
+    mine = np.asarray(emulate.apply_rope(q, cfg, POSITIONS, seq_axis=-2, inv_freq=inv_freq), np.float64)
     theirs = q_rot.float().numpy().astype(np.float64)
     exact = numrope.apply_rope(np.asarray(q.float().numpy(), np.float64), cfg, POSITIONS, seq_axis=-2)
     scale = np.abs(exact).max()

@@ -1,6 +1,6 @@
-"""numrope.validate: every diagnosis triggered by a deliberately broken output and named; correct outputs pass.
+"""numrope.validation: every diagnosis triggered by a deliberately broken output and named; correct outputs pass.
 
-Broken outputs are made with the plain-NumPy reference (float64) or with numrope.emulate (float32
+Broken outputs are made with the plain-NumPy reference (float64) or with numrope.validation.emulate (float32
 angles, as transformers), never with the code that diagnoses them.
 """
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import emulate, reference
-from numrope.scaling import RopeScaling
-from numrope.validate import compare, compare_qk
+from numrope import reference
+from numrope.validation import compare, compare_qk, emulate
+from numrope.variants import RopeScaling
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
 

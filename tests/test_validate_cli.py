@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import emulate
 from numrope.cli import main
+from numrope.validation import emulate
 
 CFG = numrope.RopeConfig(head_dim=64, base=500000.0)
 

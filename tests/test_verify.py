@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numrope
-from numrope import precision
+from numrope.checks import precision
 from numrope.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"

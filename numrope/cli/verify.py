@@ -1,7 +1,7 @@
 """``numrope verify``: prove numerically that RoPE is relative and that numrope computes it accurately.
 
-Runs the checks of :mod:`numrope.identity` (relative-position identity, matrix form, group
-property, orthogonality, long-term decay) and :mod:`numrope.precision` (cos/sin against mpmath)
+Runs the checks of :mod:`numrope.checks.identity` (relative-position identity, matrix form, group
+property, orthogonality, long-term decay) and :mod:`numrope.checks.precision` (cos/sin against mpmath)
 on one configuration or on every layout, partial rotary and scaling variant, and shows that the
 identity check rejects the additive sinusoidal encoding. Exit code 0 only if everything holds, 1 if
 a check fails, 2 if the checks cannot run as asked (an unreadable config, mpmath not installed).
@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from numrope.identity import Comparison
+from numrope.checks.report import Comparison
 
 # Which row of the summary each comparison belongs to, by the function that made it.
 _CATEGORIES = {
@@ -95,10 +95,10 @@ def _label(cfg, seq_len) -> str:
 
 
 def _configs(args):
-    from numrope import identity
+    from numrope.checks.configs import standard_configs
 
     if args.config is None:
-        return identity.standard_configs(args.head_dim, args.base, args.seq_len or 8192)
+        return standard_configs(args.head_dim, args.base, args.seq_len or 8192)
     import numrope
 
     try:
@@ -121,7 +121,7 @@ def _rows(name, report, where, expect_failure=False):
 
 def collect(args, out=print) -> tuple[list, int]:
     """Run every check for the parsed arguments; return the rows and the number of configurations."""
-    from numrope import identity, precision
+    from numrope.checks import decay, identity, precision
 
     rows = []
     configs = _configs(args)
@@ -142,7 +142,7 @@ def collect(args, out=print) -> tuple[list, int]:
         if rope:
             positions = (0, 1, 7, 100, args.max_position - 1)
             reports.append(("check_rotation", identity.check_rotation(cfg, positions, seq_len=seq_len), where))
-            reports.append(("check_decay", identity.check_decay(cfg, seq_len=seq_len, seed=args.seed), where))
+            reports.append(("check_decay", decay.check_decay(cfg, seq_len=seq_len, seed=args.seed), where))
             if not args.no_precision:
                 try:
                     rep = precision.check_precision(cfg, seq_len=seq_len, n_random=32, seed=args.seed)

@@ -3,17 +3,19 @@
 Arrays arrive as 4-D views ``(batch, seq, heads, head_dim)``; ``idx[b or 0, s]`` is the table row of
 token ``(b, s)``. float16 arrays (data and tables) arrive as their uint16 bit patterns (Numba has no float16 on the
 CPU): ``_widen`` turns them into float32 exactly and ``_narrow`` rounds back to nearest even
-(see :mod:`numrope._half`).
+(see :mod:`numrope.kernels.half`).
 """
+
+import math
 
 import numba
 import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from numrope._half import f16_bits_to_f32, f32_to_f16_bits
-from numrope._parallel import jit_twins
-from numrope._sincos import _cos_sin
+from numrope.kernels.half import f16_bits_to_f32, f32_to_f16_bits
+from numrope.kernels.jit import jit_twins, use_parallel
+from numrope.kernels.sincos import _cos_sin, cos_sin_table_parallel, cos_sin_table_serial
 
 
 def _widen(value):
@@ -134,3 +136,110 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
 # serves each compiled specialisation to later processes.
 rotate_parallel, rotate_serial = jit_twins(_rotate)
 rotate_at_parallel, rotate_at_serial = jit_twins(_rotate_at)
+
+
+# The launchers: views, twin choice and float16 bit views, for arguments the callers have checked.
+
+_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_SIGNS = {dtype: (dtype.type(1.0), dtype.type(-1.0)) for dtype in (_F32, _F64)}
+
+
+def compute_dtype(*arrays) -> np.dtype:
+    """float64 if any array is float64, else float32 (float16 is computed in float32)."""
+    for a in arrays:
+        if a.dtype.char == "d":
+            return _F64
+    return _F32
+
+
+def cos_sin_table(positions, inv_freq, scale, dtype):
+    """``scale * cos/sin(positions[..., None] * inv_freq)`` in ``dtype``, for checked positions of any shape."""
+    flat = positions.reshape(-1).astype(np.float64, copy=False)
+    kernel_dtype = np.float64 if dtype == np.float16 else dtype
+    cos = np.empty((flat.size, inv_freq.size), dtype=kernel_dtype)
+    sin = np.empty_like(cos)
+    kernel = cos_sin_table_parallel if use_parallel(cos.size) else cos_sin_table_serial
+    kernel(flat, inv_freq, scale, cos, sin)
+    shape = positions.shape + (inv_freq.size,)
+    # float16 is rounded once, from float64: Numba has no float16 on the CPU.
+    return cos.astype(dtype, copy=False).reshape(shape), sin.astype(dtype, copy=False).reshape(shape)
+
+
+def _as_4d(a, seq_axis):
+    """A (batch, seq, heads, head_dim) view of a, or None where only a copy would do."""
+    if a.ndim == 4 and seq_axis == 1:
+        return a
+    shape = (math.prod(a.shape[:seq_axis]), a.shape[seq_axis], math.prod(a.shape[seq_axis + 1 : -1]), a.shape[-1])
+    if a.flags.c_contiguous:
+        return a.reshape(shape)
+    try:
+        return np.reshape(a, shape, copy=False)
+    except ValueError:
+        return None
+
+
+def _views(x, out, ax):
+    """4-D kernel views (x4, target, copy_tail, copy_back) of x and of where to write.
+
+    ``target`` is a view of ``out``, or, where out's strides admit no 4-D view, a scratch array that
+    ``copy_back`` says to copy into ``out`` afterwards. ``copy_tail`` is False only in place.
+    """
+    x4, out4 = _as_4d(x, ax), _as_4d(out, ax)
+    if x4 is None:
+        x4 = _as_4d(np.ascontiguousarray(x), ax)
+    if out4 is None:
+        return x4, np.empty(x4.shape, out.dtype), True, True
+    return x4, out4, out is not x, False
+
+
+def _native(a):
+    """Arrays as the kernels take them: float16 (data or tables) as its uint16 bit patterns."""
+    return a.view(np.uint16) if a.dtype.char == "e" else a
+
+
+def rotate(x, out, ax, interleaved, cos, sin, idx, inverse):
+    """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis."""
+    if x.size == 0:
+        return out
+    x4, target, copy_tail, copy_back = _views(x, out, ax)
+    kernel = rotate_parallel if use_parallel(x.size) else rotate_serial
+    sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
+    if x.dtype.char == "e" or cos.dtype.char == "e":
+        x4, target, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
+    kernel(x4, target, cos, sin, idx, sign, interleaved, copy_tail)
+    if copy_back:
+        np.copyto(out, target.reshape(out.shape))
+    return out
+
+
+def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse):
+    """Rotate checked x into checked out, computing each token's cos/sin in the same pass.
+
+    ``positions`` has one row per 4-D batch row of x (or a single row).
+    """
+    if x.size == 0:
+        return out
+    x4, target, copy_tail, copy_back = _views(x, out, ax)
+    parallel = use_parallel(x.size)
+    kernel = rotate_at_parallel if parallel else rotate_at_serial
+    n_tokens = x4.shape[0] * x4.shape[1]
+    n_chunks = min(n_tokens, 4 * numba.get_num_threads()) if parallel else 1
+    dtype = compute_dtype(x)
+    proto = np.empty((1, inv_freq.size), dtype)
+    sign = _SIGNS[dtype][inverse]
+    positions = positions.astype(np.float64, copy=False)
+    kernel(
+        _native(x4),
+        _native(target),
+        positions,
+        inv_freq,
+        scale,
+        proto,
+        sign,
+        interleaved,
+        copy_tail,
+        n_chunks,
+    )
+    if copy_back:
+        np.copyto(out, target.reshape(out.shape))
+    return out

@@ -8,10 +8,10 @@ import sys
 
 # subcommand -> module defining add_parser(subparsers) and run(args) -> exit code
 SUBCOMMANDS = {
-    "demo": "numrope.demo",
-    "validate": "numrope.validate_cli",
-    "bench": "numrope.bench",
-    "verify": "numrope.verify",
+    "demo": "numrope.cli.demo",
+    "validate": "numrope.cli.validate",
+    "bench": "numrope.cli.bench",
+    "verify": "numrope.cli.verify",
 }
 
 

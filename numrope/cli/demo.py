@@ -8,7 +8,7 @@ import numpy as np
 
 import numrope
 from numrope import reference
-from numrope.baseline import seed_style
+from numrope.reference import vectorised_numpy
 
 
 def add_parser(sub):
@@ -141,10 +141,10 @@ def run(args) -> int:
 
     t_numrope = _best_time(lambda: numrope.apply_rope(x, cfg, positions[:1], seq_len=seq_len))
     t_table = _best_time(lambda: numrope.apply_rope(x, cfg, positions, cache=(cos, sin), out=y))
-    t_seed = _best_time(lambda: seed_style(x, cfg), repeat=3)
+    t_seed = _best_time(lambda: vectorised_numpy(x, cfg), repeat=3)
     gb = 2 * x.nbytes / 1e9
     print(f"\nspeed on x of shape {x.shape} float32 ({x.nbytes / 2**20:.0f} MiB), best of several runs:")
-    print(f"  seed-style NumPy x*cos + rotate_half(x)*sin   {t_seed * 1e3:8.2f} ms")
+    print(f"  vectorised NumPy x*cos + rotate_half(x)*sin   {t_seed * 1e3:8.2f} ms")
     print(
         f"  numrope apply_rope(x, cfg)                    {t_numrope * 1e3:8.2f} ms  {t_seed / t_numrope:5.1f}x faster"
     )

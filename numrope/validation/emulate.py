@@ -26,9 +26,9 @@ import math
 
 import numpy as np
 
-from numrope._checks import check_positions, check_seq_axis
+from numrope._checks import check_config, check_positions, check_seq_axis
 from numrope._interop import MANTISSA_BITS, as_numpy
-from numrope.cache import check_config, default_seq_len, rope_cache
+from numrope.cache import default_seq_len, rope_cache
 from numrope.reference import pair_indices
 
 __all__ = ["apply_rope", "round_to"]
@@ -73,7 +73,7 @@ def round_to(a, precision: str) -> np.ndarray:
 
     Examples
     --------
-    >>> from numrope.emulate import round_to
+    >>> from numrope.validation.emulate import round_to
     >>> float(round_to(1 + 2**-8, "bfloat16"))  # a tie: rounds to the even neighbour, 1
     1.0
     >>> float(round_to(1 + 3 * 2**-8, "bfloat16"))
@@ -110,9 +110,11 @@ def _precision(name, value):
     return value
 
 
-def _float32_tables(cfg, pos, seq_len):
+def _float32_tables(cfg, pos, seq_len, inv_freq=None):
     """cos and sin as transformers and vLLM form them: every step in float32."""
-    if cfg.scaling is None:
+    if inv_freq is not None:  # the framework's own frequencies, exactly as it holds them
+        pass
+    elif cfg.scaling is None:
         exponents = np.arange(0, cfg.rotary_dim, 2, dtype=np.float32) / np.float32(cfg.rotary_dim)
         inv_freq = np.float32(1.0) / np.power(np.float32(cfg.base), exponents)
     else:  # the variant's float64 frequencies, rounded once
@@ -134,6 +136,7 @@ def apply_rope(
     dtype=None,
     inverse=False,
     seq_len=None,
+    inv_freq=None,
 ):
     """RoPE rounded as another framework rounds it.
 
@@ -161,6 +164,12 @@ def apply_rope(
         Rotate by minus the angle.
     seq_len : int, optional
         For the scaling variants that depend on the sequence length.
+    inv_freq : array_like, optional
+        The framework's own frequencies, one per pair (for example the ``inv_freq`` buffer of a
+        transformers rotary module), used with ``angles="float32"`` in place of numrope's float32
+        formula. Frameworks compute ``base ** (-2i/d)`` with their own ``pow``, which may differ
+        from NumPy's by an ulp or two; that difference grows with the position like the angle error
+        itself, so reproducing a framework bit for bit far out needs its own frequencies.
 
     Returns
     -------
@@ -185,7 +194,7 @@ def apply_rope(
     Examples
     --------
     >>> import numpy as np, numrope
-    >>> from numrope import emulate
+    >>> from numrope.validation import emulate
     >>> cfg = numrope.RopeConfig(head_dim=64, base=500000.0)
     >>> x = np.random.default_rng(0).standard_normal((1, 1, 1, 64)).astype(np.float32)
     >>> far = 100_000  # a long-context position
@@ -216,8 +225,16 @@ def apply_rope(
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = default_seq_len(pos)
 
+    if inv_freq is not None:
+        if angles != "float32":
+            raise ValueError("inv_freq is used with angles='float32' only (float64 angles use numrope's frequencies)")
+        inv_freq = as_numpy(inv_freq, "inv_freq").array.astype(np.float32)
+        if inv_freq.shape != (cfg.n_pairs,):
+            raise ValueError(f"inv_freq must have shape (rotary_dim // 2 = {cfg.n_pairs},), got {inv_freq.shape}")
+        if not np.isfinite(inv_freq).all():
+            raise ValueError("inv_freq must be finite")
     if angles == "float32":
-        cos, sin = _float32_tables(cfg, pos_t, seq_len)
+        cos, sin = _float32_tables(cfg, pos_t, seq_len, inv_freq)
     else:
         cos, sin = rope_cache(cfg, pos_t, np.float64, seq_len=seq_len)
     if inverse:

@@ -96,7 +96,7 @@ def _config(args):
 
     if args.config is not None:
         from_hf = getattr(numrope.RopeConfig, "from_hf", None)
-        if from_hf is None:  # pragma: no cover - numrope.hf ships with numrope
+        if from_hf is None:  # pragma: no cover - numrope.models.hf ships with numrope
             raise InputError("--config needs RopeConfig.from_hf, which this numrope does not have")
         if not os.path.exists(args.config):
             raise InputError(f"{args.config}: no such file")
@@ -115,7 +115,7 @@ def _config(args):
 
 
 def _compare(args):
-    from numrope.validate import compare
+    from numrope.validation import compare
 
     x = load_array(args.x, "x")
     actual = load_array(args.actual, "actual")

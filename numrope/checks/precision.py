@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from numrope.identity import Comparison, Report, _describe
+from numrope.checks.report import Comparison, Report, _describe
 
 _PREC = 256  # bits: m (31 bits) * theta (53 bits) is exact, and cos/sin keep > 150 bits near zeros
 
@@ -23,7 +23,7 @@ def _mpmath():
         import mpmath
     except ImportError as exc:  # pragma: no cover - mpmath is installed with numrope[test]
         raise ImportError(
-            "numrope.precision needs mpmath for its arbitrary-precision reference; install it with "
+            "numrope.checks.precision needs mpmath for its arbitrary-precision reference; install it with "
             "`python -m pip install mpmath` (or `python -m pip install numrope[test]`)"
         ) from exc
     return mpmath
@@ -84,7 +84,7 @@ def exact_cos_sin(positions, inv_freq, scale: float = 1.0) -> ExactCosSin:
 
     Examples
     --------
-    >>> from numrope.precision import exact_cos_sin
+    >>> from numrope.checks.precision import exact_cos_sin
     >>> e = exact_cos_sin([1e9], [1.0])
     >>> float(e.cos[0, 0])  # cos(1e9), correctly rounded
     0.8378871813639024
@@ -131,7 +131,7 @@ def ulp_error(values, exact, exact_lo=0.0) -> np.ndarray:
     Examples
     --------
     >>> import numpy as np
-    >>> from numrope.precision import ulp_error
+    >>> from numrope.checks.precision import ulp_error
     >>> ulp_error(np.float32([1.0]), np.array([1.0 + 2.0**-23])).tolist()
     [1.0]
     """
@@ -179,7 +179,7 @@ def cos_sin_ulp_error(cfg, positions, dtype=np.float32, *, seq_len=None, tables=
     Examples
     --------
     >>> import numrope
-    >>> from numrope.precision import cos_sin_ulp_error
+    >>> from numrope.checks.precision import cos_sin_ulp_error
     >>> ulp_cos, ulp_sin = cos_sin_ulp_error(numrope.RopeConfig(head_dim=8), [3, 10**9], np.float64)
     >>> bool(ulp_cos.max() <= 1 and ulp_sin.max() <= 1)
     True
@@ -222,7 +222,7 @@ def float32_angle_cos_sin(cfg, positions, *, seq_len=None):
     Examples
     --------
     >>> import numrope
-    >>> from numrope.precision import float32_angle_cos_sin
+    >>> from numrope.checks.precision import float32_angle_cos_sin
     >>> cos, sin = float32_angle_cos_sin(numrope.RopeConfig(head_dim=4), [0, 1])
     >>> cos.dtype, cos[1, 0]
     (dtype('float32'), np.float32(0.5403023))
@@ -255,7 +255,7 @@ def float64_angle_cos_sin(cfg, positions, *, seq_len=None):
     Examples
     --------
     >>> import numrope
-    >>> from numrope.precision import float64_angle_cos_sin
+    >>> from numrope.checks.precision import float64_angle_cos_sin
     >>> cos, _ = float64_angle_cos_sin(numrope.RopeConfig(head_dim=4), [1])
     >>> float(cos[0, 0])
     0.5403023058681398
@@ -287,7 +287,7 @@ def error_vs_position(cfg, positions, *, seq_len=None) -> dict[str, np.ndarray]:
     Examples
     --------
     >>> import numrope
-    >>> from numrope.precision import error_vs_position
+    >>> from numrope.checks.precision import error_vs_position
     >>> err = error_vs_position(numrope.RopeConfig(head_dim=8), [10, 1234567])
     >>> [f"{e:.0e}" for e in err["float32 angle"]], bool(err["numrope float64"].max() < 2**-53)
     (['4e-08', '3e-03'], True)
@@ -366,7 +366,7 @@ def adversarial_positions(inv_freq, max_position: int = 2**31) -> np.ndarray:
 
     Examples
     --------
-    >>> from numrope.precision import adversarial_positions
+    >>> from numrope.checks.precision import adversarial_positions
     >>> m = adversarial_positions([1.0], max_position=1000)
     >>> 355 in m  # 355 is within 3e-5 of 113 pi
     True
@@ -425,7 +425,7 @@ def check_precision(
     Examples
     --------
     >>> import numrope
-    >>> from numrope.precision import check_precision
+    >>> from numrope.checks.precision import check_precision
     >>> check_precision(numrope.RopeConfig(head_dim=8), n_random=8).passed
     True
     """

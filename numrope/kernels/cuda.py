@@ -22,7 +22,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from numrope._sincos import _C1, _C2, _C3, _C4, _C5, _TWO_OVER_PI, _cos_sin_reduced, _two_prod, _two_sum
+from numrope.kernels.sincos import _C1, _C2, _C3, _C4, _C5, _TWO_OVER_PI, _cos_sin_reduced, _two_prod, _two_sum
 
 SIMULATED = bool(cuda.config.ENABLE_CUDASIM)
 
@@ -40,7 +40,7 @@ else:
 
 @cuda.jit(device=True)
 def _cos_sin(m, theta):
-    """cos(m * theta), sin(m * theta): :func:`numrope._sincos._cos_sin` on the GPU.
+    """cos(m * theta), sin(m * theta): :func:`numrope.kernels.sincos._cos_sin` on the GPU.
 
     The same reduction, constants and polynomials; ``round`` in place of ``np.rint`` (both round
     half to even; numba.cuda has no ``np.rint``) and an FMA-based exact product.

@@ -1,4 +1,4 @@
-"""The diagnosis behind :func:`numrope.validate.compare`: which common mistake explains a mismatch.
+"""The diagnosis behind :func:`numrope.validation.compare`: which common mistake explains a mismatch.
 
 Each hypothesis predicts the output under one mistake (estimating its parameter from the data
 where it has one) and is reported only if the output then matches within the tolerance, with
@@ -15,18 +15,17 @@ import math
 import numpy as np
 
 from numrope.reference import pair_indices
-from numrope.testing import bound_thd, default_rtol, pair_norms, unit_roundoff
+from numrope.validation.report import Finding
+from numrope.validation.tolerance import bound_thd, default_rtol, pair_norms, unit_roundoff
 
 _TWO_PI = 2 * math.pi
 
 
 def _finding(kind, message, **details):
-    from numrope.validate import Finding
-
     return Finding(kind, message, details)
 
 
-def sample(case, ratio, seed=0, n_tokens=512, n_heads=8):
+def sample(case, ratio, n_tokens=512, n_heads=8):
     """A smaller case for the diagnosis: runs of consecutive positions across the range, the worst token included."""
     T, H, _ = case.x.shape
     if T > n_tokens:
@@ -121,7 +120,7 @@ def _layout(judge, cfg):
             "layout",
             f"half and interleaved layouts are swapped: the output pairs features {pairs[other]} "
             f"(layout={other!r}), but cfg pairs {pairs[cfg.layout]} (layout={cfg.layout!r}). Fix the layout, "
-            "or convert the q/k weights between the layouts (numrope.convert.permute_qk_weights).",
+            "or convert the q/k weights between the layouts (numrope.validation.convert.permute_qk_weights).",
             layout=other,
         )
     return None
@@ -300,7 +299,7 @@ def _growth(case, err, norms):
     return float(rel[first].max()), float(rel[last].max()), float(case.pos[first].max()), float(case.pos[last].min())
 
 
-def float32_note(case, err, strict_bound, norms):
+def float32_note(case, err, norms):
     """The note for an output accepted only because float32 angles were allowed."""
     early, late, p_early, p_late = _growth(case, err, norms)
     return _finding(

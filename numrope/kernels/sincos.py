@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-from numrope._parallel import jit_twins
+from numrope.kernels.jit import jit_twins
 
 # pi/2 = _C1 + _C2 + _C3 + _C4 + _C5 + O(2**-173). _C1.._C3 carry 21 bits each, so k * _Cj is
 # exact for |k| < 2**32.
@@ -105,4 +105,4 @@ def _cos_sin_table(positions, inv_freq, scale, cos, sin):
             sin[n, i] = scale * s
 
 
-_cos_sin_table_parallel, _cos_sin_table_serial = jit_twins(_cos_sin_table)
+cos_sin_table_parallel, cos_sin_table_serial = jit_twins(_cos_sin_table)

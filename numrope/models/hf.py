@@ -14,9 +14,9 @@ transformers 4.x and 5.x:
   ``rope_local_base_freq`` (4.x), DeepSeek's ``qk_rope_head_dim``, ChatGLM's ``kv_channels``
   and ``rope_ratio``; multimodal configs nest the language model's keys in ``text_config``.
 
-:func:`rope_config_from_hf` reads all of them into a :class:`numrope.RopeConfig` (also available as
-``RopeConfig.from_hf``) and :func:`rope_config_to_hf` writes one back (``RopeConfig.to_hf``).
-The parameter names of the scaling variants are those of :mod:`numrope.scaling`.
+:func:`rope_fields_from_hf` reads all of them for :meth:`numrope.RopeConfig.from_hf` and
+:func:`rope_config_to_hf` writes one back (``RopeConfig.to_hf``).
+The parameter names of the scaling variants are those of :mod:`numrope.variants`.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from numrope import scaling as _scaling
-from numrope.config import RopeConfig
+from numrope import variants as _scaling
+from numrope.models.families import INTERLEAVED_MODEL_TYPES, MODEL_DEFAULTS
 
 #: Keys whose presence at the top level says that a config describes a language model itself
 #: rather than wrapping one in ``text_config``.
@@ -45,27 +45,6 @@ _TEXT_KEYS = (
     "kv_channels",
     "qk_rope_head_dim",
 )
-
-#: Values the transformers config classes (or the model's own configuration code) fill in when a
-#: config.json leaves a key out, for the model types whose defaults differ from plain RoPE.
-MODEL_DEFAULTS: dict[str, dict] = {
-    "gemma3_text": {
-        "head_dim": 256,
-        "rope_theta": 1_000_000.0,
-        "rope_local_base_freq": 10_000.0,
-        "max_position_embeddings": 131072,
-    },
-    "phi": {"partial_rotary_factor": 0.5},
-    "glm": {"partial_rotary_factor": 0.5},
-    "glm4": {"partial_rotary_factor": 0.5},
-    "gpt_neox": {"rotary_pct": 0.25, "rotary_emb_base": 10000},
-    "gptj": {"rotary_dim": 64},
-    "chatglm": {"rope_ratio": 1},
-    "deepseek_v3": {"rope_interleave": True},
-}
-
-#: Model types whose pairs are adjacent features (2i, 2i+1) rather than i and i + d/2.
-INTERLEAVED_MODEL_TYPES = frozenset({"chatglm", "glm", "glm4", "gptj", "cohere", "deepseek_v2", "deepseek_v3"})
 
 #: Scaling variants that carry ``original_max_position_embeddings``; transformers falls back to
 #: ``max_position_embeddings`` when a config leaves it out.
@@ -95,7 +74,7 @@ def load_config(path) -> dict:
     Examples
     --------
     >>> import json, os, tempfile
-    >>> from numrope import hf
+    >>> from numrope.models import hf
     >>> d = tempfile.mkdtemp()
     >>> with open(os.path.join(d, "config.json"), "w") as f:
     ...     json.dump({"head_dim": 64, "rope_theta": 10000.0}, f)
@@ -160,7 +139,7 @@ def layer_types(config) -> tuple[str, ...]:
 
     Examples
     --------
-    >>> from numrope import hf
+    >>> from numrope.models import hf
     >>> hf.layer_types({"head_dim": 256, "rope_parameters": {
     ...     "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
     ...     "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}})
@@ -326,7 +305,7 @@ def scaling_from_hf(params: Mapping, config: Mapping | None = None, *, nested: b
 
     Returns
     -------
-    numrope.scaling.RopeScaling or None
+    numrope.variants.RopeScaling or None
 
     Raises
     ------
@@ -346,7 +325,7 @@ def scaling_from_hf(params: Mapping, config: Mapping | None = None, *, nested: b
 
     Examples
     --------
-    >>> from numrope import hf
+    >>> from numrope.models import hf
     >>> hf.scaling_from_hf({"type": "linear", "factor": 2})
     Linear(factor=2.0)
     >>> print(hf.scaling_from_hf({"rope_type": "default"}))
@@ -400,8 +379,8 @@ def scaling_from_hf(params: Mapping, config: Mapping | None = None, *, nested: b
     return cls(**kwargs)
 
 
-def rope_config_from_hf(config, *, layer_type: str | None = None) -> RopeConfig:
-    """A :class:`~numrope.RopeConfig` from a Hugging Face config (``RopeConfig.from_hf``).
+def rope_fields_from_hf(config, *, layer_type: str | None = None) -> dict:
+    """The fields of a :class:`~numrope.RopeConfig` read from a Hugging Face config (``RopeConfig.from_hf``).
 
     Parameters
     ----------
@@ -416,8 +395,8 @@ def rope_config_from_hf(config, *, layer_type: str | None = None) -> RopeConfig:
 
     Returns
     -------
-    RopeConfig
-        ``head_dim`` from ``head_dim`` (or ``hidden_size / num_attention_heads``,
+    dict
+        ``RopeConfig`` keyword arguments: ``head_dim`` from ``head_dim`` (or ``hidden_size / num_attention_heads``,
         DeepSeek's ``qk_rope_head_dim``, ChatGLM's ``kv_channels``); ``base`` from ``rope_theta``
         (or ``rotary_emb_base``, ``10000 * rope_ratio`` for ChatGLM, else 10000);
         ``rotary_dim`` from ``partial_rotary_factor`` or ``rotary_pct`` (truncated, as
@@ -462,13 +441,13 @@ def rope_config_from_hf(config, *, layer_type: str | None = None) -> RopeConfig:
         raise ValueError(f"the rotary part ({rotary_dim}) is larger than head_dim ({head_dim})")
     if rotary_dim % 2:
         raise ValueError(f"the rotary part must have an even size (features rotate in pairs), got {rotary_dim}")
-    return RopeConfig(
-        head_dim=head_dim,
-        base=_base(config, params),
-        rotary_dim=rotary_dim,
-        layout=_layout(config),
-        scaling=scaling_from_hf(params, config, nested=nested),
-    )
+    return {
+        "head_dim": head_dim,
+        "base": _base(config, params),
+        "rotary_dim": rotary_dim,
+        "layout": _layout(config),
+        "scaling": scaling_from_hf(params, config, nested=nested),
+    }
 
 
 def _fraction(rotary_dim: int, head_dim: int) -> float:
@@ -485,7 +464,7 @@ def _json_value(value):
     return value
 
 
-def rope_config_to_hf(cfg: RopeConfig, *, legacy: bool = False) -> dict:
+def rope_config_to_hf(cfg, *, legacy: bool = False) -> dict:
     """The Hugging Face config keys that describe ``cfg`` (``RopeConfig.to_hf``).
 
     Parameters
@@ -503,7 +482,7 @@ def rope_config_to_hf(cfg: RopeConfig, *, legacy: bool = False) -> dict:
         ``head_dim``; ``rope_parameters`` (or ``rope_theta`` and ``rope_scaling``);
         ``partial_rotary_factor`` for partial rotary; ``max_position_embeddings`` where the
         variant holds it; ``rope_interleave: True`` for the interleaved layout (the key
-        transformers' DeepSeek-V3 reads). :func:`rope_config_from_hf` reads it back to an equal
+        transformers' DeepSeek-V3 reads). :meth:`numrope.RopeConfig.from_hf` reads it back to an equal
         configuration.
 
     Raises
@@ -514,8 +493,8 @@ def rope_config_to_hf(cfg: RopeConfig, *, legacy: bool = False) -> dict:
     Examples
     --------
     >>> import numrope
-    >>> from numrope import hf
-    >>> cfg = numrope.RopeConfig(head_dim=64, base=1e6, scaling=numrope.scaling.Linear(8.0))
+    >>> from numrope.models import hf
+    >>> cfg = numrope.RopeConfig(head_dim=64, base=1e6, scaling=numrope.variants.Linear(8.0))
     >>> cfg.to_hf()
     {'head_dim': 64, 'rope_parameters': {'rope_type': 'linear', 'rope_theta': 1000000.0, 'factor': 8.0}}
     >>> hf.rope_config_to_hf(cfg, legacy=True)
@@ -523,7 +502,7 @@ def rope_config_to_hf(cfg: RopeConfig, *, legacy: bool = False) -> dict:
     >>> numrope.RopeConfig.from_hf(cfg.to_hf()) == cfg
     True
     """
-    if not isinstance(cfg, RopeConfig):
+    if not all(hasattr(cfg, name) for name in ("head_dim", "base", "rotary_dim", "layout", "scaling")):
         raise TypeError(f"cfg must be a numrope.RopeConfig, got {type(cfg).__name__}")
     out: dict = {"head_dim": cfg.head_dim}
     params: dict = {

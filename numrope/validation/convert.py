@@ -67,7 +67,7 @@ def permute_qk_weights(w, n_heads, head_dim, to="half", *, rotary_dim=None, axis
     Examples
     --------
     >>> import numpy as np
-    >>> from numrope.convert import permute_qk_weights
+    >>> from numrope.validation.convert import permute_qk_weights
     >>> w = np.arange(8.0)[:, None]  # one head of 8 features, hidden size 1
     >>> permute_qk_weights(w, n_heads=1, head_dim=8, to="half")[:, 0]
     array([0., 2., 4., 6., 1., 3., 5., 7.])

@@ -1,0 +1,166 @@
+"""``numrope bench``: time the hot paths and compare them, within one process, with their floors and baselines.
+
+A short version of the asv suite (``asv_benchmarks/``). Every figure is a ratio taken in the same
+process, so that a shared or noisy machine moves both sides together: each rotation is compared with a
+Numba parallel copy of the same array (the memory-bandwidth floor: a rotation reads ``x`` and writes
+``out`` once, as a copy does), with the vectorised NumPy form of :func:`numrope.reference.vectorised_numpy`
+and, where they are importable, with eager PyTorch and jitted JAX doing the same job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+
+import numpy as np
+
+from numrope.cli.bench.cases import CASES, TARGET_CASES, Context, measure, peak_memory, targets
+from numrope.cli.bench.frameworks import find_frameworks
+from numrope.cli.bench.plot import draw, plot
+from numrope.cli.bench.report import Progress, format_report
+from numrope.cli.bench.timing import cold_import_time, using_threads
+
+__all__ = ["CASES", "collect", "draw", "format_report", "plot"]
+
+
+def _positive_int(text):
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _threads(text):
+    import numba
+
+    value = _positive_int(text)
+    if value > numba.config.NUMBA_NUM_THREADS:
+        raise argparse.ArgumentTypeError(f"at most {numba.config.NUMBA_NUM_THREADS} threads (NUMBA_NUM_THREADS)")
+    return value
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "bench",
+        help="time numrope against the copy floor and the NumPy, PyTorch and JAX forms",
+        description=__doc__.split("\n")[0].strip("`").replace("``", ""),
+    )
+    p.add_argument(
+        "--shape",
+        nargs=4,
+        type=_positive_int,
+        default=(1, 4096, 32, 128),
+        metavar=("BATCH", "SEQ", "HEADS", "HEAD_DIM"),
+        help="prefill shape (default 1 4096 32 128); HEAD_DIM must be even",
+    )
+    p.add_argument("--threads", type=_threads, default=None, help="Numba (and PyTorch) threads (default: all)")
+    p.add_argument("--repeat", type=_positive_int, default=3, help="timed rounds per case (default 3)")
+    p.add_argument("--min-time", type=float, default=0.05, help="seconds per timed batch (default 0.05)")
+    p.add_argument("--targets-only", action="store_true", help="run only the cases the targets are read from")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    p.add_argument("--plot", metavar="PATH", help="also draw the report to an image (matplotlib)")
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    return p
+
+
+def collect(shape=(1, 4096, 32, 128), threads=None, repeat=3, min_time=0.05, progress=False, cases=CASES):
+    """Run the benchmark cases and return the report that ``numrope bench`` prints.
+
+    Parameters
+    ----------
+    shape : tuple of 4 ints, default (1, 4096, 32, 128)
+        The prefill shape (batch, seq, heads, head_dim); the other cases derive theirs from it.
+    threads : int, optional
+        Threads for Numba's parallel kernels and PyTorch (restored afterwards); all by default.
+    repeat, min_time
+        As for :func:`time_calls`.
+    progress : bool, default False
+        Draw a progress bar on stderr.
+    cases : sequence of callables, default CASES
+        Case factories; :data:`TARGET_CASES` for only those the targets are read from.
+
+    Returns
+    -------
+    dict
+        JSON-ready: ``machine`` (CPUs, threads, threading layer, versions), ``cases`` (one dict
+        per case: ``seconds``, ``gb_per_s``, ``floor_seconds``, ``fraction_of_floor``,
+        ``baselines`` (seconds) and ``speedup`` (baseline time over numrope's)), ``peak_memory``,
+        ``cold_import_seconds`` and ``targets`` (each with ``measured``, ``goal``, ``met``).
+
+    Notes
+    -----
+    Every ratio is taken within this process, from interleaved timings (:func:`time_calls`).
+    GB/s counts the bytes a call must read and write once (``2 * x.nbytes`` for a rotation).
+
+    Examples
+    --------
+    >>> from numrope.cli.bench import TARGET_CASES, collect
+    >>> report = collect((1, 8, 2, 16), repeat=1, min_time=0, cases=TARGET_CASES)
+    >>> [row["key"] for row in report["cases"]]
+    ['cache', 'prefill', 'end_to_end', 'decode']
+    """
+    import numba
+
+    import numrope
+
+    threads = threads or numba.config.NUMBA_NUM_THREADS
+    ctx = Context(tuple(shape), find_frameworks())
+    bar = Progress(len(cases) + 2, enabled=progress)
+    rows = []
+    with using_threads(threads):
+        try:
+            for factory in cases:
+                case = factory(ctx)
+                bar.step(case.name)
+                rows.append(measure(case, repeat, min_time))
+                del case
+            bar.step("peak memory")
+            memory = peak_memory(ctx)
+            bar.step("cold import")
+            import_seconds = cold_import_time()
+        finally:
+            bar.close()
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "no parallel run"
+    return {
+        "numrope": numrope.__version__,
+        "shape": list(shape),
+        "machine": {
+            "platform": f"{platform.machine()} {platform.system()}",
+            "cpus": os.cpu_count(),
+            "threads": threads,
+            "threading_layer": layer,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "numba": numba.__version__,
+            "frameworks": [fw.name for fw in ctx.frameworks],
+        },
+        "cases": rows,
+        "peak_memory": memory,
+        "cold_import_seconds": import_seconds,
+        "targets": targets(rows, memory, import_seconds),
+    }
+
+
+def run(args) -> int:
+    if args.shape[3] % 2:
+        print(f"numrope bench: HEAD_DIM must be even, got {args.shape[3]}", file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    cases = TARGET_CASES if args.targets_only else CASES
+    report = collect(args.shape, args.threads, args.repeat, args.min_time, progress, cases)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0

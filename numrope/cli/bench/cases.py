@@ -1,0 +1,285 @@
+"""What ``numrope bench`` times: each case against its floor and baselines, and the performance targets."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from numrope.cli.bench.timing import floor_kernels, parallel_copy, peak_allocated, time_calls
+
+# Baselines; "vs NAME" in the table is NAME's time over numrope's.
+VECTORISED = "vectorised NumPy"  # numrope.reference.vectorised_numpy
+
+
+TORCH = "PyTorch"  # eager, Hugging Face's form
+
+
+JAX = "JAX"  # the same form under jax.jit
+
+
+NUMPY_COS_SIN = "np.cos+sin"  # NumPy's cos and sin of the same float64 angles
+
+
+BARE_NUMBA = "bare Numba"  # a plain @njit loop doing the same decode step
+
+
+@dataclasses.dataclass
+class Case:
+    """One row of the table: numrope's call, the copy floor of the same arrays, and the baselines."""
+
+    key: str
+    name: str
+    shape: tuple
+    dtype: str
+    nbytes: int  # bytes read and written once by the call
+    run: object
+    floor: object = None
+    baselines: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class Context:
+    shape: tuple  # (batch, seq, heads, head_dim)
+    frameworks: list
+    rng: np.random.Generator = dataclasses.field(default_factory=lambda: np.random.default_rng(0))
+
+    def random(self, shape, dtype="float32"):
+        return self.rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+
+
+def _baselines(ctx, x, cfg, positions, seq_axis=-3):
+    """The same rotation, cos/sin included, by vectorised NumPy and each importable framework."""
+    from numrope.reference import vectorised_numpy
+
+    positions = np.asarray(positions)
+    found = {VECTORISED: lambda: vectorised_numpy(x, cfg, positions, seq_axis=seq_axis)}
+    for fw in ctx.frameworks:
+        if str(x.dtype) in fw.dtypes:
+            xf, pf = fw.array(x), fw.array(positions.astype(np.float32))
+            found[fw.name] = lambda fw=fw, xf=xf, pf=pf: fw.sync(fw.rope(xf, cfg, pf, seq_axis))
+    return found
+
+
+def _both(first, second):
+    return {name: (lambda a=first[name], b=second[name]: (a(), b())) for name in first.keys() & second.keys()}
+
+
+def _x(ctx, dtype, seq_axis):
+    b, s, h, d = ctx.shape
+    return ctx.random((b, s, h, d) if seq_axis == -3 else (b, h, s, d), dtype)
+
+
+def cache_case(ctx):
+    import numrope
+
+    n, cfg = ctx.shape[1], numrope.RopeConfig(ctx.shape[3])
+    angles = np.outer(np.arange(n, dtype=np.float64), cfg.inv_freq())
+    return Case(
+        "cache",
+        f"rope_cache({n} positions), float64",
+        angles.shape,
+        "float64",
+        2 * angles.nbytes,
+        lambda: numrope.rope_cache(cfg, n, dtype=np.float64),
+        baselines={NUMPY_COS_SIN: lambda: (np.cos(angles), np.sin(angles))},
+    )
+
+
+def table_case(ctx, dtype="float32", seq_axis=-3, layout="half", mode="out="):
+    """apply_rope with a precomputed table, into a preallocated ``out`` (or in place, or inverse)."""
+    import numrope
+
+    x = _x(ctx, dtype, seq_axis)
+    out = np.empty_like(x)
+    cfg = numrope.RopeConfig(ctx.shape[3], layout=layout)
+    table = numrope.rope_cache(cfg, ctx.shape[1], dtype=np.float64 if dtype == "float64" else np.float32)
+    target = x if mode == "in place" else out
+    inverse = mode == "inverse"
+    axes = "BSHD" if seq_axis == -3 else "BHSD"
+    return Case(
+        "prefill" if (dtype, seq_axis, layout, mode) == ("float32", -3, "half", "out=") else "table",
+        f"table, {mode}: {axes} {layout}",
+        x.shape,
+        dtype,
+        2 * x.nbytes,
+        lambda: numrope.apply_rope(x, cfg, cache=table, seq_axis=seq_axis, out=target, inverse=inverse),
+        lambda: parallel_copy(x, out),
+    )
+
+
+def end_to_end_case(ctx, dtype="float32", seq_axis=-3, layout="half", partial=False):
+    """apply_rope(x, cfg): cos/sin computed in the call, a new output (floor: a copy into a new array)."""
+    import numrope
+
+    d = ctx.shape[3]
+    x = _x(ctx, dtype, seq_axis)
+    cfg = numrope.RopeConfig(d, layout=layout, rotary_dim=d // 2 if partial and d % 4 == 0 else None)
+    axes = "BSHD" if seq_axis == -3 else "BHSD"
+    rotary = f", rotary_dim {cfg.rotary_dim}" if cfg.rotary_dim != d else ""
+    return Case(
+        "end_to_end" if (dtype, seq_axis, layout, partial) == ("float32", -3, "half", False) else "fresh",
+        f"apply_rope(x, cfg): {axes} {layout}{rotary}",
+        x.shape,
+        dtype,
+        2 * x.nbytes,
+        lambda: numrope.apply_rope(x, cfg, seq_axis=seq_axis),
+        lambda: parallel_copy(x, np.empty_like(x)),
+        _baselines(ctx, x, cfg, np.arange(x.shape[seq_axis]), seq_axis),
+    )
+
+
+def qk_case(ctx):
+    """apply_rope_qk with grouped-query heads (4 query heads per key head), new outputs."""
+    import numrope
+
+    b, s, h, d = ctx.shape
+    q, k = ctx.random((b, s, h, d)), ctx.random((b, s, max(1, h // 4), d))
+    cfg = numrope.RopeConfig(d)
+    positions = np.arange(s)
+    return Case(
+        "qk",
+        f"apply_rope_qk(q, k, cfg): {k.shape[2]} key heads",
+        q.shape,
+        "float32",
+        2 * (q.nbytes + k.nbytes),
+        lambda: numrope.apply_rope_qk(q, k, cfg),
+        lambda: (parallel_copy(q, np.empty_like(q)), parallel_copy(k, np.empty_like(k))),
+        _both(_baselines(ctx, q, cfg, positions), _baselines(ctx, k, cfg, positions)),
+    )
+
+
+def varlen_case(ctx):
+    """A packed batch (tokens, heads, head_dim) of four sequences, table and out=."""
+    import numrope
+
+    b, s, h, d = ctx.shape
+    n = b * s
+    x = ctx.random((n, h, d))
+    out = np.empty_like(x)
+    cfg = numrope.RopeConfig(d)
+    positions = numrope.positions_from_cu_seqlens([0, n // 8, n // 2, 5 * n // 8, n])
+    table = numrope.rope_cache(cfg, n)
+    return Case(
+        "varlen",
+        "packed varlen, table, out=: 4 sequences",
+        x.shape,
+        "float32",
+        2 * x.nbytes,
+        lambda: numrope.apply_rope(x, cfg, positions, cache=table, out=out),
+        lambda: parallel_copy(x, out),
+        _baselines(ctx, x, cfg, positions),
+    )
+
+
+def decode_case(ctx):
+    """One decoding step (1, 1, heads, head_dim) at position seq, table and out=."""
+    import numrope
+
+    _, s, h, d = ctx.shape
+    x = ctx.random((1, 1, h, d))
+    out = np.empty_like(x)
+    cfg = numrope.RopeConfig(d)
+    cos, sin = numrope.rope_cache(cfg, s + 1)
+    bare = floor_kernels()[1]
+    x3, out3, rows = x.reshape(1, h, d), out.reshape(1, h, d), np.array([s])
+    return Case(
+        "decode",
+        f"decode step at position {s}, table, out=",
+        x.shape,
+        "float32",
+        2 * x.nbytes,
+        lambda: numrope.apply_rope(x, cfg, s, cache=(cos, sin), out=out),
+        baselines={BARE_NUMBA: lambda: bare(x3, out3, cos, sin, rows)} | _baselines(ctx, x, cfg, [s]),
+    )
+
+
+CASES = (
+    cache_case,
+    table_case,
+    functools.partial(table_case, seq_axis=-2),
+    functools.partial(table_case, layout="interleaved"),
+    functools.partial(table_case, dtype="float16"),
+    functools.partial(table_case, dtype="float64"),
+    functools.partial(table_case, mode="in place"),
+    functools.partial(table_case, mode="inverse"),
+    end_to_end_case,
+    functools.partial(end_to_end_case, seq_axis=-2),
+    functools.partial(end_to_end_case, layout="interleaved"),
+    functools.partial(end_to_end_case, dtype="float16"),
+    functools.partial(end_to_end_case, dtype="float64"),
+    functools.partial(end_to_end_case, partial=True),
+    qk_case,
+    varlen_case,
+    decode_case,
+)
+
+
+#: The cases the performance targets are read from (``--targets-only``).
+TARGET_CASES = (cache_case, table_case, end_to_end_case, decode_case)
+
+
+def measure(case, repeat, min_time):
+    """Time a case's call, floor and baselines, interleaved; a JSON-ready dict."""
+    fns = {"numrope": case.run} | ({"floor": case.floor} if case.floor else {}) | case.baselines
+    times = time_calls(fns, repeat, min_time)
+    seconds, floor = times.pop("numrope"), times.pop("floor", None)
+    return {
+        "key": case.key,
+        "name": case.name,
+        "shape": list(case.shape),
+        "dtype": case.dtype,
+        "seconds": seconds,
+        "gb_per_s": case.nbytes / seconds / 1e9,
+        "floor_seconds": floor,
+        "fraction_of_floor": None if floor is None else floor / seconds,
+        "baselines": times,
+        "speedup": {name: t / seconds for name, t in times.items()},
+    }
+
+
+def peak_memory(ctx):
+    """Peak allocation of ``apply_rope(x, cfg)`` against its output plus a float32 cos/sin table."""
+    import numrope
+
+    x = ctx.random(ctx.shape)
+    cfg = numrope.RopeConfig(ctx.shape[3])
+    numrope.apply_rope(x, cfg)
+    peak = peak_allocated(lambda: numrope.apply_rope(x, cfg))
+    cache = 2 * ctx.shape[1] * cfg.n_pairs * 4
+    return {"peak_bytes": peak, "output_bytes": x.nbytes, "cache_bytes": cache, "ratio": peak / (x.nbytes + cache)}
+
+
+def targets(rows, memory, import_seconds):
+    """Each performance target: what was measured, the goal, and whether it was met (None: not measured)."""
+    by_key = {row["key"]: row for row in rows}
+    found = []
+
+    def add(target, measured, goal, met, unit="", ceiling=None):
+        found.append(
+            {"target": target, "measured": measured, "unit": unit, "goal": goal, "met": met, "ceiling": ceiling}
+        )
+
+    if "prefill" in by_key:
+        f = by_key["prefill"]["fraction_of_floor"]
+        add("prefill, table and out=: share of the copy floor", f, ">= 0.80", f >= 0.8)
+    if "end_to_end" in by_key:
+        row = by_key["end_to_end"]
+        for name in (VECTORISED, TORCH):
+            s = row["speedup"].get(name)
+            # The best any implementation could do here: the baseline's time over the copy floor's.
+            ceiling = row["baselines"][name] / row["floor_seconds"] if s is not None else None
+            add(f"apply_rope(x, cfg) speed-up over {name}", s, ">= 10x", None if s is None else s >= 10, "x", ceiling)
+    if "cache" in by_key:
+        s = by_key["cache"]["speedup"][NUMPY_COS_SIN]
+        add(f"rope_cache float64 speed-up over {NUMPY_COS_SIN} of the angles", s, ">= 1x", s >= 1, "x")
+    if "decode" in by_key:
+        r = by_key["decode"]["seconds"] / by_key["decode"]["baselines"][BARE_NUMBA]
+        add(f"decode step time over a {BARE_NUMBA}", r, "<= 3x", r <= 3, "x")
+    if memory is not None:
+        r = memory["ratio"]
+        add("apply_rope(x, cfg) peak memory over output + cache", r, "<= 1.05", r <= 1.05)
+    if import_seconds is not None:
+        add("cold import numrope", import_seconds, "< 0.3 s", import_seconds < 0.3, " s")
+    return found

@@ -1,0 +1,256 @@
+"""Comparing another framework's RoPE output with numrope: a report that names the likely mistake.
+
+:func:`compare` checks one rotated array, :func:`compare_qk` a pair of queries and keys. Both
+return a report with the errors (absolute, relative to each pair's norm, in ulps), where the
+worst element is, the error against position, and a diagnosis that tests the common mistakes:
+layouts swapped, wrong base, positions off by a constant, attention scaling missing or doubled,
+wrong rotary_dim, rotation the wrong way or cos and sin swapped, q and k swapped, and angles
+formed in float32 as opposed to a real bug.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from numrope.reference import pair_indices
+from numrope.validation import diagnose as _diagnose
+from numrope.validation.case import prepare, ulp
+from numrope.validation.report import Finding, QKReport, RopeReport, _config_text
+from numrope.validation.tolerance import _check_tolerance, bound_thd, default_atol, default_rtol, pair_norms
+
+__all__ = ["compare", "compare_qk"]
+
+
+def _evaluate(case, cfg, *, rtol, atol, float32_angles):
+    """Errors, bounds and ratios over the whole case."""
+    err = np.abs(case.actual - case.expected)
+    err = np.where(np.isnan(err), np.inf, err)
+    kw = {"rtol": rtol, "atol": atol}
+    bound = bound_thd(case.expected, case.pos, case.theta, cfg, case.precision, float32_angles=float32_angles, **kw)
+    return err, bound
+
+
+def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
+    err, bound = _evaluate(case, cfg, rtol=rtol, atol=atol, float32_angles=float32_angles)
+    outside = ~(err <= bound)
+    n_outside = int(outside.sum())
+    ok = n_outside == 0
+    norms = pair_norms(case.expected, cfg)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rel = np.where(norms > 0, err / norms, np.where(err > 0, np.inf, 0.0))
+        ratio = err / bound
+    ulps = err / ulp(norms, case.precision)
+    flat_worst = int(np.argmax(ratio)) if ratio.size else 0
+    t, h, j = np.unravel_index(flat_worst, ratio.shape) if ratio.size else (0, 0, 0)
+    positions, by_pos = _by_position(case.pos, rel.max(axis=(1, 2)) if rel.size else np.zeros(case.pos.size))
+    worst = _worst(case, cfg, t, h, j, err, bound) if ratio.size else {}
+    tolerance = {
+        "rtol": float(bound_rtol(case.precision, rtol)),
+        "atol": float(bound_atol(case.precision, atol)),
+        "float32_angles": bool(float32_angles),
+    }
+    diagnosis, notes = (), ()
+    if ok and float32_angles and err.size:
+        strict = bound_thd(case.expected, case.pos, case.theta, cfg, case.precision, float32_angles=False, rtol=rtol)
+        if not (err <= strict).all():
+            notes = (_diagnose.float32_note(case, err, norms),)
+    elif not ok and diagnose:
+        diagnosis = tuple(_diagnose.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
+    return RopeReport(
+        ok=ok,
+        shape=tuple(case.shape),
+        precision=case.precision,
+        n_outside=n_outside,
+        max_abs_error=float(err.max(initial=0.0)),
+        max_rel_error=float(rel.max(initial=0.0)),
+        max_ulp_error=float(ulps.max(initial=0.0)),
+        worst=worst,
+        positions=positions,
+        error_by_position=by_pos,
+        tolerance=tolerance,
+        diagnosis=diagnosis,
+        notes=notes,
+        config=_config_text(cfg),
+    )
+
+
+def bound_rtol(precision, rtol):
+    return default_rtol(precision) if rtol is None else rtol
+
+
+def bound_atol(precision, atol):
+    return default_atol(precision) if atol is None else atol
+
+
+def _by_position(pos, token_err):
+    positions, inverse = np.unique(pos, return_inverse=True)
+    out = np.zeros(positions.size)
+    np.maximum.at(out, inverse.reshape(-1), token_err)
+    return positions, out
+
+
+def _worst(case, cfg, t, h, j, err, bound):
+    lead, seq = case.shape[: case.seq_axis], case.shape[case.seq_axis]
+    heads = case.shape[case.seq_axis + 1 : -1]
+    lead_index = np.unravel_index(t // seq, lead) if lead else ()
+    head_index = np.unravel_index(h, heads) if heads else ()
+    index = (*(int(i) for i in lead_index), int(t % seq), *(int(i) for i in head_index), int(j))
+    j0, j1 = pair_indices(cfg)
+    pair = int(np.flatnonzero(j0 == j)[0]) if j in j0 else (int(np.flatnonzero(j1 == j)[0]) if j in j1 else None)
+    return {
+        "index": index,
+        "position": float(case.pos[t]),
+        "head": tuple(int(i) for i in head_index),
+        "feature": int(j),
+        "pair": pair,
+        "actual": float(case.actual[t, h, j]),
+        "expected": float(case.expected[t, h, j]),
+        "error": float(err[t, h, j]),
+        "bound": float(bound[t, h, j]),
+    }
+
+
+def compare(
+    actual,
+    x,
+    cfg,
+    positions=None,
+    *,
+    seq_axis=-3,
+    rtol=None,
+    atol=None,
+    float32_angles=True,
+    inverse=False,
+    seq_len=None,
+    diagnose=True,
+):
+    """Compare another implementation's RoPE output with numrope's and say what is wrong.
+
+    Parameters
+    ----------
+    actual : array_like
+        The output under test: NumPy, anything with ``__array__`` or ``__dlpack__`` (PyTorch
+        CPU tensors, JAX arrays), bfloat16 included. Its dtype sets the tolerance.
+    x : array_like
+        The input it rotated, same shape.
+    cfg : RopeConfig
+        The configuration it should have used.
+    positions : None, int or array_like, optional
+        As for :func:`numrope.apply_rope`.
+    seq_axis : int, default -3
+        The sequence axis.
+    rtol, atol : float, optional
+        Override the derived tolerance (see :func:`numrope.testing.error_bound`).
+    float32_angles : bool, default True
+        Accept the error of angles formed in float32, which grows with position (as Hugging Face
+        transformers, vLLM and llama.cpp form them); an accepted result then carries a
+        ``"precision"`` note. ``False`` holds the output to float64 angles, and an error of that
+        kind is diagnosed as ``"precision"``.
+    inverse : bool, default False
+        ``actual`` should be the inverse rotation.
+    seq_len : int, optional
+        For the scaling variants that depend on the sequence length.
+    diagnose : bool, default True
+        Run the diagnosis on a mismatch (on a sample of at most 512 tokens and 8 heads).
+
+    Returns
+    -------
+    RopeReport
+
+    Raises
+    ------
+    TypeError
+        Inputs that are not float arrays, or ``cfg`` not a RopeConfig.
+    ValueError
+        Shapes that disagree, a last axis that is not ``head_dim``, bad positions or ``seq_axis``.
+
+    Notes
+    -----
+    The expected output is numrope's in float64 (cos and sin within an ulp of the exact values).
+    Each hypothesis of the diagnosis predicts the output under one mistake, with estimated
+    parameters where needed (the base from the measured rotation angles, the position offset
+    from the phase of every pair, lowest frequency first), and is reported only if the output
+    then matches within the tolerance with float32 angles allowed. When none does, the single
+    finding is of kind ``"unexplained"``.
+
+    Examples
+    --------
+    >>> import numpy as np, numrope
+    >>> from numrope.validation import compare
+    >>> cfg = numrope.RopeConfig(head_dim=16)
+    >>> x = np.random.default_rng(0).standard_normal((1, 32, 2, 16))
+    >>> wrong = numrope.apply_rope(x, numrope.RopeConfig(head_dim=16, layout="interleaved"))
+    >>> report = compare(wrong, x, cfg)
+    >>> report.ok, [f.kind for f in report.diagnosis]
+    (False, ['layout'])
+    >>> compare(numrope.apply_rope(x, cfg), x, cfg).ok
+    True
+    """
+    rtol, atol = _check_tolerance("rtol", rtol), _check_tolerance("atol", atol)
+    case = prepare(actual, x, cfg, positions, seq_axis=seq_axis, seq_len=seq_len, inverse=inverse)
+    return _report(case, cfg, rtol=rtol, atol=atol, float32_angles=bool(float32_angles), diagnose=bool(diagnose))
+
+
+def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
+    """Compare rotated queries and keys with numrope's; also detects q and k swapped.
+
+    Parameters
+    ----------
+    actual_q, actual_k : array_like
+        The outputs under test.
+    q, k : array_like
+        The inputs they rotated. Their head counts may differ (grouped-query attention).
+    cfg, positions
+        As for :func:`compare`; the positions apply to both.
+    **kwargs
+        ``seq_axis``, ``rtol``, ``atol``, ``float32_angles``, ``inverse``, ``seq_len``,
+        ``diagnose``, as for :func:`compare`.
+
+    Returns
+    -------
+    QKReport
+
+    Raises
+    ------
+    TypeError, ValueError
+        As :func:`compare`.
+
+    Examples
+    --------
+    >>> import numpy as np, numrope
+    >>> from numrope.validation import compare_qk
+    >>> cfg = numrope.RopeConfig(head_dim=8)
+    >>> rng = np.random.default_rng(0)
+    >>> q, k = rng.standard_normal((2, 1, 16, 2, 8))
+    >>> q_rot, k_rot = numrope.apply_rope_qk(q, k, cfg)
+    >>> [f.kind for f in compare_qk(k_rot, q_rot, q, k, cfg).diagnosis]
+    ['swapped']
+    """
+    unknown = set(kwargs) - {"seq_axis", "rtol", "atol", "float32_angles", "inverse", "seq_len", "diagnose"}
+    if unknown:
+        raise TypeError(f"compare_qk() got unexpected keyword arguments {sorted(unknown)}")
+    diagnose = kwargs.pop("diagnose", True)
+    rq = compare(actual_q, q, cfg, positions, diagnose=False, **kwargs)
+    rk = compare(actual_k, k, cfg, positions, diagnose=False, **kwargs)
+    if rq.ok and rk.ok:
+        return QKReport(rq, rk, ())
+    if diagnose:
+        if rq.shape == rk.shape:  # the reports' shapes are those of q and k, checked
+            sq = compare(actual_q, k, cfg, positions, diagnose=False, **kwargs)
+            sk = compare(actual_k, q, cfg, positions, diagnose=False, **kwargs)
+            if sq.ok and sk.ok:
+                finding = Finding(
+                    "swapped",
+                    "q and k are swapped: the rotated queries are the rotated keys and the other way round",
+                )
+                return QKReport(rq, rk, (finding,))
+        rq = compare(actual_q, q, cfg, positions, **kwargs) if not rq.ok else rq
+        rk = compare(actual_k, k, cfg, positions, **kwargs) if not rk.ok else rk
+    findings = [
+        dataclasses.replace(f, message=f"{name}: {f.message}")
+        for name, report in (("q", rq), ("k", rk))
+        for f in report.diagnosis
+    ]
+    return QKReport(rq, rk, tuple(findings))

@@ -1,0 +1,222 @@
+"""The reports of a comparison: findings, one array's report and a q/k pair's."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One finding of a diagnosis.
+
+    Attributes
+    ----------
+    kind : str
+        ``"layout"``, ``"base"``, ``"offset"``, ``"attention_scaling"``, ``"rotary_dim"``,
+        ``"direction"``, ``"swapped"``, ``"precision"``, or ``"unexplained"`` when no common
+        mistake explains the error.
+    message : str
+        One or two sentences for a person.
+    details : dict
+        What was found, e.g. ``{"base": 10000.0}`` or ``{"offset": 1}``.
+    """
+
+    kind: str
+    message: str
+    details: dict = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "message": self.message, **_jsonable(self.details)}
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else str(value)
+    return value
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class RopeReport:
+    """The result of :func:`compare`. ``str(report)`` is a readable report; ``to_dict()`` a JSON-able one.
+
+    Attributes
+    ----------
+    ok : bool
+        Every element within its bound (:func:`numrope.testing.error_bound`) and none NaN.
+    shape : tuple
+        The shape compared.
+    precision : str
+        The precision of ``actual`` (``"bfloat16"``, ``"float16"``, ``"float32"``, ``"float64"``).
+    n_outside : int
+        How many elements are outside their bound.
+    max_abs_error : float
+        Largest ``|actual - expected|``.
+    max_rel_error : float
+        Largest error relative to the norm of the element's pair (its magnitude before rounding
+        errors could cancel it).
+    max_ulp_error : float
+        Largest error in ulps of ``precision`` at the pair's norm.
+    worst : dict
+        The element furthest outside (or closest to) its bound: ``index`` into ``actual``,
+        ``position``, ``head`` (index over the axes between sequence and head_dim), ``feature``,
+        ``pair`` (``None`` for a feature that passes through), ``actual``, ``expected``,
+        ``error`` and ``bound``.
+    positions, error_by_position : numpy.ndarray
+        The distinct positions, and the largest relative error at each.
+    tolerance : dict
+        ``rtol``, ``atol`` and ``float32_angles`` as used.
+    diagnosis : tuple of Finding
+        Empty when ``ok``; otherwise the common mistakes that explain the error, or one finding
+        of kind ``"unexplained"``.
+    notes : tuple of Finding
+        Remarks on an accepted result, e.g. a ``"precision"`` note that the error grows with
+        position as float32 angles explain.
+    """
+
+    ok: bool
+    shape: tuple
+    precision: str
+    n_outside: int
+    max_abs_error: float
+    max_rel_error: float
+    max_ulp_error: float
+    worst: dict
+    positions: np.ndarray
+    error_by_position: np.ndarray
+    tolerance: dict
+    diagnosis: tuple
+    notes: tuple
+    config: str
+
+    def to_dict(self, max_positions: int = 64) -> dict:
+        """A JSON-able dict; the error against position is binned to at most ``max_positions`` rows."""
+        return _jsonable(
+            {
+                "ok": self.ok,
+                "shape": list(self.shape),
+                "dtype": self.precision,
+                "config": self.config,
+                "n_outside": self.n_outside,
+                "max_abs_error": self.max_abs_error,
+                "max_rel_error": self.max_rel_error,
+                "max_ulp_error": self.max_ulp_error,
+                "worst": self.worst,
+                "tolerance": self.tolerance,
+                "error_by_position": [list(r) for r in _binned(self.positions, self.error_by_position, max_positions)],
+                "diagnosis": [f.to_dict() for f in self.diagnosis],
+                "notes": [f.to_dict() for f in self.notes],
+            }
+        )
+
+    def __repr__(self):
+        kinds = ", ".join(f.kind for f in self.diagnosis)
+        return f"<RopeReport ok={self.ok} max_abs_error={self.max_abs_error:.3g} diagnosis=[{kinds}]>"
+
+    def __str__(self):
+        return "\n".join(self._lines())
+
+    def _lines(self, title="RoPE"):
+        size = math.prod(self.shape)
+        if self.ok:
+            head = f"{title} match: all {size:,} elements within tolerance"
+        else:
+            head = f"{title} mismatch: {self.n_outside:,} of {size:,} elements outside tolerance"
+        tol = self.tolerance
+        angles = "float32 angles allowed" if tol["float32_angles"] else "float64 angles"
+        w = self.worst
+        where = f"position {w['position']:g}, head {tuple(w['head'])}, feature {w['feature']}"
+        where += f" (pair {w['pair']})" if w["pair"] is not None else " (passes through)"
+        lines = [
+            head,
+            f"  actual: {self.precision} {tuple(self.shape)}; cfg: {self.config}",
+            f"  max abs error {self.max_abs_error:.3g}, max relative error {self.max_rel_error:.3g} "
+            f"(of the pair's norm), {self.max_ulp_error:.3g} ulps",
+            f"  tolerance: atol {tol['atol']:.3g} + |pair| * (rtol {tol['rtol']:.3g} + angle term; {angles})",
+            f"  worst element {tuple(w['index'])}: {where}: actual {w['actual']:.6g}, expected {w['expected']:.6g}, "
+            f"error {w['error']:.3g} vs bound {w['bound']:.3g}",
+        ]
+        rows = _binned(self.positions, self.error_by_position, 8)
+        if rows:
+            lines.append("  max relative error against position:")
+            lines += [f"    {lo:>10g} .. {hi:<10g} {err:.3g}" for lo, hi, err in rows]
+        for label, findings in (("diagnosis", self.diagnosis), ("notes", self.notes)):
+            if findings:
+                lines.append(f"  {label}:")
+                lines += [f"    - {f.kind}: {f.message}" for f in findings]
+        return lines
+
+
+def _binned(positions, errors, n_bins):
+    """Rows (first position, last position, max error) over at most n_bins groups of positions."""
+    if positions.size == 0:
+        return []
+    groups = np.array_split(np.arange(positions.size), min(n_bins, positions.size))
+    return [(float(positions[g[0]]), float(positions[g[-1]]), float(errors[g].max())) for g in groups if g.size]
+
+
+def _config_text(cfg) -> str:
+    text = f"head_dim={cfg.head_dim}, base={cfg.base:g}, rotary_dim={cfg.rotary_dim}, layout={cfg.layout!r}"
+    if cfg.scaling is not None:
+        text += f", scaling={cfg.scaling!r}"
+    return text
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class QKReport:
+    """The result of :func:`compare_qk`: a :class:`RopeReport` for each of q and k and a joint diagnosis.
+
+    Attributes
+    ----------
+    ok : bool
+        Both match.
+    q, k : RopeReport
+        The reports for queries and keys.
+    diagnosis : tuple of Finding
+        ``"swapped"`` when each output is the other input rotated; otherwise the findings of
+        both reports, their messages prefixed by ``q:`` or ``k:``.
+    """
+
+    q: RopeReport
+    k: RopeReport
+    diagnosis: tuple
+
+    @property
+    def ok(self) -> bool:
+        return self.q.ok and self.k.ok
+
+    @property
+    def max_abs_error(self) -> float:
+        return max(self.q.max_abs_error, self.k.max_abs_error)
+
+    def to_dict(self, max_positions: int = 64) -> dict:
+        return {
+            "ok": self.ok,
+            "max_abs_error": self.max_abs_error,
+            "diagnosis": [f.to_dict() for f in self.diagnosis],
+            "q": self.q.to_dict(max_positions),
+            "k": self.k.to_dict(max_positions),
+        }
+
+    def __repr__(self):
+        kinds = ", ".join(f.kind for f in self.diagnosis)
+        return f"<QKReport ok={self.ok} max_abs_error={self.max_abs_error:.3g} diagnosis=[{kinds}]>"
+
+    def __str__(self):
+        lines = self.q._lines("queries:") + self.k._lines("keys:")
+        lines = [line for line in lines if not line.strip().startswith(("diagnosis:", "- "))]
+        if self.diagnosis:
+            lines.append("diagnosis:")
+            lines += [f"  - {f.kind}: {f.message}" for f in self.diagnosis]
+        return "\n".join(lines)
