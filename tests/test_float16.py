@@ -4,8 +4,10 @@ import os
 
 import numpy as np
 import pytest
+from conftest import assert_matches
 
 import numrope
+from numrope import reference
 
 _half = pytest.importorskip("numrope.kernels.half")
 IMPLEMENTATIONS = [
@@ -99,3 +101,54 @@ np.testing.assert_array_equal(numrope.apply_rope(x, cfg, cache=cache), expected)
     env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path)}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def _outs_without_4d_view(shape):
+    """float16 arrays of ``shape`` (batch, batch, seq, heads, dim) whose two batch axes do not merge."""
+    return np.full((shape[1], shape[0], *shape[2:]), np.nan, np.float16).swapaxes(0, 1)
+
+
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+@pytest.mark.parametrize("table", [None, np.float16, np.float32])
+def test_float16_out_without_a_4d_view(layout, table, rng):
+    """Written through a scratch array: the values, not their bit patterns, are copied back."""
+    cfg = numrope.RopeConfig(head_dim=16, rotary_dim=12, layout=layout)
+    x = rng.standard_normal((2, 3, 5, 4, 16)).astype(np.float16)
+    cache = None if table is None else numrope.rope_cache(cfg, 64, dtype=table)
+    for positions in (None, rng.integers(0, 64, (2, 3, 5)), rng.integers(0, 64, (3, 5))):
+        out = _outs_without_4d_view(x.shape)
+        assert numrope.apply_rope(x, cfg, positions, cache=cache, out=out) is out
+        assert_matches(out, reference.complex_form(x, cfg, positions), x, np.float16, 64.0)
+        # the same array in place
+        y = _outs_without_4d_view(x.shape)
+        y[...] = x
+        numrope.apply_rope(y, cfg, positions, cache=cache, out=y)
+        np.testing.assert_array_equal(y, out)
+
+
+def test_float16_in_place_heads_first_view(rng):
+    cfg = numrope.RopeConfig(head_dim=8)
+    x = rng.standard_normal((2, 5, 3, 8)).astype(np.float16).transpose(0, 2, 1, 3)  # (batch, heads, seq, dim)
+    expected = reference.complex_form(x, cfg, seq_axis=-2)
+    numrope.apply_rope(x, cfg, seq_axis=-2, out=x)
+    assert_matches(x, expected, expected, np.float16, 5.0)
+
+
+def test_float16_memmap_in_place(tmp_path, rng):
+    """A float16 np.memmap on disk, rotated in place through a view without a 4-D form, and flushed."""
+    cfg = numrope.RopeConfig(head_dim=8, layout="interleaved")
+    x = rng.standard_normal((2, 6, 3, 8)).astype(np.float16)  # (batch, seq, heads, dim) on disk
+    path = tmp_path / "kv.f16"
+    stored = np.memmap(path, dtype=np.float16, mode="w+", shape=x.shape)
+    stored[...] = x
+    view = stored.transpose(0, 2, 1, 3)  # (batch, heads, seq, dim): batch and heads do not merge
+    assert numrope.apply_rope(view, cfg, 4, seq_axis=-2, out=view) is view
+    stored.flush()
+    del stored, view
+    back = np.fromfile(path, dtype=np.float16).reshape(x.shape)
+    expected = reference.complex_form(x, cfg, 4)
+    assert_matches(back, expected, x, np.float16, 10.0)
+    # a memmap out for an in-memory x
+    out = np.memmap(tmp_path / "out.f16", dtype=np.float16, mode="w+", shape=x.shape).transpose(0, 2, 1, 3)
+    numrope.apply_rope(x.transpose(0, 2, 1, 3), cfg, 4, seq_axis=-2, out=out)
+    assert_matches(out.transpose(0, 2, 1, 3), expected, x, np.float16, 10.0)

@@ -204,9 +204,11 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse):
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     kernel = rotate_parallel if use_parallel(x.size) else rotate_serial
     sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
+    target4 = target
     if x.dtype.char == "e" or cos.dtype.char == "e":
-        x4, target, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
-    kernel(x4, target, cos, sin, idx, sign, interleaved, copy_tail)
+        # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
+        x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
+    kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
