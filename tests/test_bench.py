@@ -10,6 +10,7 @@ import io
 import json
 import math
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -112,6 +113,19 @@ def test_plot_is_a_png(tmp_path):
     assert "plot written to" in err
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert plot.stat().st_size > 10_000
+
+
+def test_plot_without_matplotlib_stops_before_the_benchmark(monkeypatch, tmp_path):
+    import numrope.cli.bench as bench
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib... raises ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setattr(bench, "collect", lambda *a, **k: pytest.fail("the benchmark ran before the check"))
+    code, out, err = run_bench([*TINY, "--plot", str(tmp_path / "bench.png")])
+    assert code == 2
+    assert out == ""
+    assert err.strip() == 'numrope bench: --plot needs matplotlib: install it with `pip install "numrope[bench]"`'
+    assert not (tmp_path / "bench.png").exists()
 
 
 def test_targets_only_runs_the_target_cases():

@@ -156,6 +156,16 @@ def run(args) -> int:
     if args.shape[3] % 2:
         print(f"numrope bench: HEAD_DIM must be even, got {args.shape[3]}", file=sys.stderr)
         return 2
+    if args.plot:
+        # Checked before the benchmark runs, not after it: the plot is its last step.
+        try:
+            import matplotlib.figure  # noqa: F401
+        except ImportError:
+            print(
+                'numrope bench: --plot needs matplotlib: install it with `pip install "numrope[bench]"`',
+                file=sys.stderr,
+            )
+            return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     cases = TARGET_CASES if args.targets_only else CASES
     report = collect(args.shape, args.threads, args.repeat, args.min_time, progress, cases)
