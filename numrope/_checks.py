@@ -169,7 +169,22 @@ def check_cache_index(pos, n_rows):
     return pos
 
 
-def check_out(out, x, name="out"):
+# Bound on np.shares_memory's search: exact answers for the strided views people pass (fused
+# QKV slices, interleaved halves) cost about a microsecond; beyond it the answer is "may overlap".
+_OVERLAP_MAX_WORK = 1 << 16
+
+
+def overlaps(a, b) -> bool:
+    """Whether two arrays share memory: exact where NumPy decides it within a bounded search, else True."""
+    if not np.may_share_memory(a, b):
+        return False
+    try:
+        return bool(np.shares_memory(a, b, max_work=_OVERLAP_MAX_WORK))
+    except np.exceptions.TooHardError:
+        return True
+
+
+def check_out(out, x, name="out", x_name="x"):
     if out is None:
         return np.empty(x.shape, x.dtype)
     if not isinstance(out, np.ndarray):
@@ -179,11 +194,11 @@ def check_out(out, x, name="out"):
     if out.dtype != x.dtype:
         raise TypeError(f"{name} must have dtype {x.dtype}, got {out.dtype}")
     if not out.flags.writeable:
-        raise ValueError(f"{name} is read-only" + (" (in place needs a writable x)" if out is x else ""))
+        raise ValueError(f"{name} is read-only" + (f" (in place needs a writable {x_name})" if out is x else ""))
     if not out.dtype.isnative:
         raise TypeError(f"{name} must be in native byte order")
-    if out is not x and np.may_share_memory(out, x):
+    if out is not x and overlaps(out, x):
         same = out.__array_interface__["data"][0] == x.__array_interface__["data"][0] and out.strides == x.strides
         if not same:
-            raise ValueError(f"{name} partly overlaps x; pass x itself for in place or a separate array")
+            raise ValueError(f"{name} partly overlaps {x_name}; pass {x_name} itself for in place or a separate array")
     return out

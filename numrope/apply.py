@@ -15,6 +15,7 @@ from numrope._checks import (
     check_seq_axis,
     check_x,
     is_device_array,
+    overlaps,
     per_token,
 )
 from numrope.cache import _cos_sin, _inv_freq_for
@@ -84,7 +85,8 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
     inverse : bool, default False
         Rotate by minus the angle: undoes the forward rotation, and is its backward pass.
     out : numpy.ndarray, optional
-        Where to write the result: same shape and dtype as ``x``, writable. May be ``x`` itself.
+        Where to write the result: same shape and dtype as ``x``, writable. May be ``x`` itself,
+        or any array that shares no element with it (such as ``a[..., 1::2]`` for ``x = a[..., ::2]``).
     seq_len : int, optional
         Sequence length for the scaling variants that depend on it (dynamic NTK, LongRoPE);
         defaults to the largest position plus one. Ignored with ``cache``.
@@ -154,7 +156,10 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
     cfg, positions, cache, seq_axis, inverse, seq_len
         As for :func:`apply_rope`; the positions apply to both.
     out : (q_out, k_out), optional
-        Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves.
+        Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves. The
+        results are those of reading both inputs before writing either, whatever the outputs
+        share with the other input (``out=(k, q)``, ``q`` and ``k`` slices of one fused buffer);
+        the two outputs must not overlap each other.
 
     Returns
     -------
@@ -164,8 +169,8 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
     Raises
     ------
     ValueError
-        As :func:`apply_rope`, and if ``q`` and ``k`` have different sequence lengths or axes
-        before the sequence axis.
+        As :func:`apply_rope`, if ``q`` and ``k`` have different sequence lengths or axes
+        before the sequence axis, or if ``out[0]`` and ``out[1]`` overlap.
 
     Examples
     --------
@@ -199,10 +204,14 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
         out = (None, None)
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError("out must be a (q_out, k_out) pair")
-    q_out = check_out(out[0], q, "out[0]")
-    k_out = check_out(out[1], k, "out[1]")
-    if np.may_share_memory(q_out, k_out):
+    q_out = check_out(out[0], q, "out[0]", "q")
+    k_out = check_out(out[1], k, "out[1]", "k")
+    if overlaps(q_out, k_out):
         raise ValueError("out[0] and out[1] overlap")
+    if overlaps(q_out, k):
+        # q's result would overwrite keys not yet read (out=(k, ...), q is k, fused buffers):
+        # rotate a copy of them. k's result may overwrite q, which is read first.
+        k = k.copy()
     cos, sin, idx = _tables_for(cfg, pos, q.shape[:ax], cache, (q, k), seq_len)
     inverse = bool(inverse)
     cpu, interleaved = _cpu(), cfg.layout == "interleaved"

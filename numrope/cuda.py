@@ -28,6 +28,7 @@ from numrope._checks import (
     check_positions,
     check_seq_axis,
     check_x_meta,
+    overlaps,
     per_token,
     table_dtype,
 )
@@ -195,21 +196,26 @@ def _empty_like(cuda, x):
     return cuda.device_array(x.meta.shape, x.meta.dtype)
 
 
-def _out(cuda, out, x, cfg, name):
+def _out(cuda, out, x, cfg, name, x_name="x"):
     """(out as _Array, the object to return) after the CPU path's checks on out."""
     if out is None:
         out = _empty_like(cuda, x)
         return _Array(cuda, out, cfg, name, out=True), out
     if out is x.obj:
-        check_out(x.meta, x.meta, name)
+        check_out(x.meta, x.meta, name, x_name)
         return x, out
     if not (getattr(out, "__cuda_ndarray__", False) or hasattr(out, "__cuda_array_interface__")):
         raise TypeError(f"{name} must be a device array, got {type(out).__name__}")
     o = _Array(cuda, out, cfg, name, out=True)
     if o.bf16 != x.bf16:
         raise TypeError(f"{name} must have dtype {x.meta.dtype}, got {o.meta.dtype}")
-    check_out(o.kernel_meta, x.kernel_meta, name)
+    check_out(o.kernel_meta, x.kernel_meta, name, x_name)
     return o, out
+
+
+def _copy(cuda, a, cfg, name):
+    """A checked array's values in new device memory (through the host: only aliased inputs need it)."""
+    return _Array(cuda, a.dev.copy_to_host(), cfg, name)
 
 
 def _check_cache(cuda, cache, cfg):
@@ -485,7 +491,9 @@ def apply_rope_qk(
     cfg, positions, cache, seq_axis, inverse, seq_len, threads_per_block
         As for :func:`apply_rope`.
     out : (q_out, k_out), optional
-        Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves.
+        Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves. As on
+        the CPU, an output that overlaps the other input is allowed (that input is copied first,
+        through the host); the two outputs must not overlap each other.
 
     Returns
     -------
@@ -530,10 +538,16 @@ def apply_rope_qk(
         out = (None, None)
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError("out must be a (q_out, k_out) pair")
-    qo, q_result = _out(cuda, out[0], qa, cfg, "out[0]")
-    ko, k_result = _out(cuda, out[1], ka, cfg, "out[1]")
-    if np.may_share_memory(qo.meta, ko.meta):
+    qo, q_result = _out(cuda, out[0], qa, cfg, "out[0]", "q")
+    ko, k_result = _out(cuda, out[1], ka, cfg, "out[1]", "k")
+    if overlaps(qo.meta, ko.meta):
         raise ValueError("out[0] and out[1] overlap")
+    # One launch reads and writes q and k token by token: an input that the other's result
+    # overwrites (out=(k, q), q is k, fused buffers) is rotated from a copy.
+    if overlaps(qo.meta, km):
+        ka = _copy(cuda, ka, cfg, "k")
+    if overlaps(ko.meta, qm):
+        qa = _copy(cuda, qa, cfg, "q")
     dtype = _F64 if _F64 in (qa.compute_dtype, ka.compute_dtype) else _F32
     table = _tables(cuda, kernels, cfg, positions, pos, qm.shape[:ax], cache, dtype, seq_len, threads)
     pairs = [

@@ -1,0 +1,118 @@
+"""The GPU path on the inputs that once gave silent wrong answers: aliased outputs, positions per
+batch with heads before the sequence axis, inverse and transpose with an attention factor, mixed
+dtypes.
+
+Runs on a CUDA GPU or under Numba's CUDA simulator. Where neither is set up, one test runs this
+file again in a subprocess under the simulator, so that the plain test suite covers it too.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import assert_matches
+
+import numrope
+import numrope.cuda
+from numrope import reference
+
+AVAILABLE = numrope.cuda.is_available()
+cuda_or_simulator = pytest.mark.skipif(not AVAILABLE, reason="no CUDA GPU here, and NUMBA_ENABLE_CUDASIM=1 is not set")
+
+if AVAILABLE:
+    from numba import cuda
+
+    SIMULATED = bool(cuda.config.ENABLE_CUDASIM)
+else:
+    cuda, SIMULATED = None, False
+
+TPB = 8 if SIMULATED else 64
+CFG = numrope.RopeConfig(head_dim=8, layout="interleaved")
+POS = np.array([3, 1, 4, 1, 5])
+
+
+def _numba_cuda_importable():
+    try:
+        import numba.cuda  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(AVAILABLE or not _numba_cuda_importable(), reason="runs directly here, or numba.cuda is missing")
+def test_this_file_under_the_simulator():
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1200, cwd=os.path.dirname(__file__))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def host(a):
+    return a.copy_to_host()
+
+
+def check(got, x0, positions=POS, cfg=CFG, dtype=np.float64, **kwargs):
+    angle = float(np.abs(np.asarray(positions, np.float64)).max() * cfg.inv_freq().max())
+    assert_matches(host(got), reference.complex_form(x0, cfg, positions, **kwargs), x0, dtype, angle)
+
+
+@cuda_or_simulator
+def test_qk_outputs_swapped(rng):
+    q0, k0 = rng.standard_normal((2, 2, 5, 3, 8)).astype(np.float32)
+    q, k = cuda.to_device(q0), cuda.to_device(k0)
+    q_rot, k_rot = numrope.cuda.apply_rope_qk(q, k, CFG, POS, out=(k, q), threads_per_block=TPB)
+    assert q_rot is k and k_rot is q
+    check(q_rot, q0, dtype=np.float32)
+    check(k_rot, k0, dtype=np.float32)
+
+
+@cuda_or_simulator
+def test_qk_q_result_into_k_and_q_is_k(rng):
+    q0, k0 = rng.standard_normal((2, 2, 5, 3, 8))
+    q, k = cuda.to_device(q0), cuda.to_device(k0)
+    q_rot, k_rot = numrope.cuda.apply_rope_qk(q, k, CFG, POS, out=(k, None), threads_per_block=TPB)
+    check(q_rot, q0)
+    check(k_rot, k0)
+    np.testing.assert_array_equal(host(q), q0)
+    x = cuda.to_device(q0)
+    q_rot, k_rot = numrope.cuda.apply_rope_qk(x, x, CFG, POS, out=(x, None), threads_per_block=TPB)
+    check(q_rot, q0)
+    check(k_rot, q0)
+    x = cuda.to_device(q0)
+    q_rot, k_rot = numrope.cuda.apply_rope_qk(x, x, CFG, POS, out=(None, x), threads_per_block=TPB)
+    check(q_rot, q0)
+    check(k_rot, q0)
+
+
+@cuda_or_simulator
+def test_qk_partly_overlapping_and_fused(rng):
+    buf0 = rng.standard_normal((2, 5, 6, 8))
+    buf = cuda.to_device(buf0)
+    q, k = buf[:, :, :4], buf[:, :, 2:]
+    q_rot, k_rot = numrope.cuda.apply_rope_qk(q, k, CFG, POS, out=(q, None), threads_per_block=TPB)
+    check(q_rot, buf0[:, :, :4])
+    check(k_rot, buf0[:, :, 2:])
+    with pytest.raises(ValueError, match=r"out\[0\] and out\[1\] overlap"):
+        numrope.cuda.apply_rope_qk(q, k, CFG, POS, out=(q, k), threads_per_block=TPB)
+    qkv0 = rng.standard_normal((2, 5, 3, 4, 8))
+    qkv = cuda.to_device(qkv0)
+    q, k = qkv[:, :, 0], qkv[:, :, 1]
+    numrope.cuda.apply_rope_qk(q, k, CFG, POS, out=(q, k), threads_per_block=TPB)
+    after = host(qkv)
+    assert_matches(after[:, :, 0], reference.complex_form(qkv0[:, :, 0], CFG, POS), qkv0, np.float64, 5.0)
+    assert_matches(after[:, :, 1], reference.complex_form(qkv0[:, :, 1], CFG, POS), qkv0, np.float64, 5.0)
+    np.testing.assert_array_equal(after[:, :, 2], qkv0[:, :, 2])
+
+
+@cuda_or_simulator
+def test_interleaved_disjoint_views(rng):
+    a0 = rng.standard_normal((2, 5, 3, 16))
+    a = cuda.to_device(a0)
+    numrope.cuda.apply_rope(a[..., ::2], CFG, POS, out=a[..., 1::2], threads_per_block=TPB)
+    after = host(a)
+    assert_matches(after[..., 1::2], reference.complex_form(a0[..., ::2], CFG, POS), a0, np.float64, 5.0)
+    np.testing.assert_array_equal(after[..., ::2], a0[..., ::2])
+    with pytest.raises(ValueError, match="out partly overlaps x"):
+        numrope.cuda.apply_rope(a[..., :8], CFG, POS, out=a[..., 1:9], threads_per_block=TPB)
