@@ -1,7 +1,39 @@
-"""Shared test helpers: the per-dtype error bound every fast path is held to."""
+"""Shared test helpers: the per-dtype error bound every fast path is held to.
 
-import numpy as np
-import pytest
+Also, where no CUDA driver is installed, the GPU tests run under Numba's CUDA simulator. The variable
+must be set before Numba is imported (importing Numba reads numba-cuda's configuration), and pytest
+loads this file before it imports any test or ``numrope`` module; so the NumbaPerformanceWarning
+filter, which imports Numba, is added here (``pytest_configure``) rather than in pyproject.toml.
+A value the user set is left alone: ``NUMBA_ENABLE_CUDASIM=0`` skips the GPU tests instead.
+"""
+
+import ctypes
+import os
+import sys
+
+
+def _cuda_driver_present() -> bool:
+    """Whether the CUDA driver library loads (what numba.cuda needs to find a GPU), without importing Numba."""
+    names = ("nvcuda.dll",) if sys.platform == "win32" else ("libcuda.so.1", "libcuda.so", "libcuda.dylib")
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
+
+
+if "NUMBA_ENABLE_CUDASIM" not in os.environ and not _cuda_driver_present():
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line("filterwarnings", "error::numba.core.errors.NumbaPerformanceWarning")
+
 
 EPS64 = np.finfo(np.float64).eps
 
