@@ -71,9 +71,31 @@ def check_seq_axis(seq_axis, ndim, name="x") -> int:
     return int(seq_axis) % ndim
 
 
-def check_positions(positions, seq_len, lead) -> np.ndarray:
-    """Checked positions, int64 or float64, of shape ``(*batch, seq_len)`` with ``batch``
-    broadcastable to ``lead`` (not broadcast: rows shared by several sequences stay shared)."""
+def heads_before_seq(ndim, ax) -> bool:
+    """Whether the axis before the sequence axis is the head axis: ``(*batch, heads, seq, head_dim)``.
+
+    With the sequence axis right before head_dim (``seq_axis=-2``) the axis before it holds the
+    heads; with ``seq_axis=-3`` or lower every axis before the sequence axis is a batch axis and
+    the heads come after it.
+    """
+    return ax == ndim - 2 and ax > 0
+
+
+def check_positions(positions, shape, ax) -> np.ndarray:
+    """Checked positions, int64 or float64, for x of ``shape`` with the sequence axis ``ax``.
+
+    Accepted: ``(S,)``, shared by every sequence; ``(*batch, S)`` with ``batch`` broadcastable
+    (NumPy's rules) to x's batch axes, which are the axes before the sequence axis less the head
+    axis where that comes right before it (:func:`heads_before_seq`); and there also
+    ``(*batch, 1, S)``, with one axis for every axis before the sequence axis, the head axis of
+    length 1. Positions never differ between heads.
+
+    Returned as ``(S,)`` or with axes that broadcast against ``shape[:ax]`` from the right: the
+    head axis is kept with length 1 (and the batch axes padded to their full count) so that
+    callers broadcast the result against the axes before the sequence axis. Not broadcast: rows
+    shared by several sequences stay shared. Checking a result again returns it unchanged.
+    """
+    seq_len = shape[ax]
     if positions is None:
         return np.arange(seq_len, dtype=np.int64)
     if type(positions) is not np.ndarray and is_int_scalar(positions):
@@ -87,12 +109,28 @@ def check_positions(positions, seq_len, lead) -> np.ndarray:
         raise ValueError(
             f"positions must have {seq_len} entries along its last axis (the sequence length), got shape {pos.shape}"
         )
-    if not _broadcasts_to(pos.shape[:-1], lead):
-        raise ValueError(
-            f"positions of shape {pos.shape} do not broadcast against the axes before the sequence "
-            f"axis, {lead}: give shape (seq_len,) or (*batch, seq_len) with batch broadcastable to {lead}"
-        )
-    return pos
+    if pos.ndim == 1:
+        return pos
+    lead = shape[:ax]
+    if not heads_before_seq(len(shape), ax):
+        if not _broadcasts_to(pos.shape[:-1], lead):
+            raise ValueError(
+                f"positions of shape {pos.shape} do not broadcast against the axes before the sequence "
+                f"axis, {lead}: give shape (seq_len,) or (*batch, seq_len) with batch broadcastable to {lead}"
+            )
+        return pos
+    batch = lead[:-1]
+    if pos.ndim - 1 == len(lead):  # (*batch, heads, S): the head axis must have length 1
+        if pos.shape[-2] == 1 and _broadcasts_to(pos.shape[:-2], batch):
+            return pos
+    elif _broadcasts_to(pos.shape[:-1], batch):
+        return pos.reshape((1,) * (len(batch) + 1 - pos.ndim) + pos.shape[:-1] + (1, seq_len))
+    raise ValueError(
+        f"positions of shape {pos.shape} do not fit x of shape {tuple(shape)} with the sequence axis {ax}: "
+        f"the axis before the sequence axis holds the heads ({lead[-1]}), and positions are the same for "
+        f"every head. Give shape (seq_len,), (*batch, seq_len) with batch broadcastable to the batch axes "
+        f"{batch}, or (*batch, 1, seq_len)"
+    )
 
 
 def _broadcasts_to(shape, target) -> bool:

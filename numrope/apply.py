@@ -14,6 +14,7 @@ from numrope._checks import (
     check_positions,
     check_seq_axis,
     check_x,
+    heads_before_seq,
     is_device_array,
     overlaps,
     per_token,
@@ -21,6 +22,7 @@ from numrope._checks import (
 from numrope.cache import _cos_sin, _inv_freq_for
 
 _F64 = np.dtype(np.float64)
+_BATCH_AXES = " (the axes before the sequence axis, less the head axis where it comes right before the sequence axis)"
 _cpu_module = None
 
 
@@ -42,22 +44,22 @@ def _compute_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _tables_for(cfg, pos, lead, cache, arrays, seq_len):
-    """(cos, sin, idx): tables and each token's row in them, idx of shape (1 or prod(lead), S).
+def _tables_for(cfg, pos, cache, arrays, seq_len):
+    """(cos, sin, rows): tables and the table row of each position, ``rows`` of the shape of ``pos``.
 
     Without ``cache`` the tables are built in the compute dtype of ``arrays``.
     """
     if cache is not None:
         cos, sin = check_cache(cache, cfg)
-        return cos, sin, per_token(check_cache_index(pos, cos.shape[0]), lead)
+        return cos, sin, check_cache_index(pos, cos.shape[0])
     cos, sin = _cos_sin(cfg, pos.reshape(-1), _compute_dtype(*arrays), seq_len)
-    return cos, sin, per_token(np.arange(pos.size, dtype=np.int64).reshape(pos.shape), lead)
+    return cos, sin, np.arange(pos.size, dtype=np.int64).reshape(pos.shape)
 
 
 def _prepare(x, cfg, positions, seq_axis, name):
     x = check_x(x, cfg, name)
     ax = check_seq_axis(seq_axis, x.ndim, name)
-    return x, ax, check_positions(positions, x.shape[ax], x.shape[:ax])
+    return x, ax, check_positions(positions, x.shape, ax)
 
 
 def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None):
@@ -72,10 +74,16 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
         The RoPE configuration (base, rotary part, layout, scaling).
     positions : None, int or array_like, optional
         ``None``: positions ``0 .. S-1`` where ``S = x.shape[seq_axis]``. An int ``o``: ``o .. o+S-1``
-        (decoding with a KV cache). An array of shape ``(S,)`` or ``(*batch, S)`` whose ``batch``
-        broadcasts against ``x.shape[:seq_axis]``: per-sequence positions (left padding, packed
-        batches; see :func:`positions_from_cu_seqlens`). Integer or real values; with ``cache``,
-        integers only.
+        (decoding with a KV cache). An array of shape ``(S,)``: the same positions for every
+        sequence. An array of shape ``(*batch, S)``: per-sequence positions (left padding, packed
+        batches; see :func:`positions_from_cu_seqlens`), with ``batch`` broadcasting (NumPy's rules)
+        against x's batch axes. Those are the axes before the sequence axis for
+        ``(*batch, seq, heads, head_dim)`` arrays (``seq_axis=-3``), and the axes before the head
+        axis for ``(*batch, heads, seq, head_dim)`` arrays (``seq_axis=-2``: the axis right before
+        the sequence axis holds the heads). Positions are the same for every head, in either
+        order: a ``(batch, seq)`` array is transformers' ``position_ids`` for both, and with
+        ``seq_axis=-2`` the head axis may also be kept with length 1, ``(batch, 1, seq)``. Integer
+        or real values; with ``cache``, integers only.
     cache : (cos, sin), optional
         Tables from :func:`rope_cache` whose row ``p`` is position ``p``. Positions index into it,
         bounds-checked. Without it the angles of exactly the positions needed are computed.
@@ -141,8 +149,8 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
         inv_freq = _inv_freq_for(cfg, pos, seq_len)
         return _cpu().rotate_at(x, out, ax, interleaved, rows, inv_freq, cfg.attention_scaling, bool(inverse))
-    cos, sin, idx = _tables_for(cfg, pos, lead, cache, (x,), seq_len)
-    return _cpu().rotate(x, out, ax, interleaved, cos, sin, idx, bool(inverse))
+    cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len)
+    return _cpu().rotate(x, out, ax, interleaved, cos, sin, per_token(rows, lead), bool(inverse))
 
 
 def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None):
@@ -151,8 +159,9 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
     Parameters
     ----------
     q, k : array_like, float16, float32 or float64
-        Queries and keys with the same sequence length and leading axes; their head counts may
-        differ (grouped-query and multi-query attention).
+        Queries and keys with the same sequence length and batch axes; their head counts may
+        differ (grouped-query and multi-query attention), in either axis order: ``(B, S, Hq, D)``
+        and ``(B, S, Hk, D)``, or ``(B, Hq, S, D)`` and ``(B, Hk, S, D)`` with ``seq_axis=-2``.
     cfg, positions, cache, seq_axis, inverse, seq_len
         As for :func:`apply_rope`; the positions apply to both.
     out : (q_out, k_out), optional
@@ -169,8 +178,8 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
     Raises
     ------
     ValueError
-        As :func:`apply_rope`, if ``q`` and ``k`` have different sequence lengths or axes
-        before the sequence axis, or if ``out[0]`` and ``out[1]`` overlap.
+        As :func:`apply_rope`, if ``q`` and ``k`` have different sequence lengths or batch
+        axes, or if ``out[0]`` and ``out[1]`` overlap.
 
     Examples
     --------
@@ -197,9 +206,10 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
         raise ValueError(
             f"q and k must have the same sequence length along axis {seq_axis}, got {q.shape[ax]} and {k.shape[ax]}"
         )
-    if q.shape[:ax] != k.shape[:ax]:
-        raise ValueError(f"q and k must agree on the axes before the sequence axis, got {q.shape} and {k.shape}")
-    pos = check_positions(positions, q.shape[ax], q.shape[:ax])
+    batch = ax - 1 if heads_before_seq(q.ndim, ax) else ax
+    if q.shape[:batch] != k.shape[:batch]:
+        raise ValueError(f"q and k must agree on the batch axes, got shapes {q.shape} and {k.shape}{_BATCH_AXES}")
+    pos = check_positions(positions, q.shape, ax)
     if out is None:
         out = (None, None)
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -212,9 +222,12 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
         # q's result would overwrite keys not yet read (out=(k, ...), q is k, fused buffers):
         # rotate a copy of them. k's result may overwrite q, which is read first.
         k = k.copy()
-    cos, sin, idx = _tables_for(cfg, pos, q.shape[:ax], cache, (q, k), seq_len)
+    cos, sin, rows = _tables_for(cfg, pos, cache, (q, k), seq_len)
     inverse = bool(inverse)
     cpu, interleaved = _cpu(), cfg.layout == "interleaved"
-    return cpu.rotate(q, q_out, ax, interleaved, cos, sin, idx, inverse), cpu.rotate(
-        k, k_out, ax, interleaved, cos, sin, idx, inverse
+    q_idx = per_token(rows, q.shape[:ax])
+    k_idx = q_idx if k.shape[:ax] == q.shape[:ax] else per_token(rows, k.shape[:ax])
+    return (
+        cpu.rotate(q, q_out, ax, interleaved, cos, sin, q_idx, inverse),
+        cpu.rotate(k, k_out, ax, interleaved, cos, sin, k_idx, inverse),
     )

@@ -28,6 +28,7 @@ from numrope._checks import (
     check_positions,
     check_seq_axis,
     check_x_meta,
+    heads_before_seq,
     overlaps,
     per_token,
     table_dtype,
@@ -267,27 +268,48 @@ def _fill_table(cuda, kernels, cfg, positions, start, n_rows, dtype, inv_freq, t
     return cos, sin
 
 
-def _tables(cuda, kernels, cfg, positions, pos, lead, cache, dtype, seq_len, threads):
-    """(cos, sin, idx, offset, row_stride): token (b, s) reads row idx[b or 0, s], or, where idx
-    has no columns, row offset + b * row_stride + s."""
+def _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads):
+    """(cos, sin, index): the tables, and ``index(lead)``, which gives ``(idx, offset, row_stride)``
+    for an array with the axes ``lead`` before its sequence axis: token (b, s) reads row
+    idx[b or 0, s], or, where idx has no columns, row offset + b * row_stride + s."""
     affine = positions is None or is_int_scalar(positions)
     no_idx = cuda.device_array((1, 0), np.int64)
+
+    def rows_of(rows):
+        # a device index per distinct leading shape (q and k differ with heads before the sequence)
+        indices = {}
+
+        def index(lead):
+            if lead not in indices:
+                indices[lead] = (cuda.to_device(np.ascontiguousarray(per_token(rows, lead))), 0, 0)
+            return indices[lead]
+
+        return index
+
     if cache is not None:
         cos, sin = _check_cache(cuda, cache, cfg)
         pos = check_cache_index(pos, cos.shape[0])
         if affine:
-            return cos, sin, no_idx, int(pos[0]) if pos.size else 0, 0
-        idx = np.ascontiguousarray(per_token(pos, lead))
-        return cos, sin, cuda.to_device(idx), 0, 0
+            start = int(pos[0]) if pos.size else 0
+            return cos, sin, lambda lead: (no_idx, start, 0)
+        return cos, sin, rows_of(pos)
     inv_freq = _inv_freq_for(cfg, pos, seq_len)
     if affine:
         start = int(pos[0]) if pos.size else 0
         cos, sin = _fill_table(cuda, kernels, cfg, np.empty(0), start, pos.size, dtype, inv_freq, threads)
-        return cos, sin, no_idx, 0, 0
-    rows = per_token(pos, lead)
-    flat = cuda.to_device(np.ascontiguousarray(rows, dtype=np.float64).reshape(-1))
-    cos, sin = _fill_table(cuda, kernels, cfg, flat, 0, rows.size, dtype, inv_freq, threads)
-    return cos, sin, no_idx, 0, rows.shape[1] if rows.shape[0] > 1 else 0
+        return cos, sin, lambda lead: (no_idx, 0, 0)
+    flat = cuda.to_device(np.ascontiguousarray(pos, dtype=np.float64).reshape(-1))
+    cos, sin = _fill_table(cuda, kernels, cfg, flat, 0, pos.size, dtype, inv_freq, threads)
+    if pos.ndim == 1 or math.prod(pos.shape[:-1]) == 1:
+        return cos, sin, lambda lead: (no_idx, 0, 0)
+    by_row = rows_of(np.arange(pos.size, dtype=np.int64).reshape(pos.shape))
+
+    def index(lead):
+        if math.prod(lead) == math.prod(pos.shape[:-1]):  # one row of positions per batch row, in order
+            return no_idx, 0, pos.shape[-1]
+        return by_row(lead)  # rows shared between batch rows or heads: through an index
+
+    return cos, sin, index
 
 
 def _as_4d(meta, ax):
@@ -468,13 +490,12 @@ def apply_rope(
     xa = _Array(cuda, x, cfg, "x")
     ax = check_seq_axis(seq_axis, xa.meta.ndim, "x")
     positions = _positions_arg(cuda, positions)
-    pos = check_positions(positions, xa.meta.shape[ax], xa.meta.shape[:ax])
+    pos = check_positions(positions, xa.meta.shape, ax)
     oa, result = _out(cuda, out, xa, cfg, "out")
-    lead = xa.meta.shape[:ax]
-    table = _tables(cuda, kernels, cfg, positions, pos, lead, cache, xa.compute_dtype, seq_len, threads)
+    cos, sin, index = _tables(cuda, kernels, cfg, positions, pos, cache, xa.compute_dtype, seq_len, threads)
     out_meta = xa.kernel_meta if oa is xa else oa.kernel_meta
     pair = (xa.kernel_meta, out_meta, (xa.dev, oa.dev), xa.io)
-    _launch(cuda, kernels, cfg, [pair], ax, table, bool(inverse), threads)
+    _launch(cuda, kernels, cfg, [pair], ax, (cos, sin, *index(xa.meta.shape[:ax])), bool(inverse), threads)
     return result
 
 
@@ -486,8 +507,9 @@ def apply_rope_qk(
     Parameters
     ----------
     q, k : device arrays
-        As ``x`` of :func:`apply_rope`, with the same sequence length and leading axes; their
-        head counts and dtypes may differ.
+        As ``x`` of :func:`apply_rope`, with the same sequence length and batch axes; their
+        head counts (in either axis order, as for :func:`numrope.apply_rope_qk`) and dtypes may
+        differ.
     cfg, positions, cache, seq_axis, inverse, seq_len, threads_per_block
         As for :func:`apply_rope`.
     out : (q_out, k_out), optional
@@ -530,10 +552,14 @@ def apply_rope_qk(
         raise ValueError(
             f"q and k must have the same sequence length along axis {seq_axis}, got {qm.shape[ax]} and {km.shape[ax]}"
         )
-    if qm.shape[:ax] != km.shape[:ax]:
-        raise ValueError(f"q and k must agree on the axes before the sequence axis, got {qm.shape} and {km.shape}")
+    batch = ax - 1 if heads_before_seq(qm.ndim, ax) else ax
+    if qm.shape[:batch] != km.shape[:batch]:
+        raise ValueError(
+            f"q and k must agree on the batch axes, got shapes {qm.shape} and {km.shape} (the axes before the "
+            "sequence axis, less the head axis where it comes right before the sequence axis)"
+        )
     positions = _positions_arg(cuda, positions)
-    pos = check_positions(positions, qm.shape[ax], qm.shape[:ax])
+    pos = check_positions(positions, qm.shape, ax)
     if out is None:
         out = (None, None)
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
@@ -549,10 +575,16 @@ def apply_rope_qk(
     if overlaps(ko.meta, qm):
         qa = _copy(cuda, qa, cfg, "q")
     dtype = _F64 if _F64 in (qa.compute_dtype, ka.compute_dtype) else _F32
-    table = _tables(cuda, kernels, cfg, positions, pos, qm.shape[:ax], cache, dtype, seq_len, threads)
+    cos, sin, index = _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads)
     pairs = [
         (a.kernel_meta, a.kernel_meta if o is a else o.kernel_meta, (a.dev, o.dev), a.io)
         for a, o in ((qa, qo), (ka, ko))
     ]
-    _launch(cuda, kernels, cfg, pairs, ax, table, bool(inverse), threads)
+    q_lead, k_lead = qa.meta.shape[:ax], ka.meta.shape[:ax]
+    if q_lead == k_lead:  # one launch: each token's cos/sin loaded once for queries and keys
+        _launch(cuda, kernels, cfg, pairs, ax, (cos, sin, *index(q_lead)), bool(inverse), threads)
+    else:  # heads before the sequence axis, in different numbers: the kernels' batch rows differ
+        # q's launch, then k's, on one stream; an input the other's result overwrites was copied above
+        for pair, lead in zip(pairs, (q_lead, k_lead), strict=True):
+            _launch(cuda, kernels, cfg, [pair], ax, (cos, sin, *index(lead)), bool(inverse), threads)
     return q_result, k_result

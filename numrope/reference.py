@@ -18,6 +18,14 @@ from __future__ import annotations
 import numpy as np
 
 
+def _per_head(positions, ndim, ax):
+    """(*batch, S) positions for x with the heads right before the sequence axis (``seq_axis=-2``)
+    get a length-1 head axis: positions index batch axes, never heads."""
+    if positions.ndim > 1 and ax == ndim - 2 and ax > 0 and positions.ndim - 1 < ax:
+        return positions[..., None, :]
+    return positions
+
+
 def _angles(x_shape, cfg, positions, seq_axis, seq_len=None):
     """Angles m * theta_i broadcastable against x's pairs: shape x.shape[:-1] (+ singletons) + (n_pairs,)."""
     ndim = len(x_shape)
@@ -27,7 +35,7 @@ def _angles(x_shape, cfg, positions, seq_axis, seq_len=None):
         positions = np.arange(n)
     elif np.ndim(positions) == 0:
         positions = int(positions) + np.arange(n)
-    positions = np.asarray(positions, dtype=np.float64)
+    positions = _per_head(np.asarray(positions, dtype=np.float64), ndim, ax)
     positions = np.broadcast_to(positions, positions.shape[:-1] + (n,))
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = int(np.floor(positions.max())) + 1 if positions.size else 1
@@ -118,7 +126,7 @@ def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, seq_len=N
         positions = np.arange(n)
     elif np.ndim(positions) == 0:
         positions = int(positions) + np.arange(n)
-    positions = np.broadcast_to(np.asarray(positions, dtype=np.float64), x.shape[: ax + 1])
+    positions = np.broadcast_to(_per_head(np.asarray(positions, dtype=np.float64), x.ndim, ax), x.shape[: ax + 1])
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = int(np.floor(positions.max())) + 1 if positions.size else 1
     out = np.empty_like(x)

@@ -116,3 +116,45 @@ def test_interleaved_disjoint_views(rng):
     np.testing.assert_array_equal(after[..., ::2], a0[..., ::2])
     with pytest.raises(ValueError, match="out partly overlaps x"):
         numrope.cuda.apply_rope(a[..., :8], CFG, POS, out=a[..., 1:9], threads_per_block=TPB)
+
+
+def heads_first_reference(x, positions, cfg=CFG, **kwargs):
+    """``x`` (*batch, heads, seq, dim), positions (*batch, seq): rotate the (*batch, seq, heads, dim) form."""
+    bshd = np.swapaxes(np.asarray(x, np.float64), -3, -2)
+    return np.swapaxes(reference.complex_form(bshd, cfg, positions, **kwargs), -3, -2)
+
+
+@cuda_or_simulator
+@pytest.mark.parametrize(("batch", "heads"), [(3, 3), (2, 3)])
+@pytest.mark.parametrize("use_cache", [False, True], ids=["fresh", "cache"])
+def test_batch_positions_with_heads_first(batch, heads, use_cache, rng):
+    x = rng.standard_normal((batch, heads, 5, 8)).astype(np.float32)
+    positions = rng.integers(0, 300, (batch, 5))
+    cache = numrope.cuda.rope_cache(CFG, 300, threads_per_block=TPB) if use_cache else None
+    expected = heads_first_reference(x, positions)
+    angle = float(positions.max() * CFG.inv_freq().max())
+    for p in (positions, positions[:, None]):
+        got = numrope.cuda.apply_rope(cuda.to_device(x), CFG, p, seq_axis=-2, cache=cache, threads_per_block=TPB)
+        assert_matches(host(got), expected, x, np.float32, angle)
+    with pytest.raises(ValueError, match="the axis before the sequence axis holds the heads"):
+        numrope.cuda.apply_rope(cuda.to_device(x), CFG, np.zeros((batch, heads, 5), int), seq_axis=-2)
+
+
+@cuda_or_simulator
+@pytest.mark.parametrize("use_cache", [False, True], ids=["fresh", "cache"])
+def test_qk_grouped_query_heads_first(use_cache, rng):
+    q0 = rng.standard_normal((2, 6, 5, 8))  # (batch, heads, seq, dim)
+    k0 = rng.standard_normal((2, 2, 5, 8))
+    positions = rng.integers(0, 200, (2, 5))
+    cache = numrope.cuda.rope_cache(CFG, 200, np.float64, threads_per_block=TPB) if use_cache else None
+    angle = float(positions.max() * CFG.inv_freq().max())
+    for p in (positions, 17, None):
+        q, k = cuda.to_device(q0), cuda.to_device(k0)
+        q_rot, k_rot = numrope.cuda.apply_rope_qk(q, k, CFG, p, seq_axis=-2, cache=cache, threads_per_block=TPB)
+        p_ref = positions if p is positions else (p or 0) + np.arange(5)
+        assert_matches(host(q_rot), heads_first_reference(q0, p_ref), q0, np.float64, angle)
+        assert_matches(host(k_rot), heads_first_reference(k0, p_ref), k0, np.float64, angle)
+        # in place, and with k's result written over q
+        numrope.cuda.apply_rope_qk(q, k, CFG, p, seq_axis=-2, cache=cache, out=(q, k), threads_per_block=TPB)
+        np.testing.assert_array_equal(host(q), host(q_rot))
+        np.testing.assert_array_equal(host(k), host(k_rot))

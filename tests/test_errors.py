@@ -164,7 +164,7 @@ def test_qk_mismatches():
     q = np.zeros((1, 4, 4, 8))
     with pytest.raises(ValueError, match="same sequence length"):
         numrope.apply_rope_qk(q, np.zeros((1, 5, 2, 8)), CFG)
-    with pytest.raises(ValueError, match="agree on the axes before the sequence axis"):
+    with pytest.raises(ValueError, match="q and k must agree on the batch axes"):
         numrope.apply_rope_qk(q, np.zeros((2, 4, 2, 8)), CFG)
     with pytest.raises(ValueError, match="same number of dimensions"):
         numrope.apply_rope_qk(q, np.zeros((4, 2, 8)), CFG)

@@ -49,7 +49,7 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
     ax = check_seq_axis(seq_axis, xa.ndim, names[1])
     if positions is not None and not isinstance(positions, (int, np.integer)):
         positions = as_numpy(positions, "positions").array
-    pos = check_positions(positions, xa.shape[ax], xa.shape[:ax])
+    pos = check_positions(positions, xa.shape, ax)
     if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer))):
         raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__}")
     x64 = np.ascontiguousarray(xa, dtype=np.float64)

@@ -219,7 +219,7 @@ def apply_rope(
     ax = check_seq_axis(seq_axis, arr.ndim, "x")
     if positions is not None and not isinstance(positions, (int, np.integer)):
         positions = as_numpy(positions, "positions").array
-    pos = np.asarray(check_positions(positions, arr.shape[ax], arr.shape[:ax]))
+    pos = np.asarray(check_positions(positions, arr.shape, ax))
     lead, seq = arr.shape[:ax], arr.shape[ax]
     pos_t = np.broadcast_to(pos, lead + (seq,)).reshape(-1)
     if seq_len is None and cfg.depends_on_seq_len:
