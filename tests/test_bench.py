@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 
 import numrope
+import numrope.cli.bench as bench
 from numrope import cli, reference
 from numrope.cli.bench import cases, frameworks, timing
+from numrope.cli.bench import report as bench_report
 
 TINY = ["--shape", "1", "8", "2", "16", "--repeat", "1", "--min-time", "0"]
 EPS32 = float(np.finfo(np.float32).eps)
@@ -66,7 +68,8 @@ def test_table_lists_every_case_and_target():
     assert len(targets) == 7
     torch_target = next(line for line in targets if f"over {cases.TORCH}" in line)
     assert ("not measured" in torch_target) == (cases.TORCH not in header)
-    assert all(re.search(r" goal .+ (met|MISSED|-)( \(ceiling .*x\))?$", line) for line in targets), targets
+    pattern = r" goal .+ (met|MISSED|-)( \(a rotation as fast as a copy: .*x\))?$"
+    assert all(re.search(pattern, line) for line in targets), targets
     assert "\r" not in out  # the progress bar goes to stderr only
     assert f"{len(cases.CASES) + 2}/{len(cases.CASES) + 2} cold import" in err
 
@@ -98,11 +101,125 @@ def test_json_report_is_consistent(json_run):
     seed = goals[f"apply_rope(x, cfg) speed-up over {cases.VECTORISED}"]
     row = by_key["end_to_end"]
     assert seed["measured"] == row["speedup"][cases.VECTORISED]
-    assert seed["ceiling"] == row["baselines"][cases.VECTORISED] / row["floor_seconds"]
+    assert seed["copy_speed"] == row["baselines"][cases.VECTORISED] / row["floor_seconds"]
     memory = report["peak_memory"]
     assert memory["ratio"] == memory["peak_bytes"] / (memory["output_bytes"] + memory["cache_bytes"])
     assert report["cold_import_seconds"] > 0
     assert err == ""
+
+
+def _figure(target, report):
+    """A target's figure, recomputed from the report's raw times (not from its derived fields)."""
+    by_key = {row["key"]: row for row in report["cases"]}
+    name = target["target"]
+    if name.startswith("prefill"):
+        return by_key["prefill"]["floor_seconds"] / by_key["prefill"]["seconds"]
+    if name.startswith("apply_rope(x, cfg) speed-up over "):
+        baseline = by_key["end_to_end"]["baselines"].get(name.rsplit(" over ", 1)[1])
+        return None if baseline is None else baseline / by_key["end_to_end"]["seconds"]
+    if name.startswith("rope_cache"):
+        return by_key["cache"]["baselines"][cases.NUMPY_COS_SIN] / by_key["cache"]["seconds"]
+    if name.startswith("decode"):
+        return by_key["decode"]["seconds"] / by_key["decode"]["baselines"][cases.BARE_NUMBA]
+    if "peak memory" in name:
+        m = report["peak_memory"]
+        return m["peak_bytes"] / (m["output_bytes"] + m["cache_bytes"])
+    if name.startswith("cold import"):
+        return report["cold_import_seconds"]
+    raise AssertionError(f"a target this test does not know: {name}")
+
+
+def _meets(value, goal):
+    """Whether ``value`` meets a goal written as in the report (">= 0.80", "<= 3x", "< 0.3 s")."""
+    op, number = re.fullmatch(r"(>=|<=|<|>) ?([0-9.]+) ?(x|s)?", goal).group(1, 2)
+    return {">=": value >= float(number), "<=": value <= float(number), "<": value < float(number)}.get(
+        op, value > float(number)
+    )
+
+
+def _check_verdicts(report):
+    assert len(report["targets"]) == 7
+    for target in report["targets"]:
+        figure = _figure(target, report)
+        if figure is None:
+            assert target["measured"] is None and target["met"] is None, target
+            continue
+        assert target["measured"] == pytest.approx(figure, rel=1e-12), target
+        assert target["met"] is _meets(figure, target["goal"]), target
+    text = bench_report.format_report(report).splitlines()
+    for target in report["targets"]:
+        line = next(line for line in text if line.startswith(f"  {target['target']} "))
+        verdict = {True: "met", False: "MISSED", None: "-"}[target["met"]]
+        assert re.search(rf" goal {re.escape(target['goal'])} +{verdict}( \(|$)", line), line
+
+
+def test_every_target_verdict_follows_its_figures(json_run):
+    _check_verdicts(json_run[1])
+
+
+def _row(key, seconds, floor=None, baselines=()):
+    baselines = dict(baselines)
+    return {
+        "key": key,
+        "seconds": seconds,
+        "floor_seconds": floor,
+        "fraction_of_floor": None if floor is None else floor / seconds,
+        "baselines": baselines,
+        "speedup": {name: t / seconds for name, t in baselines.items()},
+    }
+
+
+@pytest.mark.parametrize("side", ["met", "missed"])
+def test_target_verdicts_on_either_side_of_each_goal(side):
+    """Figures just inside, then just outside, every goal: each verdict must flip with its figure."""
+    good = side == "met"
+    rows = [
+        _row("prefill", 1.0, floor=0.81 if good else 0.79),
+        _row("end_to_end", 1.0, floor=0.5, baselines={cases.VECTORISED: 10.5 if good else 9.5, cases.TORCH: 12}),
+        _row("cache", 1.0, baselines={cases.NUMPY_COS_SIN: 1.01 if good else 0.99}),
+        _row("decode", 2.9 if good else 3.1, baselines={cases.BARE_NUMBA: 1.0}),
+    ]
+    memory = {"peak_bytes": 104 if good else 106, "output_bytes": 60, "cache_bytes": 40}
+    memory["ratio"] = memory["peak_bytes"] / 100
+    report = {
+        "numrope": "0",
+        "machine": {"platform": "p", "cpus": 2, "threads": 2, "threading_layer": "t", "numpy": "n", "numba": "n"},
+        "cases": [{**r, "name": r["key"], "shape": [1], "dtype": "float32", "gb_per_s": 1.0} for r in rows],
+        "peak_memory": memory,
+        "cold_import_seconds": 0.29 if good else 0.31,
+    }
+    report["targets"] = cases.targets(report["cases"], memory, report["cold_import_seconds"])
+    _check_verdicts(report)
+    expected = [True] * 7 if good else [False, False, True, False, False, False, False]  # PyTorch: 12x both times
+    assert [t["met"] for t in report["targets"]] == expected
+
+
+def test_a_speed_up_above_the_copy_speed_is_not_called_a_miss_of_a_ceiling():
+    """A measured 6.93x beside a copy-speed 5.56x: the report gives both figures and claims no ceiling."""
+    target = {"target": "t", "measured": 6.93, "unit": "x", "goal": ">= 10x", "met": False, "copy_speed": 5.56}
+    report = {
+        "numrope": "0",
+        "machine": {"platform": "p", "cpus": 2, "threads": 2, "threading_layer": "t", "numpy": "n", "numba": "n"},
+        "cases": [],
+        "targets": [target],
+    }
+    line = bench_report.format_report(report).splitlines()[-1]
+    assert "6.93x" in line and "5.56x" in line and "MISSED" in line
+    assert "ceiling" not in line
+    old = {**target, "ceiling": target.pop("copy_speed")}  # a report stored before the key was renamed
+    assert bench_report.format_report({**report, "targets": [old]}).splitlines()[-1] == line
+
+
+def test_plot_labels_name_each_dtype_once_and_call_the_copy_no_floor(json_run):
+    pytest.importorskip("matplotlib", reason="the plot needs matplotlib (numrope[bench])")
+    fig = bench.draw(json_run[1])
+    bandwidth = fig.axes[0]
+    labels = [t.get_text() for t in bandwidth.get_yticklabels()]
+    assert len(labels) == len(cases.CASES)
+    for label, row in zip(labels, json_run[1]["cases"], strict=True):
+        assert label.count(row["dtype"]) == 1, label  # "rope_cache(8 positions), float64", not "... (float64)"
+    legend = [t.get_text() for t in bandwidth.get_legend().get_texts()]
+    assert not any("floor" in text for text in legend), legend  # bars can pass the copy's bandwidth
 
 
 def test_plot_is_a_png(tmp_path):
@@ -142,6 +259,11 @@ def test_targets_only_runs_the_target_cases():
         (["--shape", "1", "0", "2", "16"], "must be a positive integer"),
         (["--threads", "0"], "must be a positive integer"),
         (["--threads", "100000"], "at most"),
+        (["--min-time", "nan"], "--min-time: must be a number of seconds from 0 to 60, got nan"),
+        (["--min-time", "-1"], "--min-time: must be a number of seconds from 0 to 60, got -1"),
+        (["--min-time", "inf"], "--min-time: must be a number of seconds from 0 to 60, got inf"),
+        (["--min-time", "soon"], "--min-time: must be a number, got 'soon'"),
+        (["--repeat", "0"], "--repeat: must be a positive integer"),
     ],
 )
 def test_bad_arguments(argv, message):
@@ -149,6 +271,7 @@ def test_bad_arguments(argv, message):
     assert code == 2
     assert message in err
     assert out == ""
+    assert len(err.strip().splitlines()) == 1, err
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])

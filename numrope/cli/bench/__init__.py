@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from numrope.cli._common import one_line_errors, positive_int, progress_option, seconds, wants_progress
 from numrope.cli.bench.cases import CASES, TARGET_CASES, Context, measure, peak_memory, targets
 from numrope.cli.bench.frameworks import find_frameworks
 from numrope.cli.bench.plot import draw, plot
@@ -26,48 +27,45 @@ from numrope.cli.bench.timing import cold_import_time, using_threads
 __all__ = ["CASES", "collect", "draw", "format_report", "plot"]
 
 
-def _positive_int(text):
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def _threads(text):
     import numba
 
-    value = _positive_int(text)
+    value = positive_int(text)
     if value > numba.config.NUMBA_NUM_THREADS:
         raise argparse.ArgumentTypeError(f"at most {numba.config.NUMBA_NUM_THREADS} threads (NUMBA_NUM_THREADS)")
     return value
+
+
+_EPILOG = """\
+exit status: 0 when the benchmark ran (a missed target is reported, not an error); 2 for a bad
+argument, or --plot without matplotlib.
+"""
 
 
 def add_parser(sub):
     p = sub.add_parser(
         "bench",
         help="time numrope against the copy floor and the NumPy, PyTorch and JAX forms",
-        description=__doc__.split("\n")[0].strip("`").replace("``", ""),
+        description=__doc__.split("\n")[0].replace("``", ""),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    one_line_errors(p)
     p.add_argument(
         "--shape",
         nargs=4,
-        type=_positive_int,
+        type=positive_int,
         default=(1, 4096, 32, 128),
         metavar=("BATCH", "SEQ", "HEADS", "HEAD_DIM"),
         help="prefill shape (default 1 4096 32 128); HEAD_DIM must be even",
     )
     p.add_argument("--threads", type=_threads, default=None, help="Numba (and PyTorch) threads (default: all)")
-    p.add_argument("--repeat", type=_positive_int, default=3, help="timed rounds per case (default 3)")
-    p.add_argument("--min-time", type=float, default=0.05, help="seconds per timed batch (default 0.05)")
+    p.add_argument("--repeat", type=positive_int, default=3, help="timed rounds per case (default 3)")
+    p.add_argument("--min-time", type=seconds(60), default=0.05, help="seconds per timed batch (default 0.05)")
     p.add_argument("--targets-only", action="store_true", help="run only the cases the targets are read from")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     p.add_argument("--plot", metavar="PATH", help="also draw the report to an image (matplotlib)")
-    p.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="draw a progress bar on stderr (default: when stderr is a terminal)",
-    )
+    progress_option(p)
     return p
 
 
@@ -166,7 +164,7 @@ def run(args) -> int:
                 file=sys.stderr,
             )
             return 2
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    progress = wants_progress(args)
     cases = TARGET_CASES if args.targets_only else CASES
     report = collect(args.shape, args.threads, args.repeat, args.min_time, progress, cases)
     print(json.dumps(report, indent=2) if args.json else format_report(report))

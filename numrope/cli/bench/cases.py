@@ -256,9 +256,9 @@ def targets(rows, memory, import_seconds):
     by_key = {row["key"]: row for row in rows}
     found = []
 
-    def add(target, measured, goal, met, unit="", ceiling=None):
+    def add(target, measured, goal, met, unit="", copy_speed=None):
         found.append(
-            {"target": target, "measured": measured, "unit": unit, "goal": goal, "met": met, "ceiling": ceiling}
+            {"target": target, "measured": measured, "unit": unit, "goal": goal, "met": met, "copy_speed": copy_speed}
         )
 
     if "prefill" in by_key:
@@ -268,9 +268,11 @@ def targets(rows, memory, import_seconds):
         row = by_key["end_to_end"]
         for name in (VECTORISED, TORCH):
             s = row["speedup"].get(name)
-            # The best any implementation could do here: the baseline's time over the copy floor's.
-            ceiling = row["baselines"][name] / row["floor_seconds"] if s is not None else None
-            add(f"apply_rope(x, cfg) speed-up over {name}", s, ">= 10x", None if s is None else s >= 10, "x", ceiling)
+            # What a rotation exactly as fast as the parallel copy would measure: the baseline's time over
+            # the copy's. A yardstick for the goal, not a bound: numrope's call can beat the copy's run.
+            copy_speed = row["baselines"][name] / row["floor_seconds"] if s is not None else None
+            met = None if s is None else s >= 10
+            add(f"apply_rope(x, cfg) speed-up over {name}", s, ">= 10x", met, "x", copy_speed)
     if "cache" in by_key:
         s = by_key["cache"]["speedup"][NUMPY_COS_SIN]
         add(f"rope_cache float64 speed-up over {NUMPY_COS_SIN} of the angles", s, ">= 1x", s >= 1, "x")
