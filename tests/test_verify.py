@@ -122,3 +122,82 @@ def test_verify_help(capsys):
         main(["verify", "--help"])
     assert exc.value.code == 0
     assert "--config" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--head-dim", "7"], "argument --head-dim: must be even"),
+        (["--head-dim", "0"], "argument --head-dim: must be a positive integer, got 0"),
+        (["--head-dim", "-2"], "argument --head-dim: must be a positive integer, got -2"),
+        (["--head-dim", "8"], "argument --head-dim: must be at least 16"),
+        (["--head-dim", "1e3"], "argument --head-dim: must be an integer, got '1e3'"),
+        (["--base", "nan"], "argument --base: must be a positive finite number, got nan"),
+        (["--base", "0"], "argument --base: must be a positive finite number, got 0"),
+        (["--base", "inf"], "argument --base: must be a positive finite number, got inf"),
+        (["--base", "1"], "argument --base: must be above 1"),
+        (["--max-position", "0"], "argument --max-position: must be a positive integer, got 0"),
+        (["--max-position", "-5"], "argument --max-position: must be a positive integer, got -5"),
+        (["--max-position", "1"], "argument --max-position: must be at least 2"),
+        (["--max-position", str(2**63 - 1)], f"argument --max-position: must be at most {2**32}"),
+        (["--seq-len", "-3"], "argument --seq-len: must be a positive integer, got -3"),
+        (["--seq-len", str(2**40)], f"argument --seq-len: must be at most {2**32}"),
+        (["--seed", "-1"], "argument --seed: must be a non-negative integer, got -1"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["verify", *argv])
+    assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert len(captured.err.splitlines()) == 1, captured.err
+    assert captured.err.startswith("numrope verify: error: ") and message in captured.err
+    assert "Traceback" not in captured.err
+
+
+def _table(out):
+    """The summary table's data rows (between the header line and the blank line before the verdict)."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("check "))
+    end = lines.index("", start)
+    return lines[start + 1 : end]
+
+
+@pytest.mark.parametrize("config", [None, "llama-3.1-8b.json"])
+def test_the_counts_in_the_text_match_the_table(capsys, config):
+    argv = [*SMALL, "--no-precision"] + ([] if config is None else ["--config", str(FIXTURES / config)])
+    if config is not None and not (FIXTURES / config).exists():
+        pytest.skip(f"fixture {config} not present")
+    code, out, _ = _run(capsys, argv)
+    assert code == 0, out
+    rows = _table(out)
+    n_configs = 10 if config is None else 1
+    # per configuration: identity (3 comparisons) in float64 and float32, rotation (5), decay (3);
+    # then the counter-example's 3
+    n_comparisons = n_configs * (3 * 2 + 5 + 3) + 3
+    assert f"{n_configs} configuration(s), {n_comparisons} comparisons" in out
+    assert f"Shown: {len(rows)} rows" in out
+    assert out.splitlines()[-1].startswith(f"all {n_comparisons} comparisons hold")
+
+
+def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(capsys, monkeypatch):
+    code, out, err = _run(capsys, [*SMALL, "--no-precision", "--progress"])
+    assert code == 0
+    steps = [s for s in err.split("\r") if s.strip()]
+    assert steps[0].startswith("[") and "1/11 half" in steps[0]
+    assert "11/11 counter-example" in steps[-1]
+    assert "\r" not in out
+    code, out, err = _run(capsys, [*SMALL, "--no-precision"])  # pytest's stderr is not a terminal
+    assert code == 0 and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = _run(capsys, [*SMALL, "--no-precision"])
+    assert code == 0 and "11/11" in err
+
+
+def test_help_shows_no_markup(capsys):
+    with pytest.raises(SystemExit):
+        main(["verify", "--help"])
+    text = capsys.readouterr().out
+    assert "``" not in text and "numrope verify: prove numerically" in text
+    assert "exit status: 0" in text

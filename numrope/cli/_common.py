@@ -45,11 +45,13 @@ def head_dim(text):
     return value
 
 
-def position_count(limit=MAX_POSITIONS, why="numrope's cos/sin are exact for positions below 2**32"):
-    """An argument type for a number of positions ``0 .. N - 1``: ``1 <= N <= limit``."""
+def position_count(limit=MAX_POSITIONS, why="numrope's cos/sin are exact for positions below 2**32", minimum=1):
+    """An argument type for a number of positions ``0 .. N - 1``: ``minimum <= N <= limit``."""
 
     def parse(text):
         value = positive_int(text)
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
         if value > limit:
             raise argparse.ArgumentTypeError(f"must be at most {limit} ({why}), got {text}")
         return value

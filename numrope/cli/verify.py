@@ -4,11 +4,13 @@ Runs the checks of :mod:`numrope.checks.identity` (relative-position identity, m
 property, orthogonality, long-term decay) and :mod:`numrope.checks.precision` (cos/sin against mpmath)
 on one configuration or on every layout, partial rotary and scaling variant, and shows that the
 identity check rejects the additive sinusoidal encoding. Exit code 0 only if everything holds, 1 if
-a check fails, 2 if the checks cannot run as asked (an unreadable config, mpmath not installed).
+a check fails, 2 if the checks cannot run as asked (a bad argument, an unreadable config, mpmath
+not installed).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import sys
 import time
@@ -16,6 +18,42 @@ import time
 import numpy as np
 
 from numrope.checks.report import Comparison
+from numrope.cli._common import (
+    Progress,
+    head_dim,
+    non_negative_int,
+    one_line_errors,
+    position_count,
+    positive_float,
+    progress_option,
+    wants_progress,
+)
+
+_EPILOG = """\
+exit status: 0 when every comparison holds, 1 when one fails, 2 when the checks cannot run as asked
+(a bad argument, an unreadable --config, mpmath missing for the precision checks).
+"""
+
+#: Below this head size the scaled variants' long-term decay trend does not show (the check fails).
+MIN_HEAD_DIM = 16
+
+
+def _standard_head_dim(text):
+    value = head_dim(text)
+    if value < MIN_HEAD_DIM:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {MIN_HEAD_DIM} (with fewer pairs the long-term decay of the scaled "
+            f"configurations does not show), got {text}"
+        )
+    return value
+
+
+def _base(text):
+    value = positive_float(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 1 (theta_i = base**(-2i/d) must fall with i), got {text}")
+    return value
+
 
 # Which row of the summary each comparison belongs to, by the function that made it.
 _CATEGORIES = {
@@ -53,25 +91,40 @@ def add_parser(sub):
     p = sub.add_parser(
         "verify",
         help="check the relative-position identity, the rotation matrices, the decay and cos/sin accuracy",
-        description=__doc__.split("\n")[0].strip("`"),
+        description=__doc__.split("\n")[0].replace("``", ""),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    one_line_errors(p)
     p.add_argument(
         "--config",
         metavar="PATH",
         help="a Hugging Face config.json (or model directory) to check instead of the standard configurations",
     )
     p.add_argument("--layer-type", help="with --config: the layer type, for models that rotate layers differently")
-    p.add_argument("--head-dim", type=int, default=128, help="head size of the standard configurations (default 128)")
-    p.add_argument("--base", type=float, default=10000.0, help="frequency base of the standard configurations")
+    p.add_argument(
+        "--head-dim",
+        type=_standard_head_dim,
+        default=128,
+        help=f"head size of the standard configurations, even, at least {MIN_HEAD_DIM} (default 128)",
+    )
+    p.add_argument(
+        "--base", type=_base, default=10000.0, help="frequency base of the standard configurations (default 10000)"
+    )
     p.add_argument(
         "--seq-len",
-        type=int,
+        type=position_count(),
         default=None,
         help="fixed sequence length for the variants that depend on it (default: 8192, or the config's "
         "max_position_embeddings)",
     )
-    p.add_argument("--max-position", type=int, default=8192, help="positions drawn for the identity (default 8192)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--max-position",
+        type=position_count(minimum=2),  # one position has no relative distance to check
+        default=8192,
+        help="positions 0 .. N-1 are drawn for the identity, N from 2 to 2**32 (default 8192)",
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     p.add_argument(
         "--encoding",
         choices=("rope", "absolute"),
@@ -80,6 +133,7 @@ def add_parser(sub):
     )
     p.add_argument("--no-precision", action="store_true", help="skip the cos/sin precision checks (need mpmath)")
     p.add_argument("--verbose", "-v", action="store_true", help="print every configuration's full report")
+    progress_option(p)
     return p
 
 
@@ -119,50 +173,68 @@ def _rows(name, report, where, expect_failure=False):
     ]
 
 
-def collect(args, out=print) -> tuple[list, int]:
-    """Run every check for the parsed arguments; return the rows and the number of configurations."""
-    from numrope.checks import decay, identity, precision
+def collect(args, out=print, progress=False) -> tuple[list, int]:
+    """Run every check for the parsed arguments; return the rows and the number of configurations.
 
-    rows = []
+    ``progress`` draws a bar on stderr, one step per configuration (and one for the counter-example).
+    """
     configs = _configs(args)
     rope = args.encoding == "rope"
-    for cfg, seq_len in configs:
-        where = _label(cfg, seq_len)
-        reports = []
-        for dtype in (np.float64, np.float32):
-            rep = identity.check_relative(
-                cfg,
-                dtype=dtype,
-                max_position=args.max_position,
-                seq_len=seq_len,
-                seed=args.seed,
-                encoding=None if rope else identity.sinusoidal_absolute,
-            )
-            reports.append(("check_relative", rep, f"{where} {np.dtype(dtype).name}"))
+    bar = Progress(len(configs) + rope, enabled=progress)
+    try:
+        rows = [row for cfg, seq_len in configs for row in _check_config(args, cfg, seq_len, rope, out, bar)]
         if rope:
-            positions = (0, 1, 7, 100, args.max_position - 1)
-            reports.append(("check_rotation", identity.check_rotation(cfg, positions, seq_len=seq_len), where))
-            reports.append(("check_decay", decay.check_decay(cfg, seq_len=seq_len, seed=args.seed), where))
-            if not args.no_precision:
-                try:
-                    rep = precision.check_precision(cfg, seq_len=seq_len, n_random=32, seed=args.seed)
-                except ImportError as exc:
-                    raise _UsageError(f"{exc}\n(or pass --no-precision to skip the precision checks)") from None
-                reports.append(("check_precision", rep, where))
-        for name, rep, label in reports:
-            rows += _rows(name, rep, label)
-            if args.verbose:
-                out(str(rep) + "\n")
-    if rope:
-        cfg, seq_len = configs[0]
+            rows += _counter_example(args, *configs[0], out, bar)
+    finally:
+        bar.close()
+    return rows, len(configs)
+
+
+def _check_config(args, cfg, seq_len, rope, out, bar):
+    from numrope.checks import decay, identity, precision
+
+    where = _label(cfg, seq_len)
+    bar.step(where)
+    reports = []
+    for dtype in (np.float64, np.float32):
         rep = identity.check_relative(
-            cfg, max_position=args.max_position, seq_len=seq_len, seed=args.seed, encoding=identity.sinusoidal_absolute
+            cfg,
+            dtype=dtype,
+            max_position=args.max_position,
+            seq_len=seq_len,
+            seed=args.seed,
+            encoding=None if rope else identity.sinusoidal_absolute,
         )
+        reports.append(("check_relative", rep, f"{where} {np.dtype(dtype).name}"))
+    if rope:
+        positions = (0, 1, 7, 100, args.max_position - 1)
+        reports.append(("check_rotation", identity.check_rotation(cfg, positions, seq_len=seq_len), where))
+        reports.append(("check_decay", decay.check_decay(cfg, seq_len=seq_len, seed=args.seed), where))
+        if not args.no_precision:
+            try:
+                rep = precision.check_precision(cfg, seq_len=seq_len, n_random=32, seed=args.seed)
+            except ImportError as exc:
+                raise _UsageError(f"{exc}\n(or pass --no-precision to skip the precision checks)") from None
+            reports.append(("check_precision", rep, where))
+    rows = []
+    for name, rep, label in reports:
+        rows += _rows(name, rep, label)
         if args.verbose:
             out(str(rep) + "\n")
-        for c in rep.comparisons:
-            rows.append(_Row("counter-example", c, "sinusoidal absolute (must FAIL)", expect_failure=True))
-    return rows, len(configs)
+    return rows
+
+
+def _counter_example(args, cfg, seq_len, out, bar):
+    """The additive sinusoidal encoding run through the identity check: it must be rejected."""
+    from numrope.checks import identity
+
+    bar.step("counter-example: sinusoidal absolute encoding")
+    rep = identity.check_relative(
+        cfg, max_position=args.max_position, seq_len=seq_len, seed=args.seed, encoding=identity.sinusoidal_absolute
+    )
+    if args.verbose:
+        out(str(rep) + "\n")
+    return [_Row("counter-example", c, "sinusoidal absolute (must FAIL)", expect_failure=True) for c in rep.comparisons]
 
 
 def _summary(rows):
@@ -180,15 +252,16 @@ def _summary(rows):
 def run(args) -> int:
     t0 = time.perf_counter()
     try:
-        rows, n_configs = collect(args)
+        rows, n_configs = collect(args, progress=wants_progress(args))
     except _UsageError as exc:
         print(f"numrope verify: error: {exc}", file=sys.stderr)
         return 2
     summary = _summary(rows)
     print(
-        f"numrope verify: {n_configs} configuration(s), {len(rows)} comparisons; each error is held to a bound "
-        "from the floating-point error analysis (documentation: Accuracy).\nShown: the worst case of each "
-        "comparison over the configurations (--verbose for all).\n"
+        f"numrope verify: {n_configs} configuration(s), {len(rows)} comparisons (one per check, configuration "
+        "and dtype); each error is held to a bound from the floating-point error analysis (documentation: "
+        f"Accuracy).\nShown: {len(summary)} rows, the worst case of each kind of comparison over the "
+        "configurations and dtypes (--verbose for every report).\n"
     )
     headers = ("check", "comparison", "error", "bound", "unit", "worst at", "result")
     table = []
