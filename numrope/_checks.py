@@ -60,6 +60,28 @@ def check_x(x, cfg, name="x") -> np.ndarray:
     return x
 
 
+def check_direction(inverse, transpose):
+    """``(backward, divide)``: whether to rotate by minus the angle, and whether to divide by the
+    attention factor instead of multiplying (the inverse; the transpose multiplies, as forward)."""
+    if inverse is False and transpose is False:  # the common case, without the conversions below
+        return False, False
+    inverse, transpose = bool(inverse), bool(transpose)
+    if inverse and transpose:
+        raise ValueError(
+            "inverse=True and transpose=True are different maps (the inverse divides by the attention "
+            "factor, the transpose multiplies by it); pass one of them"
+        )
+    return inverse or transpose, inverse
+
+
+def inverse_scale(cfg) -> float:
+    """1 / the attention factor: what the inverse folds into cos and sin."""
+    scale = 1.0 / cfg.attention_scaling
+    if not math.isfinite(scale):
+        raise ValueError(f"the attention factor {cfg.attention_scaling:g} has no finite inverse")
+    return scale
+
+
 def check_seq_axis(seq_axis, ndim, name="x") -> int:
     if not is_int_scalar(seq_axis):
         raise TypeError(f"seq_axis must be an int, got {type(seq_axis).__name__}")

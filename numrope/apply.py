@@ -10,11 +10,13 @@ from numrope._checks import (
     check_cache,
     check_cache_index,
     check_config,
+    check_direction,
     check_out,
     check_positions,
     check_seq_axis,
     check_x,
     heads_before_seq,
+    inverse_scale,
     is_device_array,
     overlaps,
     per_token,
@@ -44,16 +46,31 @@ def _compute_dtype(*arrays) -> np.dtype:
     return np.dtype(np.float32)
 
 
-def _tables_for(cfg, pos, cache, arrays, seq_len):
+def _tables_for(cfg, pos, cache, arrays, seq_len, divide=False):
     """(cos, sin, rows): tables and the table row of each position, ``rows`` of the shape of ``pos``.
 
-    Without ``cache`` the tables are built in the compute dtype of ``arrays``.
+    Without ``cache`` the tables are built in the compute dtype of ``arrays``. ``divide``: tables
+    for the inverse, the attention factor divided out instead of folded in.
     """
     if cache is not None:
         cos, sin = check_cache(cache, cfg)
-        return cos, sin, check_cache_index(pos, cos.shape[0])
-    cos, sin = _cos_sin(cfg, pos.reshape(-1), _compute_dtype(*arrays), seq_len)
+        rows = check_cache_index(pos, cos.shape[0])
+        if divide and cfg.attention_scaling != 1.0:
+            return _rescaled_rows(cos, sin, rows, inverse_scale(cfg) ** 2)
+        return cos, sin, rows
+    scale = inverse_scale(cfg) if divide else None
+    cos, sin = _cos_sin(cfg, pos.reshape(-1), _compute_dtype(*arrays), seq_len, scale)
     return cos, sin, np.arange(pos.size, dtype=np.int64).reshape(pos.shape)
+
+
+def _rescaled_rows(cos, sin, rows, factor):
+    """The table rows that ``rows`` reads, times ``factor`` (in float64, rounded once to float32 or
+    float64), and the index of each position in them."""
+    dtype = _F64 if cos.dtype == _F64 else np.dtype(np.float32)
+    flat = rows.reshape(-1)
+    cos = (cos[flat].astype(_F64) * factor).astype(dtype)
+    sin = (sin[flat].astype(_F64) * factor).astype(dtype)
+    return cos, sin, np.arange(flat.size, dtype=np.int64).reshape(rows.shape)
 
 
 def _prepare(x, cfg, positions, seq_axis, name):
@@ -62,7 +79,9 @@ def _prepare(x, cfg, positions, seq_axis, name):
     return x, ax, check_positions(positions, x.shape, ax)
 
 
-def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None):
+def apply_rope(
+    x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, transpose=False, out=None, seq_len=None
+):
     """Rotate the features of ``x`` by its positions' angles (Rotary Position Embedding).
 
     Parameters
@@ -91,7 +110,15 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
         The sequence axis: -3 for ``(batch, seq, heads, head_dim)``, -2 for
         ``(batch, heads, seq, head_dim)``. Must not be the last axis.
     inverse : bool, default False
-        Rotate by minus the angle: undoes the forward rotation, and is its backward pass.
+        Undo the forward map: rotate by minus the angle and divide by the attention factor ``a``
+        (``cfg.attention_scaling``: 1 for plain RoPE, more for YaRN and LongRoPE), so that
+        ``apply_rope(apply_rope(x, cfg), cfg, inverse=True)`` is ``x``.
+    transpose : bool, default False
+        Apply the transpose of the forward map: rotate by minus the angle and multiply by ``a``.
+        This is the backward pass (the vector-Jacobian product): given the gradient of a loss
+        with respect to the result, it returns the gradient with respect to ``x``. The forward
+        map is ``a R`` with ``R`` a rotation, so the inverse is ``R^T / a`` and the transpose
+        ``a R^T``: the same for ``a == 1`` only.
     out : numpy.ndarray, optional
         Where to write the result: same shape and dtype as ``x``, writable. May be ``x`` itself,
         or any array that shares no element with it (such as ``a[..., 1::2]`` for ``x = a[..., ::2]``).
@@ -112,7 +139,7 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
     ValueError
         ``x``'s last axis not ``head_dim``, a bad ``seq_axis``, positions of the wrong length or
         shape, NaN or infinite positions, ``out`` of the wrong shape, read-only, or partly
-        overlapping ``x``.
+        overlapping ``x``, ``inverse`` and ``transpose`` both true.
     IndexError
         A position outside the cache table (negative ones included).
 
@@ -137,9 +164,18 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
         from numrope import cuda
 
         return cuda.apply_rope(
-            x, cfg, positions, cache=cache, seq_axis=seq_axis, inverse=inverse, out=out, seq_len=seq_len
+            x,
+            cfg,
+            positions,
+            cache=cache,
+            seq_axis=seq_axis,
+            inverse=inverse,
+            transpose=transpose,
+            out=out,
+            seq_len=seq_len,
         )
     check_config(cfg)
+    backward, divide = check_direction(inverse, transpose)
     x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
     out = check_out(out, x)
     lead = x.shape[:ax]
@@ -148,12 +184,15 @@ def apply_rope(x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False
         # each row of tokens has its own positions (none shared): compute the angles in the same pass
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
         inv_freq = _inv_freq_for(cfg, pos, seq_len)
-        return _cpu().rotate_at(x, out, ax, interleaved, rows, inv_freq, cfg.attention_scaling, bool(inverse))
-    cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len)
-    return _cpu().rotate(x, out, ax, interleaved, cos, sin, per_token(rows, lead), bool(inverse))
+        scale = inverse_scale(cfg) if divide else cfg.attention_scaling
+        return _cpu().rotate_at(x, out, ax, interleaved, rows, inv_freq, scale, backward)
+    cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len, divide)
+    return _cpu().rotate(x, out, ax, interleaved, cos, sin, per_token(rows, lead), backward)
 
 
-def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None):
+def apply_rope_qk(
+    q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, transpose=False, out=None, seq_len=None
+):
     """Rotate queries and keys in one call that shares one cos/sin table.
 
     Parameters
@@ -162,7 +201,7 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
         Queries and keys with the same sequence length and batch axes; their head counts may
         differ (grouped-query and multi-query attention), in either axis order: ``(B, S, Hq, D)``
         and ``(B, S, Hk, D)``, or ``(B, Hq, S, D)`` and ``(B, Hk, S, D)`` with ``seq_axis=-2``.
-    cfg, positions, cache, seq_axis, inverse, seq_len
+    cfg, positions, cache, seq_axis, inverse, transpose, seq_len
         As for :func:`apply_rope`; the positions apply to both.
     out : (q_out, k_out), optional
         Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves. The
@@ -194,9 +233,19 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
         from numrope import cuda
 
         return cuda.apply_rope_qk(
-            q, k, cfg, positions, cache=cache, seq_axis=seq_axis, inverse=inverse, out=out, seq_len=seq_len
+            q,
+            k,
+            cfg,
+            positions,
+            cache=cache,
+            seq_axis=seq_axis,
+            inverse=inverse,
+            transpose=transpose,
+            out=out,
+            seq_len=seq_len,
         )
     check_config(cfg)
+    backward, divide = check_direction(inverse, transpose)
     q = check_x(q, cfg, "q")
     k = check_x(k, cfg, "k")
     if q.ndim != k.ndim:
@@ -222,12 +271,11 @@ def apply_rope_qk(q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse
         # q's result would overwrite keys not yet read (out=(k, ...), q is k, fused buffers):
         # rotate a copy of them. k's result may overwrite q, which is read first.
         k = k.copy()
-    cos, sin, rows = _tables_for(cfg, pos, cache, (q, k), seq_len)
-    inverse = bool(inverse)
+    cos, sin, rows = _tables_for(cfg, pos, cache, (q, k), seq_len, divide)
     cpu, interleaved = _cpu(), cfg.layout == "interleaved"
     q_idx = per_token(rows, q.shape[:ax])
     k_idx = q_idx if k.shape[:ax] == q.shape[:ax] else per_token(rows, k.shape[:ax])
     return (
-        cpu.rotate(q, q_out, ax, interleaved, cos, sin, q_idx, inverse),
-        cpu.rotate(k, k_out, ax, interleaved, cos, sin, k_idx, inverse),
+        cpu.rotate(q, q_out, ax, interleaved, cos, sin, q_idx, backward),
+        cpu.rotate(k, k_out, ax, interleaved, cos, sin, k_idx, backward),
     )

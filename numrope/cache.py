@@ -23,12 +23,13 @@ def _inv_freq_for(cfg: RopeConfig, positions: np.ndarray, seq_len: int | None) -
     return cfg.frequencies(seq_len)
 
 
-def _cos_sin(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int | None):
-    """The table for checked positions (int64 or float64, any shape). No validation."""
+def _cos_sin(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int | None, scale=None):
+    """The table for checked positions (int64 or float64, any shape), times ``scale`` (default the
+    attention factor). No validation."""
     from numrope.kernels import cpu  # Numba loads on first use, not on `import numrope`
 
     inv_freq = _inv_freq_for(cfg, positions, seq_len)
-    return cpu.cos_sin_table(positions, inv_freq, cfg.attention_scaling, dtype)
+    return cpu.cos_sin_table(positions, inv_freq, cfg.attention_scaling if scale is None else scale, dtype)
 
 
 def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | None = None):

@@ -17,6 +17,7 @@ same kernels on the CPU under Numba's CUDA simulator, slowly: that is how the te
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,11 +25,13 @@ import numpy as np
 from numrope._checks import (
     check_cache_index,
     check_config,
+    check_direction,
     check_out,
     check_positions,
     check_seq_axis,
     check_x_meta,
     heads_before_seq,
+    inverse_scale,
     overlaps,
     per_token,
     table_dtype,
@@ -255,23 +258,66 @@ def _positions_arg(cuda, positions):
     return positions
 
 
-def _fill_table(cuda, kernels, cfg, positions, start, n_rows, dtype, inv_freq, threads):
-    """Device (cos, sin) of shape (n_rows, n_pairs) for positions (float64, device) or start + n."""
+def _fill_table(cuda, kernels, cfg, positions, start, n_rows, dtype, inv_freq, threads, scale):
+    """Device scale * (cos, sin) of shape (n_rows, n_pairs) for positions (float64, device) or start + n."""
     cos = cuda.device_array((n_rows, cfg.n_pairs), dtype)
     sin = cuda.device_array((n_rows, cfg.n_pairs), dtype)
     if n_rows == 0:
         return cos, sin
     tx, _, rows = kernels.block_shape(cfg.n_pairs, 1, threads)
     kernels.table[math.ceil(n_rows / rows), (tx, rows)](
-        positions, np.int64(start), cuda.to_device(inv_freq), np.float64(cfg.attention_scaling), cos, sin
+        positions, np.int64(start), cuda.to_device(inv_freq), np.float64(scale), cos, sin
     )
     return cos, sin
 
 
-def _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads):
+_device = None  # numba.cuda once a kernel here is compiled: a global, as the CUDA simulator needs
+
+
+@functools.cache
+def _gather_kernel():
+    global _device
+    from numba import cuda
+
+    _device = cuda
+
+    @cuda.jit
+    def gather(cos, sin, rows, factor, cos_out, sin_out):
+        """cos_out[n, i] = cos[rows[n], i] * factor, in float64 rounded once; the same for sin.
+        Blocks of (tx, ty): x over pairs, y over rows."""
+        n = _device.blockIdx.x * _device.blockDim.y + _device.threadIdx.y
+        if n >= rows.shape[0]:
+            return
+        p = rows[n]
+        i = _device.threadIdx.x
+        while i < cos.shape[1]:
+            cos_out[n, i] = np.float64(cos[p, i]) * factor
+            sin_out[n, i] = np.float64(sin[p, i]) * factor
+            i += _device.blockDim.x
+
+    return gather
+
+
+def _gather(cuda, kernels, cos, sin, rows, factor, threads):
+    """Device tables of the rows ``rows`` (host int64) of cos and sin, times ``factor``: float64
+    tables stay float64, others become float32."""
+    dtype = _F64 if cos.dtype == _F64 else _F32
+    n_pairs = cos.shape[1]
+    cos_out = cuda.device_array((rows.size, n_pairs), dtype)
+    sin_out = cuda.device_array((rows.size, n_pairs), dtype)
+    if rows.size and n_pairs:
+        tx, _, per_block = kernels.block_shape(n_pairs, 1, threads)
+        _gather_kernel()[math.ceil(rows.size / per_block), (tx, per_block)](
+            cos, sin, cuda.to_device(np.ascontiguousarray(rows, dtype=np.int64)), np.float64(factor), cos_out, sin_out
+        )
+    return cos_out, sin_out
+
+
+def _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads, divide=False):
     """(cos, sin, index): the tables, and ``index(lead)``, which gives ``(idx, offset, row_stride)``
     for an array with the axes ``lead`` before its sequence axis: token (b, s) reads row
-    idx[b or 0, s], or, where idx has no columns, row offset + b * row_stride + s."""
+    idx[b or 0, s], or, where idx has no columns, row offset + b * row_stride + s. ``divide``:
+    tables for the inverse, the attention factor divided out instead of folded in."""
     affine = positions is None or is_int_scalar(positions)
     no_idx = cuda.device_array((1, 0), np.int64)
 
@@ -289,17 +335,23 @@ def _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads):
     if cache is not None:
         cos, sin = _check_cache(cuda, cache, cfg)
         pos = check_cache_index(pos, cos.shape[0])
+        if not (divide and cfg.attention_scaling != 1.0):
+            if affine:
+                start = int(pos[0]) if pos.size else 0
+                return cos, sin, lambda lead: (no_idx, start, 0)
+            return cos, sin, rows_of(pos)
+        # the inverse divides by the attention factor the table holds: rescale the rows used
+        cos, sin = _gather(cuda, kernels, cos, sin, pos.reshape(-1), inverse_scale(cfg) ** 2, threads)
+    else:
+        scale = inverse_scale(cfg) if divide else cfg.attention_scaling
+        inv_freq = _inv_freq_for(cfg, pos, seq_len)
         if affine:
             start = int(pos[0]) if pos.size else 0
-            return cos, sin, lambda lead: (no_idx, start, 0)
-        return cos, sin, rows_of(pos)
-    inv_freq = _inv_freq_for(cfg, pos, seq_len)
-    if affine:
-        start = int(pos[0]) if pos.size else 0
-        cos, sin = _fill_table(cuda, kernels, cfg, np.empty(0), start, pos.size, dtype, inv_freq, threads)
-        return cos, sin, lambda lead: (no_idx, 0, 0)
-    flat = cuda.to_device(np.ascontiguousarray(pos, dtype=np.float64).reshape(-1))
-    cos, sin = _fill_table(cuda, kernels, cfg, flat, 0, pos.size, dtype, inv_freq, threads)
+            cos, sin = _fill_table(cuda, kernels, cfg, np.empty(0), start, pos.size, dtype, inv_freq, threads, scale)
+        else:
+            flat = cuda.to_device(np.ascontiguousarray(pos, dtype=np.float64).reshape(-1))
+            cos, sin = _fill_table(cuda, kernels, cfg, flat, 0, pos.size, dtype, inv_freq, threads, scale)
+    # from here the tables have one row per entry of pos, in order
     if pos.ndim == 1 or math.prod(pos.shape[:-1]) == 1:
         return cos, sin, lambda lead: (no_idx, 0, 0)
     by_row = rows_of(np.arange(pos.size, dtype=np.int64).reshape(pos.shape))
@@ -429,12 +481,24 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
     host = np.arange(n, dtype=np.int64) if pos is None else pos
     inv_freq = _inv_freq_for(cfg, host, seq_len)
     device_positions = np.empty(0) if pos is None else cuda.to_device(pos.reshape(-1).astype(np.float64))
-    cos, sin = _fill_table(cuda, kernels, cfg, device_positions, start, n, dtype, inv_freq, threads)
+    cos, sin = _fill_table(
+        cuda, kernels, cfg, device_positions, start, n, dtype, inv_freq, threads, cfg.attention_scaling
+    )
     return cos.reshape(*shape, cfg.n_pairs), sin.reshape(*shape, cfg.n_pairs)
 
 
 def apply_rope(
-    x, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None, threads_per_block=None
+    x,
+    cfg,
+    positions=None,
+    *,
+    cache=None,
+    seq_axis=-3,
+    inverse=False,
+    transpose=False,
+    out=None,
+    seq_len=None,
+    threads_per_block=None,
 ):
     """Rotate the features of a device array by its positions' angles, on the GPU.
 
@@ -443,7 +507,7 @@ def apply_rope(
     x : device array, float16, bfloat16, float32 or float64
         A Numba device array or any ``__cuda_array_interface__`` array (CuPy, PyTorch); a NumPy
         array is copied to the device. Any strided view. bfloat16 is ``ml_dtypes.bfloat16``.
-    cfg, positions, seq_axis, inverse, seq_len
+    cfg, positions, seq_axis, inverse, transpose, seq_len
         As for :func:`numrope.apply_rope`. Positions are host values (a device array of them is
         copied to the host to be checked).
     cache : (cos, sin), optional
@@ -485,6 +549,7 @@ def apply_rope(
     True
     """
     check_config(cfg)
+    backward, divide = check_direction(inverse, transpose)
     threads = _check_threads(threads_per_block)
     cuda, kernels = _cuda()
     xa = _Array(cuda, x, cfg, "x")
@@ -492,15 +557,26 @@ def apply_rope(
     positions = _positions_arg(cuda, positions)
     pos = check_positions(positions, xa.meta.shape, ax)
     oa, result = _out(cuda, out, xa, cfg, "out")
-    cos, sin, index = _tables(cuda, kernels, cfg, positions, pos, cache, xa.compute_dtype, seq_len, threads)
+    cos, sin, index = _tables(cuda, kernels, cfg, positions, pos, cache, xa.compute_dtype, seq_len, threads, divide)
     out_meta = xa.kernel_meta if oa is xa else oa.kernel_meta
     pair = (xa.kernel_meta, out_meta, (xa.dev, oa.dev), xa.io)
-    _launch(cuda, kernels, cfg, [pair], ax, (cos, sin, *index(xa.meta.shape[:ax])), bool(inverse), threads)
+    _launch(cuda, kernels, cfg, [pair], ax, (cos, sin, *index(xa.meta.shape[:ax])), backward, threads)
     return result
 
 
 def apply_rope_qk(
-    q, k, cfg, positions=None, *, cache=None, seq_axis=-3, inverse=False, out=None, seq_len=None, threads_per_block=None
+    q,
+    k,
+    cfg,
+    positions=None,
+    *,
+    cache=None,
+    seq_axis=-3,
+    inverse=False,
+    transpose=False,
+    out=None,
+    seq_len=None,
+    threads_per_block=None,
 ):
     """Rotate queries and keys on the GPU in one kernel launch that shares each token's cos/sin.
 
@@ -510,7 +586,7 @@ def apply_rope_qk(
         As ``x`` of :func:`apply_rope`, with the same sequence length and batch axes; their
         head counts (in either axis order, as for :func:`numrope.apply_rope_qk`) and dtypes may
         differ.
-    cfg, positions, cache, seq_axis, inverse, seq_len, threads_per_block
+    cfg, positions, cache, seq_axis, inverse, transpose, seq_len, threads_per_block
         As for :func:`apply_rope`.
     out : (q_out, k_out), optional
         Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves. As on
@@ -540,6 +616,7 @@ def apply_rope_qk(
     True
     """
     check_config(cfg)
+    backward, divide = check_direction(inverse, transpose)
     threads = _check_threads(threads_per_block)
     cuda, kernels = _cuda()
     qa = _Array(cuda, q, cfg, "q")
@@ -575,16 +652,16 @@ def apply_rope_qk(
     if overlaps(ko.meta, qm):
         qa = _copy(cuda, qa, cfg, "q")
     dtype = _F64 if _F64 in (qa.compute_dtype, ka.compute_dtype) else _F32
-    cos, sin, index = _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads)
+    cos, sin, index = _tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads, divide)
     pairs = [
         (a.kernel_meta, a.kernel_meta if o is a else o.kernel_meta, (a.dev, o.dev), a.io)
         for a, o in ((qa, qo), (ka, ko))
     ]
     q_lead, k_lead = qa.meta.shape[:ax], ka.meta.shape[:ax]
     if q_lead == k_lead:  # one launch: each token's cos/sin loaded once for queries and keys
-        _launch(cuda, kernels, cfg, pairs, ax, (cos, sin, *index(q_lead)), bool(inverse), threads)
+        _launch(cuda, kernels, cfg, pairs, ax, (cos, sin, *index(q_lead)), backward, threads)
     else:  # heads before the sequence axis, in different numbers: the kernels' batch rows differ
         # q's launch, then k's, on one stream; an input the other's result overwrites was copied above
         for pair, lead in zip(pairs, (q_lead, k_lead), strict=True):
-            _launch(cuda, kernels, cfg, [pair], ax, (cos, sin, *index(lead)), bool(inverse), threads)
+            _launch(cuda, kernels, cfg, [pair], ax, (cos, sin, *index(lead)), backward, threads)
     return q_result, k_result

@@ -64,25 +64,39 @@ def _unpairs(first, second, x, cfg):
     return out
 
 
-def complex_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, seq_len=None):
-    """RoPE as complex multiplication: ``(x0 + i x1) * scaling * exp(i m theta)``. Returns float64."""
-    x = np.asarray(x, dtype=np.float64)
-    angles = _angles(x.shape, cfg, positions, seq_axis, seq_len)
+def _direction(cfg, inverse, transpose):
+    """(angle sign, factor): the forward map is ``a R``, its inverse ``R^T / a``, its transpose ``a R^T``."""
+    if inverse and transpose:
+        raise ValueError("inverse and transpose are different maps; pass one of them")
     if inverse:
-        angles = -angles
+        return -1.0, 1.0 / cfg.attention_scaling
+    return (-1.0 if transpose else 1.0), cfg.attention_scaling
+
+
+def complex_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpose=False, seq_len=None):
+    """RoPE as complex multiplication: ``(x0 + i x1) * scaling * exp(i m theta)``. Returns float64.
+
+    ``inverse`` undoes it (``exp(-i m theta) / scaling``); ``transpose`` is its transpose, the
+    backward pass (``scaling * exp(-i m theta)``).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    sign, factor = _direction(cfg, inverse, transpose)
+    angles = sign * _angles(x.shape, cfg, positions, seq_axis, seq_len)
     x0, x1 = _pairs(x, cfg)
-    z = (x0 + 1j * x1) * (cfg.attention_scaling * np.exp(1j * angles))
+    z = (x0 + 1j * x1) * (factor * np.exp(1j * angles))
     return _unpairs(z.real, z.imag, x, cfg)
 
 
-def rotate_half_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, seq_len=None):
-    """RoPE as ``x * cos + rotate(x) * sin`` with cos and sin repeated to the rotary width. float64."""
+def rotate_half_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpose=False, seq_len=None):
+    """RoPE as ``x * cos + rotate(x) * sin`` with cos and sin repeated to the rotary width. float64.
+
+    ``inverse`` and ``transpose`` as for :func:`complex_form`.
+    """
     x = np.asarray(x, dtype=np.float64)
-    angles = _angles(x.shape, cfg, positions, seq_axis, seq_len)
-    if inverse:
-        angles = -angles
-    cos = cfg.attention_scaling * np.cos(angles)
-    sin = cfg.attention_scaling * np.sin(angles)
+    sign, factor = _direction(cfg, inverse, transpose)
+    angles = sign * _angles(x.shape, cfg, positions, seq_axis, seq_len)
+    cos = factor * np.cos(angles)
+    sin = factor * np.sin(angles)
     rot = x[..., : cfg.rotary_dim]
     if cfg.layout == "interleaved":
         cos, sin = np.repeat(cos, 2, axis=-1), np.repeat(sin, 2, axis=-1)
@@ -117,8 +131,13 @@ def rope_matrix(cfg, m, seq_len=None):
     return r
 
 
-def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, seq_len=None):
-    """RoPE as ``R_{Theta,m} @ x`` token by token (slow; for small inputs). Returns float64."""
+def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpose=False, seq_len=None):
+    """RoPE as ``R_{Theta,m} @ x`` token by token (slow; for small inputs). Returns float64.
+
+    ``inverse`` applies the inverse matrix, ``transpose`` the transpose.
+    """
+    if inverse and transpose:
+        raise ValueError("inverse and transpose are different maps; pass one of them")
     x = np.asarray(x, dtype=np.float64)
     ax = seq_axis % x.ndim
     n = x.shape[ax]
@@ -133,7 +152,9 @@ def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, seq_len=N
     for index in np.ndindex(*x.shape[: ax + 1]):
         r = rope_matrix(cfg, positions[index], seq_len)
         if inverse:
-            r = r.T / cfg.attention_scaling**2
+            r = np.linalg.inv(r)  # not r.T / a**2: the features past rotary_dim are not scaled
+        elif transpose:
+            r = r.T
         out[index] = x[index] @ r.T
     return out
 

@@ -158,3 +158,43 @@ def test_qk_grouped_query_heads_first(use_cache, rng):
         numrope.cuda.apply_rope_qk(q, k, CFG, p, seq_axis=-2, cache=cache, out=(q, k), threads_per_block=TPB)
         np.testing.assert_array_equal(host(q), host(q_rot))
         np.testing.assert_array_equal(host(k), host(k_rot))
+
+
+YARN = numrope.RopeConfig(
+    head_dim=16,
+    rotary_dim=12,
+    layout="interleaved",
+    scaling=numrope.variants.YaRN(factor=4.0, original_max_position_embeddings=64),
+)
+
+
+@cuda_or_simulator
+@pytest.mark.parametrize("table", [None, np.float16, np.float32, np.float64])
+def test_inverse_and_transpose_with_an_attention_factor(table, rng):
+    a = YARN.attention_scaling
+    assert a > 1.1
+    x = rng.standard_normal((2, 6, 3, 16))
+    dtype = np.float64 if table in (None, np.float64) else np.float32
+    x = x.astype(dtype)
+    cache = None if table is None else numrope.cuda.rope_cache(YARN, 100, table, threads_per_block=TPB)
+    for positions in (None, 20, rng.integers(0, 100, (2, 6))):
+        kw = {"cache": cache, "threads_per_block": TPB}
+        y = numrope.cuda.apply_rope(cuda.to_device(x), YARN, positions, **kw)
+        back = numrope.cuda.apply_rope(y, YARN, positions, inverse=True, **kw)
+        if table == np.float16:  # the table's own rounding (float16) dominates
+            np.testing.assert_allclose(host(back), x, rtol=0, atol=8 * 2.0**-11 * np.abs(x).max())
+        else:
+            assert_matches(host(back), x.astype(np.float64), x, dtype, 0.0, scaling=2 * a)
+        # the transpose, against the CPU's (tested there against a numerical Jacobian)
+        cpu_cache = None if table is None else numrope.rope_cache(YARN, 100, table)
+        got = numrope.cuda.apply_rope(cuda.to_device(x), YARN, positions, transpose=True, **kw)
+        expected = numrope.apply_rope(x.astype(np.float64), YARN, positions, transpose=True, cache=cpu_cache)
+        p = np.asarray(100 if positions is None else positions)
+        tol_x = x if table != np.float16 else x.astype(np.float16)
+        if table == np.float16:
+            np.testing.assert_allclose(host(got), expected, rtol=0, atol=8 * 2.0**-11 * a * np.abs(x).max())
+        else:
+            assert_matches(host(got), expected, tol_x, dtype, float(p.max() * YARN.inv_freq().max()), scaling=a)
+        q_back, k_back = numrope.cuda.apply_rope_qk(y, y, YARN, positions, inverse=True, **kw)
+        np.testing.assert_array_equal(host(q_back), host(back))
+        np.testing.assert_array_equal(host(k_back), host(back))
