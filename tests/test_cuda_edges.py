@@ -198,3 +198,40 @@ def test_inverse_and_transpose_with_an_attention_factor(table, rng):
         q_back, k_back = numrope.cuda.apply_rope_qk(y, y, YARN, positions, inverse=True, **kw)
         np.testing.assert_array_equal(host(q_back), host(back))
         np.testing.assert_array_equal(host(k_back), host(back))
+
+
+DTYPES = [np.float16, np.float32, np.float64]
+
+
+def dtype_bound(x, table_dtype, max_angle):
+    """As tests/test_dtypes.py: arithmetic in the wider of float32, x's and the table's dtype; cos
+    and sin with the table's rounding; half an ulp of the output."""
+    compute = np.result_type(np.float32, x.dtype, table_dtype)
+    eps = max(np.finfo(compute).eps, np.finfo(table_dtype).eps)
+    pair = 2 * np.abs(x.astype(np.float64)).max()
+    return pair * (3 * eps + max_angle * 2.0**-52) + np.finfo(x.dtype).eps * pair
+
+
+@cuda_or_simulator
+@pytest.mark.parametrize("x_dtype", DTYPES)
+@pytest.mark.parametrize("table_dtype", DTYPES)
+def test_x_and_table_dtypes(x_dtype, table_dtype, rng):
+    cfg = numrope.RopeConfig(head_dim=16, rotary_dim=12)
+    x = rng.standard_normal((2, 6, 3, 16)).astype(x_dtype)
+    positions = rng.integers(0, 100, (2, 6))
+    angle = float(positions.max() * cfg.inv_freq().max())
+    cache = numrope.cuda.rope_cache(cfg, 100, table_dtype, threads_per_block=TPB)
+    got = host(numrope.cuda.apply_rope(cuda.to_device(x), cfg, positions, cache=cache, threads_per_block=TPB))
+    assert got.dtype == x.dtype
+    err = np.abs(got.astype(np.float64) - reference.complex_form(x, cfg, positions)).max()
+    assert err <= dtype_bound(x, table_dtype, angle)
+    # q and k of different dtypes share the table
+    k = rng.standard_normal((2, 6, 1, 16)).astype(table_dtype)
+    q_rot, k_rot = numrope.cuda.apply_rope_qk(
+        cuda.to_device(x), cuda.to_device(k), cfg, positions, threads_per_block=TPB
+    )
+    shared = np.result_type(np.float32, x_dtype, table_dtype)
+    for got, a in ((host(q_rot), x), (host(k_rot), k)):
+        assert got.dtype == a.dtype
+        err = np.abs(got.astype(np.float64) - reference.complex_form(a, cfg, positions)).max()
+        assert err <= dtype_bound(a, shared, angle)

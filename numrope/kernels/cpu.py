@@ -201,6 +201,12 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse):
     """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis."""
     if x.size == 0:
         return out
+    if x.dtype.char == "e" and cos.dtype.char == "d":
+        # float64 arithmetic for float16 data: the kernels round to float16 from float32 only, so
+        # rotate a float64 copy and round it once into out
+        wide = x.astype(_F64)
+        np.copyto(out, rotate(wide, wide, ax, interleaved, cos, sin, idx, inverse))
+        return out
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     kernel = rotate_parallel if use_parallel(x.size) else rotate_serial
     sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
