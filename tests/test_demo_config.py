@@ -47,7 +47,7 @@ def test_without_config_the_defaults_and_options_apply():
 
 def test_demo_runs_with_phi3_longrope(capsys):
     # Phi-3.5-mini: 3072 / 32 = 96; attention factor sqrt(1 + ln 32 / ln 4096) = sqrt(17/12)
-    assert main(["demo", "--config", str(FIXTURES / "phi-3.5-mini-instruct.json"), "--positions", "64"]) == 0
+    assert main(["demo", "--config", str(FIXTURES / "phi-3.5-mini-instruct.json"), "--max-position", "64"]) == 0
     out = capsys.readouterr().out
     first = out.splitlines()[0]
     assert "phi-3.5-mini-instruct.json" in first
@@ -55,15 +55,15 @@ def test_demo_runs_with_phi3_longrope(capsys):
     assert f"attention_scaling={math.sqrt(17 / 12):.6g}" in first and "1.19024" in first
     assert "seq_len=64" in first  # LongRoPE depends on the length: the demo fixes it to the table's
     assert "cache: 64 positions x 48 pairs" in out
-    assert "all checks passed" in out
+    assert "all 4 checks passed" in out
 
 
 def test_demo_runs_with_a_per_layer_type_config(capsys):
     path = str(FIXTURES / "gemma-3-4b-it.transformers5.json")
-    assert main(["demo", "--config", path, "--layer-type", "sliding_attention", "--positions", "32"]) == 0
+    assert main(["demo", "--config", path, "--layer-type", "sliding_attention", "--max-position", "32"]) == 0
     out = capsys.readouterr().out
     assert "sliding_attention): head_dim=256, base=10000, layout=half, rotary_dim=256\n" in out
-    assert "all checks passed" in out
+    assert "all 4 checks passed" in out
 
 
 def test_dynamic_ntk_past_the_trained_length_stays_relative(tmp_path, capsys):
@@ -79,10 +79,10 @@ def test_dynamic_ntk_past_the_trained_length_stays_relative(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(raw))
     cfg = demo.config_from_args(parse("--config", str(tmp_path)))
     assert cfg.scaling == DynamicNTK(factor=4.0, max_position_embeddings=32)
-    assert main(["demo", "--config", str(tmp_path), "--positions", "256"]) == 0
+    assert main(["demo", "--config", str(tmp_path), "--max-position", "256"]) == 0
     out = capsys.readouterr().out
     assert "scaling=dynamic" in out and "seq_len=256" in out
-    assert "all checks passed" in out
+    assert "all 4 checks passed" in out
 
 
 @pytest.mark.parametrize(
@@ -103,13 +103,14 @@ def test_bad_options_exit_2_with_a_message(argv, message, tmp_path, capsys):
         "MISSING": str(tmp_path / "missing.json"),
     }
     argv = [paths.get(a, a) for a in argv]
-    assert main(["demo", *argv, "--positions", "16"]) == 2
-    out = capsys.readouterr().out
-    assert out.startswith("numrope demo: ") and message in out
-    assert "all checks passed" not in out
+    assert main(["demo", *argv, "--max-position", "16"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("numrope demo: ") and message in captured.err
+    assert len(captured.err.splitlines()) == 1
 
 
 def test_bad_config_values_are_reported(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps({"head_dim": 64, "rope_scaling": {"rope_type": "xpos"}}))
     assert main(["demo", "--config", str(tmp_path / "config.json")]) == 2
-    assert "unknown rope_type 'xpos'" in capsys.readouterr().out
+    assert "unknown rope_type 'xpos'" in capsys.readouterr().err

@@ -75,6 +75,14 @@ def positive_float(text):
     return value
 
 
+def rope_base(text):
+    """A frequency base: finite and above 1, so that the frequencies ``base**(-2i/d)`` fall with ``i``."""
+    value = positive_float(text)
+    if value <= 1:
+        raise argparse.ArgumentTypeError(f"must be above 1 (theta_i = base**(-2i/d) must fall with i), got {text}")
+    return value
+
+
 def seconds(limit=60.0):
     """An argument type for a duration in seconds: finite, ``0 <= value <= limit``."""
 

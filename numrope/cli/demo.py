@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 
 import numpy as np
 
 import numrope
 from numrope import reference
+from numrope.cli._common import fmt_ratio, head_dim, non_negative_int, one_line_errors, position_count, rope_base
 from numrope.reference import vectorised_numpy
+
+_EPILOG = """\
+exit status: 0 when every comparison is within its bound, 1 when one is not, 2 for a bad argument
+or an unusable --config.
+"""
+
+EPS32, EPS64 = float(np.finfo(np.float32).eps), float(np.finfo(np.float64).eps)
+
+#: The demo's cos/sin table has one row per position; this many keeps it small (float32, 64 pairs: 512 MiB).
+MAX_TABLE = 2**20
+MAX_HEAD_DIM = 1024  # the batch has 2 x 2048 tokens x 32 heads of this size
 
 
 def add_parser(sub):
     p = sub.add_parser(
-        "demo", help="apply RoPE to a random batch, check it and time it", description=__doc__.split("\n")[0].strip("`")
+        "demo",
+        help="apply RoPE to a random batch, check it and time it",
+        description=__doc__.split("\n")[0].replace("``", ""),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--head-dim", type=int, default=None, help="head size (default 128)")
-    p.add_argument("--base", type=float, default=None, help="frequency base (default 10000)")
+    one_line_errors(p)
+    p.add_argument(
+        "--head-dim", type=_demo_head_dim, default=None, help=f"head size, even, at most {MAX_HEAD_DIM} (default 128)"
+    )
+    p.add_argument("--base", type=rope_base, default=None, help="frequency base, above 1 (default 10000)")
     p.add_argument(
         "--config",
         metavar="PATH",
@@ -29,9 +50,23 @@ def add_parser(sub):
         help="with --config, for models whose layer types rotate differently (Gemma 3: "
         "full_attention or sliding_attention)",
     )
-    p.add_argument("--positions", type=int, default=8192, help="cache table length (default 8192)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument(
+        "--max-position",
+        type=position_count(MAX_TABLE, "the demo builds a cos/sin table with a row per position", minimum=2),
+        default=8192,
+        metavar="N",
+        help="positions 0 .. N-1: the cos/sin table has N rows and the batch's second sequence ends at "
+        f"position N-1; N from 2 to {MAX_TABLE} (default 8192)",
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default 0)")
     return p
+
+
+def _demo_head_dim(text):
+    value = head_dim(text)
+    if value > MAX_HEAD_DIM:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_HEAD_DIM}, got {text}")
+    return value
 
 
 def _best_time(fn, repeat=5):
@@ -47,6 +82,8 @@ def relative_spread(cfg, rng, n_pairs=64, distance=37, n_max=None, seq_len=None)
     """Max spread of <f(q, m), f(k, m - D)> over many m for fixed q, k, D (0 if RoPE is relative).
 
     ``seq_len`` fixes the frequencies of the variants that depend on it (see ``apply_rope``).
+    Returns the spread and the scale it is measured against, ``s**2 |q| |k|`` with ``s`` the
+    attention scaling (the largest a score can be).
     """
     n_max = n_max or 4096
     q = rng.standard_normal(cfg.head_dim)
@@ -56,7 +93,7 @@ def relative_spread(cfg, rng, n_pairs=64, distance=37, n_max=None, seq_len=None)
     qm = numrope.apply_rope(np.broadcast_to(q, shape), cfg, m[:, None], seq_len=seq_len)
     kn = numrope.apply_rope(np.broadcast_to(k, shape), cfg, (m - distance)[:, None], seq_len=seq_len)
     scores = np.einsum("nshd,nshd->n", qm, kn)
-    return float(np.ptp(scores)), float(np.abs(scores).max())
+    return float(np.ptp(scores)), cfg.attention_scaling**2 * float(np.linalg.norm(q) * np.linalg.norm(k))
 
 
 def config_from_args(args):
@@ -87,57 +124,79 @@ def describe(cfg, seq_len) -> str:
     return text
 
 
+def _max_angle(cfg, positions, seq_len):
+    return float(np.max(positions)) * float(cfg.inv_freq(seq_len).max())
+
+
+def _checks(cfg, x, y, positions, seq_len, rng, max_position):
+    """The demo's comparisons: (name, error, bound, what the error is), each bound derived below."""
+    rows = []
+    s = cfg.attention_scaling
+    # float32 with a float32 table, against the float64 complex form: the table's cos and sin are
+    # rounded once (eps32/2 each), the attention scaling s, two products and a sum add a rounding
+    # each; the reference's float64 angle is off by |m theta| eps64/2 and libm's cos/sin by an ulp.
+    # Per element: at most s (4 eps32 + (|m theta| + 2) eps64) (|x0| + |x1|). A rotation scales a
+    # pair's norm by s, so s (|x0| + |x1|) <= s sqrt(2) |pair| <= 2 max|exact|. A safety factor 2.
+    exact = reference.complex_form(x, cfg, positions, seq_len=seq_len)
+    err = float(np.abs(y - exact).max() / np.abs(exact).max())
+    bound = 4 * (4 * EPS32 + (_max_angle(cfg, positions, seq_len) + 2) * EPS64)
+    rows.append(("float32 apply vs complex-number reference", err, bound, "relative to max|exact|"))
+    # float64: numrope's cos/sin are within an ulp of exact, the references' angles are rounded
+    # products (|m theta| eps64 / 2) with libm's cos/sin (an ulp): per element at most
+    # (|m theta| + 6) eps64 s (|x0| + |x1|), with a safety factor 2.
+    x64 = x[:, :256].astype(np.float64)
+    y64 = numrope.apply_rope(x64, cfg, positions[:, :256], seq_len=seq_len)
+    forms = (("rotate-half", reference.rotate_half_form, 256), ("block-diagonal matrix", reference.matrix_form, 16))
+    for name, form, n in forms:
+        ref = form(x64[:, :n], cfg, positions[:, :n], seq_len=seq_len)
+        err = float(np.abs(y64[:, :n] - ref).max())
+        bound = 4 * s * float(np.abs(x64[:, :n]).max()) * (_max_angle(cfg, positions[:, :n], seq_len) + 6) * EPS64
+        rows.append((f"float64 apply vs {name} reference", err, bound, "absolute"))
+    # <f(q, m), f(k, m - D)> in float64: numrope's rotated vectors are within 3 eps64 (|x0| + |x1|)
+    # of exact at any m, which moves a score by at most 4 * 3 eps64 s^2 |q| |k|, and the d-term
+    # dot product adds d eps64 s^2 |q| |k|; the spread is at most twice that, with a safety factor 2.
+    distance = min(37, max_position - 1)  # m is drawn from [distance, max_position)
+    spread, scale = relative_spread(cfg, rng, distance=distance, n_max=max_position, seq_len=seq_len)
+    bound = 4 * (12 + cfg.head_dim) * EPS64
+    rows.append((f"<f(q,m), f(k,m-{distance})> spread over 64 m", spread / scale, bound, "relative to s^2 |q| |k|"))
+    return rows
+
+
 def run(args) -> int:
     try:
         cfg = config_from_args(args)
     except (ValueError, TypeError, OSError) as exc:
-        print(f"numrope demo: {exc}")
+        print(f"numrope demo: {exc}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)
-    if args.positions < 2:
-        print("numrope demo: --positions must be at least 2")
-        return 2
+    n_pos = args.max_position
     # Dynamic NTK and LongRoPE depend on the sequence length: fix it to the table's length, so that
     # every call below (and the relative-position check) uses the same frequencies.
-    seq_len = args.positions if cfg.depends_on_seq_len else None
-    batch, seq, heads = 2, min(2048, args.positions // 2), 32
+    seq_len = n_pos if cfg.depends_on_seq_len else None
+    batch, seq, heads = 2, min(2048, n_pos // 2), 32
     source = f" ({args.config}" + (f", {args.layer_type}" if args.layer_type else "") + ")" if args.config else ""
     print(f"numrope {numrope.__version__} demo{source}: {describe(cfg, seq_len)}")
 
     t0 = time.perf_counter()
-    cos, sin = numrope.rope_cache(cfg, args.positions, seq_len=seq_len)
+    cos, sin = numrope.rope_cache(cfg, n_pos, seq_len=seq_len)
     t_cache = time.perf_counter() - t0
     print(
-        f"cache: {args.positions} positions x {cfg.n_pairs} pairs (float32) built in {t_cache * 1e3:.1f} ms "
+        f"cache: {n_pos} positions x {cfg.n_pairs} pairs (float32) built in {t_cache * 1e3:.1f} ms "
         "(first call includes JIT compilation or loading it from disk)"
     )
 
     x = rng.standard_normal((batch, seq, heads, cfg.head_dim)).astype(np.float32)
-    last = args.positions - seq
-    positions = np.stack([np.arange(seq), last + np.arange(seq)])  # second sequence at the table's end
+    positions = np.stack([np.arange(seq), n_pos - seq + np.arange(seq)])  # second sequence at the table's end
     y = numrope.apply_rope(x, cfg, positions, cache=(cos, sin))
 
-    rows = []
-    exact = reference.complex_form(x, cfg, positions, seq_len=seq_len)
-    err = np.abs(y - exact).max() / np.abs(exact).max()
-    rows.append(("float32 apply vs complex-number reference", f"{err:.2e}", "relative, float32 eps 1.19e-07"))
-    x64 = x[:, :256].astype(np.float64)
-    y64 = numrope.apply_rope(x64, cfg, positions[:, :256], seq_len=seq_len)
-    for name, form in (("rotate-half", reference.rotate_half_form), ("block-diagonal matrix", reference.matrix_form)):
-        sub = (x64[:, :16], positions[:, :16]) if form is reference.matrix_form else (x64, positions[:, :256])
-        ref = form(sub[0], cfg, sub[1], seq_len=seq_len)
-        got = y64[:, :16] if form is reference.matrix_form else y64
-        rows.append((f"float64 apply vs {name} reference", f"{np.abs(got - ref).max():.2e}", "absolute"))
-    distance = min(37, args.positions - 1)  # m is drawn from [distance, positions)
-    spread, scale = relative_spread(cfg, rng, distance=distance, n_max=args.positions, seq_len=seq_len)
-    rows.append(
-        (f"<f(q,m), f(k,m-{distance})> spread over 64 m", f"{spread / scale:.2e}", "relative: depends only on m-n")
-    )
-
-    width = max(len(r[0]) for r in rows)
-    print(f"\n{'check':<{width}}  {'error':>9}  note")
-    for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>9}  {note}")
+    rows = _checks(cfg, x, y, positions, seq_len, rng, n_pos)
+    table = [(name, f"{e:.2e}", f"{b:.2e}", note, "ok" if e <= b else "FAILS") for name, e, b, note in rows]
+    headers = ("check", "error", "bound", "error is", "result")
+    widths = [max(len(h), *(len(t[i]) for t in table)) for i, h in enumerate(headers)]
+    print()
+    for line in (headers, *table):
+        cells = [v.ljust(w) if i in (0, 3) else v.rjust(w) for i, (v, w) in enumerate(zip(line, widths, strict=True))]
+        print("  ".join(cells).rstrip())
 
     t_numrope = _best_time(lambda: numrope.apply_rope(x, cfg, positions[:1], seq_len=seq_len))
     t_table = _best_time(lambda: numrope.apply_rope(x, cfg, positions, cache=(cos, sin), out=y))
@@ -145,13 +204,14 @@ def run(args) -> int:
     gb = 2 * x.nbytes / 1e9
     print(f"\nspeed on x of shape {x.shape} float32 ({x.nbytes / 2**20:.0f} MiB), best of several runs:")
     print(f"  vectorised NumPy x*cos + rotate_half(x)*sin   {t_seed * 1e3:8.2f} ms")
-    print(
-        f"  numrope apply_rope(x, cfg)                    {t_numrope * 1e3:8.2f} ms  {t_seed / t_numrope:5.1f}x faster"
-    )
+    print(f"  numrope apply_rope(x, cfg)                    {t_numrope * 1e3:8.2f} ms  {fmt_ratio(t_seed / t_numrope)}")
     print(
         f"  numrope with cache table and out=             {t_table * 1e3:8.2f} ms  "
-        f"{t_seed / t_table:5.1f}x faster, {gb / t_table:.1f} GB/s"
+        f"{fmt_ratio(t_seed / t_table)}, {gb / t_table:.1f} GB/s"
     )
-    ok = err < 8 * np.finfo(np.float32).eps and spread / scale < 1e-12
-    print("\nall checks passed" if ok else "\nCHECK FAILED")
-    return 0 if ok else 1
+    failed = [name for name, err, bound, _ in rows if not err <= bound]
+    if failed:
+        print(f"\n{len(failed)} of {len(rows)} checks FAILED: {', '.join(failed)}")
+        return 1
+    print(f"\nall {len(rows)} checks passed")
+    return 0

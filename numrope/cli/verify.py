@@ -24,8 +24,8 @@ from numrope.cli._common import (
     non_negative_int,
     one_line_errors,
     position_count,
-    positive_float,
     progress_option,
+    rope_base,
     wants_progress,
 )
 
@@ -45,13 +45,6 @@ def _standard_head_dim(text):
             f"must be at least {MIN_HEAD_DIM} (with fewer pairs the long-term decay of the scaled "
             f"configurations does not show), got {text}"
         )
-    return value
-
-
-def _base(text):
-    value = positive_float(text)
-    if value <= 1:
-        raise argparse.ArgumentTypeError(f"must be above 1 (theta_i = base**(-2i/d) must fall with i), got {text}")
     return value
 
 
@@ -109,7 +102,7 @@ def add_parser(sub):
         help=f"head size of the standard configurations, even, at least {MIN_HEAD_DIM} (default 128)",
     )
     p.add_argument(
-        "--base", type=_base, default=10000.0, help="frequency base of the standard configurations (default 10000)"
+        "--base", type=rope_base, default=10000.0, help="frequency base of the standard configurations (default 10000)"
     )
     p.add_argument(
         "--seq-len",
