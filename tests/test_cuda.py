@@ -428,7 +428,8 @@ def test_docstring_examples_run_here():
 @pytest.mark.skipif(ml_dtypes is None, reason="bfloat16 rounding is checked against ml_dtypes")
 def test_bfloat16_rounding_matches_ml_dtypes():
     """The kernels' float32 -> bfloat16 rounding: nearest, ties to even, overflow, NaN."""
-    from numrope.kernels.cuda import _bf16_to_f32, _f32_to_bf16
+    from numrope.kernels.half import bf16_bits_to_f32 as _bf16_to_f32
+    from numrope.kernels.half import f32_to_bf16_bits as _f32_to_bf16
 
     rng = np.random.default_rng(7)
     bits = np.concatenate(

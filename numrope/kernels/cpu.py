@@ -14,12 +14,13 @@ from numba.core import types
 from numba.extending import overload
 
 from numrope.kernels.half import f16_bits_to_f32, f32_to_f16_bits
-from numrope.kernels.jit import jit_twins, use_parallel
+from numrope.kernels.jit import jit_twins, njit, use_parallel
 from numrope.kernels.sincos import _cos_sin, cos_sin_table_parallel, cos_sin_table_serial
 
 
 def _widen(value):
     """A stored element as a number: float16 bit patterns as float32, floats as they are."""
+    return f16_bits_to_f32(value) if isinstance(value, np.integer) else value
 
 
 @overload(_widen, inline="always")
@@ -31,6 +32,7 @@ def _widen_impl(value):
 
 def _narrow(value, like):
     """A number as an element like ``like`` (a stored element): float16 bit patterns rounded to nearest even."""
+    return f32_to_f16_bits(np.float32(value)) if isinstance(like, np.integer) else value
 
 
 @overload(_narrow, inline="always")
@@ -47,7 +49,7 @@ def _narrow_impl(value, like):
 _UP = np.uintp
 
 
-@numba.njit(inline="always", cache=True)
+@njit(inline="always")
 def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin."""
     half = _UP(cos.shape[1])
@@ -76,7 +78,7 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
             out[b, s, h, j] = x[b, s, h, j]
 
 
-@numba.njit(inline="always", cache=True)
+@njit(inline="always")
 def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate every head of token (b, s) by table row ``p`` of cos/sin."""
     for h in range(_UP(x.shape[2])):

@@ -22,51 +22,28 @@ import numba
 import numpy as np
 from numba import cuda
 
-from numrope.kernels.sincos import _C1, _C2, _C3, _C4, _C5, _TWO_OVER_PI, _cos_sin_reduced, _two_prod, _two_sum
+from numrope.kernels import sincos
+from numrope.kernels.half import bf16_bits_to_f32, f32_to_bf16_bits
+from numrope.kernels.sincos import _cos_sin
 
 SIMULATED = bool(cuda.config.ENABLE_CUDASIM)
 
-if SIMULATED:  # the simulator's cuda.fma rounds twice; Dekker's product is exact without an FMA
-    _exact_prod = _two_prod
-else:
+if not SIMULATED:  # the simulator runs the CPU compilation of _cos_sin, primitives included
+    from numba.cuda.extending import overload
 
-    @cuda.jit(device=True)
-    def _exact_prod(a, b):
-        """p, e with p + e == a * b exactly. Dekker's splitting is unsafe where the compiler
-        contracts a * b + c into an FMA, as NVVM does by default; an explicit FMA is exact."""
-        p = a * b
-        return p, cuda.fma(a, b, -p)
+    @overload(sincos._exact_prod, target="cuda", inline="always")
+    def _exact_prod_cuda(a, b):
+        # NVVM contracts a * b + c into an FMA by default, which breaks Dekker's splitting; an
+        # explicit FMA gives the exact low part in one instruction.
+        def impl(a, b):
+            p = a * b
+            return p, cuda.fma(a, b, -p)
 
+        return impl
 
-@cuda.jit(device=True)
-def _cos_sin(m, theta):
-    """cos(m * theta), sin(m * theta): :func:`numrope.kernels.sincos._cos_sin` on the GPU.
-
-    The same reduction, constants and polynomials; ``round`` in place of ``np.rint`` (both round
-    half to even; numba.cuda has no ``np.rint``) and an FMA-based exact product.
-    """
-    p, e = _exact_prod(m, theta)
-    k = float(round(p * _TWO_OVER_PI))
-    hi = p - k * _C1
-    hi, lo = _two_sum(hi, -k * _C2)
-    hi, t = _two_sum(hi, e)
-    lo += t
-    hi, t = _two_sum(hi, -k * _C3)
-    lo += t
-    c4h, c4l = _exact_prod(k, _C4)
-    hi, t = _two_sum(hi, -c4h)
-    lo += t - c4l - k * _C5
-    r = hi + lo
-    dr = lo - (r - hi)
-    c, s = _cos_sin_reduced(r, dr)
-    quadrant = np.int64(k) & 3
-    if quadrant == 0:
-        return c, s
-    if quadrant == 1:
-        return -s, c
-    if quadrant == 2:
-        return -c, -s
-    return s, -c
+    @overload(sincos._round_half_even, target="cuda", inline="always")
+    def _round_half_even_cuda(x):
+        return lambda x: float(round(x))  # Python's round: half to even, as np.rint
 
 
 @numba.njit(inline="always")
@@ -80,22 +57,6 @@ def _interleaved_pair(i, half):
 
 
 _PAIRS = {"half": _half_pair, "interleaved": _interleaved_pair}
-
-
-@numba.njit(inline="always")
-def _bf16_to_f32(bits):
-    """The float32 whose upper half is this bfloat16 bit pattern (exact)."""
-    return np.uint32(np.uint32(bits) << np.uint32(16)).view(np.float32)
-
-
-@numba.njit(inline="always")
-def _f32_to_bf16(value):
-    """bfloat16 bit pattern nearest to a float32 (ties to even; overflow to infinity; NaN kept quiet)."""
-    bits = np.float32(value).view(np.uint32)
-    if (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
-        return np.uint16((bits >> np.uint32(16)) | np.uint32(0x0040))
-    bits = np.uint32(bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
-    return np.uint16(bits >> np.uint32(16))
 
 
 @numba.njit(inline="always")
@@ -122,8 +83,8 @@ def table(positions, start, inv_freq, scale, cos, sin):
         i += cuda.blockDim.x
 
 
-_LOADS = {"float": None, "bf16": _bf16_to_f32}
-_STORES = {"float": _same, "bf16": _f32_to_bf16}
+_LOADS = {"float": None, "bf16": bf16_bits_to_f32}
+_STORES = {"float": _same, "bf16": f32_to_bf16_bits}
 
 
 @functools.cache

@@ -1,4 +1,6 @@
-"""float16 <-> float32 conversions for the CPU kernels, which see float16 data as uint16 bit patterns.
+"""float16 and bfloat16 <-> float32 conversions on bit patterns: one source for every target.
+
+The CPU kernels see float16 data as uint16 bit patterns.
 
 Numba has no float16 type on the CPU. Where the compilation target converts in hardware (x86 with
 F16C, every 64-bit ARM) the conversions are LLVM's own ``fpext``/``fptrunc`` of ``half``, which
@@ -15,13 +17,15 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
+from numrope.kernels.jit import njit
+
 _U32 = np.uint32
 
 
 # Both conversions are branch-free bit arithmetic (the selects below compile to SIMD blends), so
 # that LLVM vectorises the float16 loops as it does the float32 ones; a lookup table would need a
 # gather per element. Numba's integer arithmetic widens to 64 bits, hence the _U32(...) wrappers.
-@numba.njit(cache=True)
+@njit
 def f16_bits_to_f32_arith(h):
     """The float32 equal to the IEEE binary16 bit pattern ``h`` (exact: every float16 is a float32)."""
     h = _U32(h)
@@ -37,7 +41,7 @@ def f16_bits_to_f32_arith(h):
     return _U32(bits | _U32(_U32(h & _U32(0x8000)) << _U32(16))).view(np.float32)
 
 
-@numba.njit(cache=True)
+@njit
 def f32_to_f16_bits_arith(value):
     """IEEE binary16 bit pattern nearest to a float32 (ties to even; overflow to infinity)."""
     bits = np.float32(value).view(_U32)
@@ -46,7 +50,7 @@ def f32_to_f16_bits_arith(value):
     # Normal: rebias, add just under half a float16 ulp plus the kept lowest bit (ties to even),
     # and drop 13 bits; a carry into the exponent, up to infinity, is the correct rounding.
     odd = _U32(_U32(bits >> _U32(13)) & _U32(1))
-    normal = _U32(_U32(bits + _U32(((15 - 127) << 23) + 0xFFF) + odd) >> _U32(13))
+    normal = _U32(_U32(bits + _U32((((15 - 127) << 23) + 0xFFF) & 0xFFFFFFFF) + odd) >> _U32(13))
     # Subnormal (< 2**-14): adding 0.5 leaves the value in units of 2**-24 in the low mantissa
     # bits, rounded to nearest even by the float32 addition itself.
     subnormal = _U32(np.float32(bits.view(np.float32) + np.float32(0.5)).view(_U32) - _U32(126 << 23))
@@ -103,7 +107,42 @@ def target_converts_half() -> bool:
     return bool(binding.get_host_cpu_features().get("f16c", False))
 
 
-if target_converts_half():
+@njit(inline="always")
+def bf16_bits_to_f32(bits):
+    """The float32 whose upper half is this bfloat16 bit pattern (exact)."""
+    return np.uint32(np.uint32(bits) << np.uint32(16)).view(np.float32)
+
+
+@njit(inline="always")
+def f32_to_bf16_bits(value):
+    """bfloat16 bit pattern nearest to a float32 (ties to even; overflow to infinity; NaN kept quiet).
+
+    The one bfloat16 rounding of numrope: the GPU kernels store with it and
+    :func:`round_to_bfloat16` (framework emulation) applies it to arrays.
+    """
+    bits = np.float32(value).view(np.uint32)
+    if (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
+        return np.uint16((bits >> np.uint32(16)) | np.uint32(0x0040))
+    bits = np.uint32(bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
+    return np.uint16(bits >> np.uint32(16))
+
+
+@njit
+def _round_to_bfloat16(flat, out):
+    for n in range(flat.size):
+        out[n] = bf16_bits_to_f32(f32_to_bf16_bits(flat[n]))
+
+
+def round_to_bfloat16(a32: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16 (ties to even), returned as float32."""
+    flat = np.ascontiguousarray(a32, dtype=np.float32).reshape(-1)
+    out = np.empty_like(flat)
+    _round_to_bfloat16(flat, out)
+    return out.reshape(np.shape(a32))
+
+
+# Under NUMBA_DISABLE_JIT the intrinsics cannot run: Python executes the bit arithmetic instead.
+if target_converts_half() and not numba.config.DISABLE_JIT:
     f16_bits_to_f32, f32_to_f16_bits = f16_bits_to_f32_llvm, f32_to_f16_bits_llvm
 else:
     f16_bits_to_f32, f32_to_f16_bits = f16_bits_to_f32_arith, f32_to_f16_bits_arith

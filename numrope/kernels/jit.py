@@ -1,11 +1,142 @@
-"""When to run a kernel's parallel twin and when its serial one."""
+"""How the CPU kernels are compiled: Numba's disk cache kept honest, parallel and serial twins, threads.
 
+* :func:`njit` -- ``numba.njit`` with the disk cache where one can be written, and without it
+  where none can (a read-only install with an unwritable home): compiling on every run is slow,
+  failing is worse.
+* The disk cache is keyed on the kernels' sources (:func:`guard_disk_cache`). Numba keys a cached
+  kernel on the file that defines it, but the kernels inline code from other modules
+  (:mod:`~numrope.kernels.sincos`, :mod:`~numrope.kernels.half`): after an edit of those alone,
+  Numba would load the old machine code. numrope stores a hash of every kernel source beside the
+  cache and clears its entries when the hash changes.
+* :func:`jit_twins` and :func:`use_parallel` -- a parallel and a serial compilation of each kernel,
+  and when to run which.
+* Processes forked after a parallel call run the serial twins where the threading layer cannot
+  survive ``fork`` (GNU OpenMP).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
 import threading
 import types
+
+import numba
 
 # Below this many elements a parallel launch costs more than it saves (measured with
 # asv_benchmarks: the decode step, 4096 elements, is ~3x slower through the thread pool).
 PARALLEL_MIN_ELEMENTS = 1 << 16
+
+#: The modules whose code is compiled into the cached kernels: a change to any of them clears the cache.
+KERNEL_MODULES = ("sincos", "half", "cpu", "jit")
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_STAMP = "numrope-kernels.sha256"
+
+
+def sources_hash() -> str:
+    """SHA-256 of the kernel modules' sources and the Numba version that compiles them."""
+    digest = hashlib.sha256(numba.__version__.encode())
+    for name in KERNEL_MODULES:
+        with open(os.path.join(_HERE, f"{name}.py"), "rb") as fh:
+            digest.update(name.encode() + b"\0" + fh.read())
+    return digest.hexdigest()
+
+
+def _probe():  # a stand-in function for Numba's cache locators, which read a line number from one
+    pass
+
+
+def cache_dir() -> str | None:
+    """The directory where Numba caches this package's kernels, or None where it cannot write one."""
+    from numba.core import caching
+
+    for cls in caching.CacheImpl._locator_classes:
+        try:
+            locator = cls.from_function(_probe, os.path.join(_HERE, "cpu.py"))
+        except Exception:  # a locator that does not apply here
+            continue
+        if locator is not None:
+            return locator.get_cache_path()
+    return None
+
+
+def guard_disk_cache(directory: str | None = None) -> bool:
+    """Clear numrope's cached kernels in ``directory`` if they were compiled from other sources.
+
+    Returns True if entries were removed. Must run before the first kernel is loaded, which is
+    why :mod:`numrope.kernels.jit` calls it on import. Errors (a cache directory another process
+    is clearing, a read-only one) leave the cache as it is: Numba then checks each entry itself.
+    """
+    directory = directory or cache_dir()
+    if directory is None:
+        return False
+    stamp_path = os.path.join(directory, _STAMP)
+    current = sources_hash()
+    try:
+        with open(stamp_path) as fh:
+            if fh.read().strip() == current:
+                return False
+    except OSError:
+        pass
+    removed = False
+    for name in KERNEL_MODULES:
+        for path in glob.glob(os.path.join(directory, f"{name}.*.nb[ic]")):
+            try:
+                os.remove(path)
+                removed = True
+            except OSError:
+                pass
+    try:
+        os.makedirs(directory, exist_ok=True)
+        tmp = f"{stamp_path}.{os.getpid()}"
+        with open(tmp, "w") as fh:
+            fh.write(current + "\n")
+        os.replace(tmp, stamp_path)
+    except OSError:
+        pass
+    return removed
+
+
+CACHE = cache_dir() is not None
+if CACHE:
+    guard_disk_cache()
+
+
+def njit(*args, **options):
+    """``numba.njit`` caching to disk where a cache can be written (see the module docstring)."""
+    options.setdefault("cache", CACHE)
+    return numba.njit(*args, **options)
+
+
+_forked_from_gnu_openmp = False
+
+
+def _after_fork_in_child():
+    """In a child forked after a parallel launch on GNU OpenMP, run the serial kernels only.
+
+    GNU OpenMP cannot run in a process forked from one that used it: Numba aborts the child at its
+    first parallel launch ("fork() called from a process already using GNU OpenMP"), which kills
+    ``multiprocessing`` workers started by ``fork`` (Linux's default) and hangs ``Pool.map``. The
+    serial twins need no threads, so the child computes the same results, one core each.
+    """
+    global _forked_from_gnu_openmp
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # the parent never launched in parallel: the child may start any layer
+        return
+    if layer == "omp":
+        try:
+            from numba.np.ufunc import omppool
+
+            vendor = getattr(omppool, "openmp_vendor", "GNU")
+        except ImportError:  # pragma: no cover - omp was running, so it imports
+            vendor = "GNU"
+        _forked_from_gnu_openmp = vendor == "GNU"
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _layer_unsafe = None
 
@@ -19,11 +150,9 @@ def _threading_layer_is_unsafe() -> bool:
     global _layer_unsafe
     if _layer_unsafe is not None:
         return _layer_unsafe
-    import numba
-
     try:
         layer = numba.threading_layer()
-    except ValueError:  # not reported (yet): predict Numba's choice, which tries tbb, omp, workqueue
+    except ValueError:  # not reported (yet): predict Numba's choice
         layer = numba.config.THREADING_LAYER
         if layer in ("default", "safe", "threadsafe"):
             for candidate, module in (("tbb", "tbbpool"), ("omp", "omppool")):
@@ -41,7 +170,7 @@ def _threading_layer_is_unsafe() -> bool:
 
 def use_parallel(n_elements: int) -> bool:
     """Whether a kernel over ``n_elements`` should take its parallel twin."""
-    if n_elements < PARALLEL_MIN_ELEMENTS:
+    if n_elements < PARALLEL_MIN_ELEMENTS or _forked_from_gnu_openmp:
         return False
     if threading.current_thread() is threading.main_thread():
         return True
@@ -56,7 +185,6 @@ def jit_twins(func):
     ``parallel`` option, so two compilations of one function object would load each other's
     machine code.
     """
-    import numba
 
     def twin(suffix):
         copy = types.FunctionType(
@@ -66,4 +194,4 @@ def jit_twins(func):
         copy.__doc__ = func.__doc__
         return copy
 
-    return numba.njit(parallel=True, cache=True)(twin("_parallel")), numba.njit(cache=True)(twin("_serial"))
+    return njit(parallel=True)(twin("_parallel")), njit(twin("_serial"))

@@ -36,13 +36,6 @@ __all__ = ["apply_rope", "round_to"]
 ANGLES = ("float64", "float32")
 
 
-def _round_bfloat16(a32: np.ndarray) -> np.ndarray:
-    """float32 -> nearest bfloat16 (ties to even), kept in float32; NaN stays NaN."""
-    bits = a32.view(np.uint32)
-    rounded = (bits + (np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1)))) & np.uint32(0xFFFF0000)
-    return np.where(np.isnan(a32), a32, rounded.view(np.float32))
-
-
 def round_to(a, precision: str) -> np.ndarray:
     """Round to the nearest value of ``precision``, ties to even.
 
@@ -89,7 +82,9 @@ def round_to(a, precision: str) -> np.ndarray:
         return a32
     if precision == "float16":
         return a32.astype(np.float16).astype(np.float32)
-    return _round_bfloat16(np.array(a32, copy=True, order="C"))
+    from numrope.kernels.half import round_to_bfloat16  # loads Numba: only on first use
+
+    return round_to_bfloat16(a32)
 
 
 def _as_dtype(values: np.ndarray, precision: str) -> np.ndarray:

@@ -1,0 +1,170 @@
+"""numrope in the processes users run it in: forked workers, stale and unwritable kernel caches, no JIT.
+
+Each case runs in a fresh interpreter (subprocess), the only way to control what Numba loaded.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import numrope
+
+ROOT = Path(numrope.__file__).resolve().parent.parent
+
+
+def run(code, env=None, timeout=600, cwd=None):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=cwd,
+    )
+
+
+FORK = """
+    import multiprocessing as mp, sys
+    import numpy as np, numrope
+
+    CFG = numrope.RopeConfig(head_dim=64)
+    X = np.random.default_rng(0).standard_normal((1, 2048, 8, 64)).astype(np.float32)  # parallel-sized
+
+    def work(offset):
+        return numrope.apply_rope(X, CFG, offset)
+
+    if __name__ == "__main__":
+        expected = [work(i) for i in range(3)]  # parallel launches in the parent first
+        ctx = mp.get_context(sys.argv[1])
+        with ctx.Pool(2) as pool:
+            got = pool.map(work, range(3))
+        assert all(np.array_equal(g, e) for g, e in zip(got, expected))
+        print("ok", sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_workers_after_a_parallel_call(method, tmp_path):
+    """Regression: with GNU OpenMP, fork children died at their first parallel call and Pool.map hung."""
+    script = tmp_path / "fork_case.py"
+    script.write_text(textwrap.dedent(FORK))
+    result = subprocess.run(
+        [sys.executable, str(script), method], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == f"ok {method}"
+
+
+def _copy_package(tmp_path):
+    """A copy of the numrope package to edit, with its own (empty) kernel cache."""
+    dest = tmp_path / "src"
+    shutil.copytree(ROOT / "numrope", dest / "numrope", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+STALE = """
+    import numpy as np, numrope
+    cos, _ = numrope.rope_cache(numrope.RopeConfig(head_dim=4), [0, 1], dtype=np.float64)
+    print(repr(float(cos[1, 0])))
+"""
+
+
+def test_kernel_cache_follows_every_kernel_source(tmp_path):
+    """An edit of an inlined module (sincos.py) alone must not leave the cached kernels in use.
+
+    Numba keys each cached kernel on the file that defines it; the table kernel is defined in
+    sincos.py, the rotation kernels in cpu.py with sincos inlined. The edit below changes the cos
+    polynomial in sincos.py; cpu.py's cached rotation (and the table) must follow it.
+    """
+    src = _copy_package(tmp_path)
+    env = {"PYTHONPATH": str(src), "NUMBA_CACHE_DIR": ""}
+    rot = """
+        import numpy as np, numrope
+        x = np.zeros((1, 2, 1, 4)); x[..., 0] = 1.0
+        # position 0.3 is in quadrant 0: the cos polynomial itself
+        y = numrope.apply_rope(x, numrope.RopeConfig(head_dim=4), np.array([0.0, 0.3]))
+        print(numrope.__file__, repr(float(y[0, 1, 0, 0])))
+    """
+    first = run(rot, env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert list((src / "numrope" / "kernels" / "__pycache__").glob("cpu.*.nbi")), "nothing was cached"
+    sincos = src / "numrope" / "kernels" / "sincos.py"
+    text = sincos.read_text()
+    assert "    w = 1.0 - half_z\n" in text
+    sincos.write_text(text.replace("    w = 1.0 - half_z\n", "    w = 2.0 - half_z\n"))  # a wrong cosine
+    second = run(rot, env, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr[-3000:]
+    path, value = first.stdout.split()
+    assert path == str(src / "numrope" / "__init__.py")
+    assert float(value) == pytest.approx(0.955336489125606, rel=1e-15)  # cos(0.3)
+    assert float(second.stdout.split()[1]) != float(value), "the rotation kernel was loaded from a stale cache"
+
+
+READ_ONLY = """
+    import numpy as np, numrope
+    from numrope.kernels import jit
+    x = np.random.default_rng(0).standard_normal((1, 300, 4, 64)).astype(np.float32)
+    cfg = numrope.RopeConfig(head_dim=64)
+    y = numrope.apply_rope(x, cfg)
+    assert np.allclose(numrope.apply_rope(y, cfg, inverse=True), x, atol=1e-5)
+    print("cache", jit.CACHE)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
+def test_unwritable_cache_compiles_without_it(tmp_path):
+    """Regression: every call failed with "cannot cache function ... no locator available"."""
+    src = _copy_package(tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    for path in [src, *src.rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    home.chmod(0o555)
+    try:
+        env = {"PYTHONPATH": str(src), "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"), "NUMBA_CACHE_DIR": ""}
+        result = run(READ_ONLY, env, cwd=tmp_path)
+    finally:
+        for path in [src, *src.rglob("*"), home]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "cache False"
+
+
+def test_unwritable_cache_as_root_via_a_file(tmp_path):
+    """The same as root, for whom permissions do not apply: the cache directory is a file."""
+    src = _copy_package(tmp_path)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    (src / "numrope" / "kernels" / "__pycache__").write_text("")  # in-tree cache impossible
+    env = {"PYTHONPATH": str(src), "HOME": str(blocker), "XDG_CACHE_HOME": str(blocker), "NUMBA_CACHE_DIR": ""}
+    result = run(READ_ONLY, env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "cache False"
+
+
+NO_JIT = """
+    import numpy as np, numrope
+    from numrope import reference
+    rng = np.random.default_rng(0)
+    for dtype, layout in [(np.float64, "half"), (np.float32, "interleaved"), (np.float16, "half")]:
+        cfg = numrope.RopeConfig(head_dim=8, rotary_dim=6, layout=layout)
+        x = rng.standard_normal((2, 5, 3, 8)).astype(dtype)
+        want = reference.complex_form(x.astype(np.float64), cfg)
+        for got in (numrope.apply_rope(x, cfg), numrope.apply_rope(x, cfg, cache=numrope.rope_cache(cfg, 5, dtype))):
+            tol = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 4e-3}[dtype]
+            assert np.abs(got.astype(np.float64) - want).max() < tol, (dtype, layout)
+    print("ok")
+"""
+
+
+def test_runs_without_jit():
+    """Regression: with NUMBA_DISABLE_JIT=1 every call failed ('float' * 'NoneType')."""
+    result = run(NO_JIT, {"NUMBA_DISABLE_JIT": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "ok"
