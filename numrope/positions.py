@@ -7,21 +7,44 @@ import numbers
 import numpy as np
 
 _INT64 = np.dtype(np.int64)
+_F64 = np.dtype(np.float64)
+
+
+def _may_change(a) -> bool:
+    """Whether someone can still write the memory of ``a``: it, or an array or buffer it views, is writable."""
+    while isinstance(a, np.ndarray):
+        if a.flags.writeable:
+            return True
+        a = a.base
+    return a is not None and not isinstance(a, bytes)  # other exporters (mmap, bytearray, tensors) may
 
 
 def as_positions(positions, name="positions") -> np.ndarray:
-    """Check an array of positions: integer or finite float values. Returns int64 or float64."""
+    """Check an array of positions: integer or finite float values. Returns int64 or float64.
+
+    The result is checked in memory that nothing else writes: the caller's array is copied first
+    where another thread could change it after the checks (a position the bounds check passed
+    could otherwise be out of a cache table's bounds when a kernel reads it).
+    """
     arr = np.asarray(positions)
     if arr.dtype.kind not in "iuf":  # not "b": booleans are not positions
         raise TypeError(f"{name} must hold integers or real numbers, got dtype {arr.dtype}")
+    shared = arr is positions or arr.base is not None  # not an array np.asarray just made
     if arr.dtype.kind == "f":
-        arr = arr.astype(np.float64, copy=False)
+        if arr.dtype != _F64 or not arr.dtype.isnative:
+            arr = arr.astype(_F64)
+        elif shared and _may_change(arr):
+            arr = arr.copy()
         if not np.isfinite(arr).all():
             raise ValueError(f"{name} must be finite, got NaN or infinite values")
         return arr
-    if arr.dtype.kind == "u" and arr.itemsize == 8 and arr.size and arr.max() > np.iinfo(np.int64).max:
-        raise ValueError(f"{name} must be below 2**63, got {arr.max()}")
-    return arr if arr.dtype is _INT64 else arr.astype(_INT64)
+    if arr.dtype is _INT64 or (arr.dtype == _INT64 and arr.dtype.isnative):
+        return arr.copy() if shared and _may_change(arr) else arr
+    wide = arr.astype(_INT64)  # a copy: checked below, where no one else writes
+    if arr.dtype.kind == "u" and arr.itemsize == 8 and wide.size and wide.min() < 0:
+        # uint64 values from 2**63 on wrap to negative int64
+        raise ValueError(f"{name} must be below 2**63, got {wide.view(np.uint64).max()}")
+    return wide
 
 
 def is_int_scalar(value) -> bool:

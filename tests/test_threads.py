@@ -59,3 +59,55 @@ def test_many_threads_default_layer_stays_parallel():
     result = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("parallel from threads")
+
+
+RACE_SCRIPT = textwrap.dedent(
+    """
+    import threading, time
+    import numpy as np, numrope
+
+    cfg = numrope.RopeConfig(head_dim=64)
+    cache = numrope.rope_cache(cfg, 64)
+    x = np.ones((2, 2048, 2, 64), np.float32)
+    stop = threading.Event()
+
+    def race(positions, bad, good, call, allowed):
+        def writer():
+            while not stop.is_set():
+                np.copyto(positions, bad)
+                np.copyto(positions, good)
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        refused = 0
+        try:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                try:
+                    y = call(positions)
+                except allowed:
+                    refused += 1
+                    continue
+                assert np.isfinite(y).all(), "non-finite output from positions checked as finite"
+        finally:
+            stop.set()
+            thread.join()
+            stop.clear()
+        return refused
+
+    # cache rows: a position that passed the bounds check must not be read as 10**10
+    for shape in [(2048,), (2, 2048)]:
+        race(np.zeros(shape, np.int64), 10**10, 0, lambda p: numrope.apply_rope(x, cfg, p, cache=cache), IndexError)
+    # angles computed in the kernel: a position checked as finite must not be read as NaN
+    race(np.zeros((2, 2048)), np.nan, 0.0, lambda p: numrope.apply_rope(x, cfg, p), ValueError)
+    print("survived")
+    """
+)
+
+
+def test_positions_changed_by_another_thread_during_a_call():
+    """Positions are checked in a private copy: another thread writing the caller's array while a
+    kernel runs can make a call fail its checks, never read out of bounds or compute with NaN."""
+    result = subprocess.run([sys.executable, "-c", RACE_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"exit code {result.returncode}: " + result.stderr[-3000:]
+    assert result.stdout.strip().endswith("survived")
