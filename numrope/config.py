@@ -104,6 +104,26 @@ class RopeConfig:
         """Number of rotating feature pairs, ``rotary_dim // 2``."""
         return self.rotary_dim // 2
 
+    def pair_indices(self) -> tuple[np.ndarray, np.ndarray]:
+        """The feature indices ``(j0, j1)`` of each rotating pair, as two int arrays of length ``n_pairs``.
+
+        Pair ``i`` is ``(i, i + n_pairs)`` in the ``"half"`` layout and ``(2i, 2i + 1)`` in the
+        ``"interleaved"`` one; features from ``rotary_dim`` on pass through. Every plain-NumPy form
+        in numrope pairs features through this method.
+
+        Examples
+        --------
+        >>> import numrope
+        >>> numrope.RopeConfig(head_dim=8, rotary_dim=4).pair_indices()
+        (array([0, 1]), array([2, 3]))
+        >>> numrope.RopeConfig(head_dim=4, layout="interleaved").pair_indices()
+        (array([0, 2]), array([1, 3]))
+        """
+        i = np.arange(self.n_pairs)
+        if self.layout == "interleaved":
+            return 2 * i, 2 * i + 1
+        return i, i + self.n_pairs
+
     @property
     def depends_on_seq_len(self) -> bool:
         """Whether the frequencies depend on the sequence length (dynamic NTK, LongRoPE)."""

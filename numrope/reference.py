@@ -107,14 +107,6 @@ def rotate_half_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, tran
     return np.concatenate([rot * cos + rotated * sin, x[..., cfg.rotary_dim :]], axis=-1)
 
 
-def pair_indices(cfg):
-    """The feature indices ``(j0, j1)`` of each pair, as two int arrays of length ``n_pairs``."""
-    i = np.arange(cfg.n_pairs)
-    if cfg.layout == "interleaved":
-        return 2 * i, 2 * i + 1
-    return i, i + cfg.n_pairs
-
-
 def rope_matrix(cfg, m, seq_len=None):
     """The ``head_dim x head_dim`` matrix ``R_{Theta,m}`` (times the attention scaling), float64.
 
@@ -123,7 +115,7 @@ def rope_matrix(cfg, m, seq_len=None):
     """
     theta = cfg.inv_freq(seq_len)
     r = np.eye(cfg.head_dim)
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     c = cfg.attention_scaling * np.cos(m * theta)
     s = cfg.attention_scaling * np.sin(m * theta)
     r[j0, j0], r[j0, j1] = c, -s

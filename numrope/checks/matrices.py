@@ -103,11 +103,7 @@ def cos_sin_error(angle) -> np.ndarray:
 
 def _pair_order(cfg) -> np.ndarray:
     """Feature index of each row of the block-diagonal matrix: pair by pair, then pass-through."""
-    i = np.arange(cfg.n_pairs)
-    if cfg.layout == "interleaved":
-        first, second = 2 * i, 2 * i + 1
-    else:
-        first, second = i, i + cfg.n_pairs
+    first, second = cfg.pair_indices()
     return np.concatenate([np.stack([first, second], axis=1).ravel(), np.arange(cfg.rotary_dim, cfg.head_dim)])
 
 
