@@ -62,7 +62,7 @@ def test_float16_tables_are_read_as_their_float32_values(dtype, layout, rng):
     x = rng.standard_normal((2, 6, 3, 24)).astype(dtype)
     positions = rng.integers(0, 50, (2, 6))
     cos, sin = numrope.rope_cache(cfg, 50, dtype=np.float16)
-    i0, i1 = reference.pair_indices(cfg)
+    i0, i1 = cfg.pair_indices()
     for sign in (1, -1):
         # plain NumPy in float64 with the tables' exact values
         c, s = cos[positions][:, :, None].astype(np.float64), sign * sin[positions][:, :, None].astype(np.float64)
@@ -167,7 +167,7 @@ def test_inverse_undoes_forward(cfg, dtype, rng):
 def test_pair_norms_preserved(cfg, rng):
     x = rng.standard_normal((1, 50, 4, cfg.head_dim))
     y = numrope.apply_rope(x, cfg, rng.integers(0, 2**31, 50))
-    j0, j1 = reference.pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     np.testing.assert_allclose(np.hypot(y[..., j0], y[..., j1]), np.hypot(x[..., j0], x[..., j1]), rtol=4e-16 * 4)
     np.testing.assert_array_equal(y[..., cfg.rotary_dim :], x[..., cfg.rotary_dim :])
 

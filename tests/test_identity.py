@@ -185,9 +185,7 @@ def test_closed_form_bound_is_tight_enough_to_see_one_wrong_frequency():
     theta[3] *= 1 + 1e-9
 
     def detuned(x, p):
-        from numrope.reference import pair_indices
-
-        j0, j1 = pair_indices(cfg)
+        j0, j1 = cfg.pair_indices()
         ang = p[:, 0, None] * theta
         c, s = np.cos(ang)[:, None, None], np.sin(ang)[:, None, None]
         out = np.array(x, dtype=np.float64)

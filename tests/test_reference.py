@@ -31,7 +31,7 @@ def test_three_forms_agree(cfg, rng):
 def test_rotation_matrix_structure(cfg):
     r = reference.rope_matrix(cfg, 7)
     np.testing.assert_allclose(r.T @ r, np.eye(12), atol=1e-15)
-    j0, j1 = reference.pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     theta = cfg.inv_freq()
     # each pair block is the 2-D rotation by 7 theta_i; everything else is identity
     np.testing.assert_allclose(r[j1, j0], np.sin(7 * theta), atol=1e-15)

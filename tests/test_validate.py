@@ -63,7 +63,7 @@ def cos_sin_swapped(x, cfg, positions):
     """x0 sin - x1 cos, x1 sin + x0 cos, written out."""
     x = np.asarray(x, dtype=np.float64)
     angle = np.asarray(positions, dtype=np.float64)[:, None, None] * cfg.inv_freq()
-    j0, j1 = reference.pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     out = x.copy()
     out[..., j0] = x[..., j0] * np.sin(angle) - x[..., j1] * np.cos(angle)
     out[..., j1] = x[..., j1] * np.sin(angle) + x[..., j0] * np.cos(angle)

@@ -14,7 +14,6 @@ import dataclasses
 
 import numpy as np
 
-from numrope.reference import pair_indices
 from numrope.validation import diagnose as _diagnose
 from numrope.validation.case import prepare, ulp
 from numrope.validation.report import Finding, QKReport, RopeReport, _config_text
@@ -97,7 +96,7 @@ def _worst(case, cfg, t, h, j, err, bound):
     lead_index = np.unravel_index(t // seq, lead) if lead else ()
     head_index = np.unravel_index(h, heads) if heads else ()
     index = (*(int(i) for i in lead_index), int(t % seq), *(int(i) for i in head_index), int(j))
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     pair = int(np.flatnonzero(j0 == j)[0]) if j in j0 else (int(np.flatnonzero(j1 == j)[0]) if j in j1 else None)
     return {
         "index": index,

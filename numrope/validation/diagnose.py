@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 
-from numrope.reference import pair_indices
 from numrope.validation.report import Finding
 from numrope.validation.tolerance import bound_thd, default_rtol, pair_norms, unit_roundoff
 
@@ -61,7 +60,7 @@ def predict(case, cfg, *, pos=None, inverse=None, swap=False, scale=1.0, scale_a
         angle = math.pi / 2 - angle
     a = cfg.attention_scaling * scale
     c, s = (a * np.cos(angle))[:, None, :], (a * np.sin(angle))[:, None, :]
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     x0, x1 = case.x[..., j0], case.x[..., j1]
     out = case.x.copy()
     out[..., j0] = x0 * c - x1 * s
@@ -99,7 +98,7 @@ def _wrap(angle):
 
 def measured_angles(case, cfg):
     """The rotation angle from x to actual of each token's pairs, (tokens, n_pairs), forward positive."""
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     x0, x1 = case.x[..., j0], case.x[..., j1]
     y0, y1 = case.actual[..., j0], case.actual[..., j1]
     cross = (x0 * y1 - x1 * y0).sum(axis=1)

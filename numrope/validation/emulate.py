@@ -29,7 +29,6 @@ import numpy as np
 from numrope._checks import check_config, check_positions, check_seq_axis
 from numrope._interop import MANTISSA_BITS, as_numpy
 from numrope.cache import default_seq_len, rope_cache
-from numrope.reference import pair_indices
 
 __all__ = ["apply_rope", "round_to"]
 
@@ -243,7 +242,7 @@ def apply_rope(
     shape3 = (math.prod(lead) * seq, math.prod(arr.shape[ax + 1 : -1]), cfg.head_dim)
     xw = rnd(round_to(arr, dtype)).astype(work).reshape(shape3)
     c, s = cos.astype(work)[:, None, :], sin.astype(work)[:, None, :]
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     x0, x1 = xw[..., j0], xw[..., j1]
     out = xw.copy()
     out[..., j0] = rnd(rnd(x0 * c) - rnd(x1 * s))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from numrope._interop import MANTISSA_BITS, MIN_EXP, precision_name
-from numrope.reference import pair_indices
 
 
 def unit_roundoff(precision: str) -> float:
@@ -37,7 +36,7 @@ def default_atol(precision: str) -> float:
 def pair_norms(a: np.ndarray, cfg) -> np.ndarray:
     """Each rotating feature's pair norm ``hypot(a_j0, a_j1)``; ``|a_j|`` for the features that pass through."""
     out = np.abs(a)
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     norm = np.hypot(a[..., j0], a[..., j1])
     out[..., j0] = norm
     out[..., j1] = norm
@@ -54,7 +53,7 @@ def angle_weights(theta: np.ndarray, pos: np.ndarray, cfg) -> np.ndarray:
         log_theta = np.where(theta > 0, np.abs(np.log(np.where(theta > 0, theta, 1.0))), 0.0)
     per_pair = np.abs(pos)[:, None] * np.abs(theta) * (2 * i + log_theta + 4)
     out = np.zeros((pos.size, cfg.head_dim))
-    j0, j1 = pair_indices(cfg)
+    j0, j1 = cfg.pair_indices()
     out[:, j0] = per_pair
     out[:, j1] = per_pair
     return out
