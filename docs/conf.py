@@ -1,4 +1,9 @@
+import sys
+from pathlib import Path
+
 import numrope
+
+sys.path.insert(0, str(Path(__file__).parent / "_ext"))  # numrope_cli: the command-line reference
 
 project = "numrope"
 author = "The numrope developers"
@@ -13,6 +18,7 @@ extensions = [
     "numpydoc",
     "matplotlib.sphinxext.plot_directive",
     "myst_parser",
+    "numrope_cli",
 ]
 autosummary_generate = True
 numpydoc_show_class_members = False
@@ -21,6 +27,6 @@ plot_include_source = False
 plot_html_show_source_link = False
 plot_html_show_formats = False
 plot_formats = [("png", 100)]
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_ext"]
 html_theme = "alabaster"
 nitpicky = False
