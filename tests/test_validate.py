@@ -12,7 +12,7 @@ import pytest
 
 import numrope
 from numrope import reference
-from numrope.validation import compare, compare_qk, emulate
+from numrope.validation import compare, compare_qk, emulate, error_bound
 from numrope.variants import RopeScaling
 
 ml_dtypes = pytest.importorskip("ml_dtypes")
@@ -309,3 +309,79 @@ def test_bad_inputs(rng):
         compare(x, x, PLAIN, rtol=-1.0)
     with pytest.raises(TypeError, match="unexpected keyword"):
         compare_qk(x, x, x, x, PLAIN, tolerance=1)
+
+
+# -- garbage is refused -----------------------------------------------------------------------
+
+# base 100, head_dim 16: every pair's float32-angle error bound passes pi below position 2**27
+FAR_CFG = numrope.RopeConfig(head_dim=16, base=100.0)
+FAR = 2**30 + 3 * np.arange(32)
+
+
+def test_non_finite_inputs_are_refused(rng):
+    x = make_x(rng, "float64", (1, 4, 1, 16))
+    y = reference.complex_form(x, FAR_CFG)
+    for bad in (np.inf, -np.inf, np.nan):
+        x_bad = x.copy()
+        x_bad[0, 1, 0, 0] = bad
+        junk = y.copy()
+        junk[0, 1, 0, 0], junk[0, 1, 0, 8] = 0.0, 123.0
+        with pytest.raises(ValueError, match=r"x holds 1 NaN or infinite values \(the first at index \(0, 1, 0, 0\)\)"):
+            compare(junk, x_bad, FAR_CFG)
+    for huge in (1e308, 1.5e308):  # bounds of a few times the pair norm overflow: every bound infinite
+        with pytest.raises(ValueError, match="too large for float64"):
+            compare(np.zeros_like(x), np.full_like(x, huge), FAR_CFG)
+
+
+def test_non_finite_outputs_are_counted_and_said(rng):
+    x = make_x(rng, "float32", (1, 8, 2, 16))
+    y = emulate.apply_rope(x, FAR_CFG)
+    y[0, 2, 1, 3], y[0, 5, 0, 9] = np.nan, np.inf
+    report = compare(y, x, FAR_CFG)
+    assert not report.ok and report.n_outside == 2 and report.n_nonfinite == 2
+    assert "actual holds 2 NaN or infinite values" in str(report)
+    assert report.to_dict()["n_nonfinite"] == 2
+
+
+def test_float32_angle_allowance_never_exceeds_the_diameter(rng):
+    """A pair rotated by any wrong angle moves by at most twice its norm: the bound stops growing there."""
+    x = rng.standard_normal((1, 32, 2, 16))
+    bound = error_bound(x, FAR_CFG, FAR, dtype="float64", float32_angles=True)
+    j0, j1 = FAR_CFG.pair_indices()
+    r = np.hypot(x[..., j0], x[..., j1])
+    rtol = 8 * 2.0**-53  # 8 unit roundoffs of float64, as error_bound's Notes derive
+    np.testing.assert_allclose(bound[..., j0], r * (rtol + 2), rtol=1e-12)
+    np.testing.assert_allclose(bound[..., j1], r * (rtol + 2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("garbage", ["zeros", "halved", "scaled by 1 + 1e-5", "features mixed across pairs"])
+def test_far_positions_do_not_accept_outputs_of_the_wrong_norm(rng, garbage):
+    """Beyond the float32-angle limit any rotation is allowed, but rotations keep each pair's norm."""
+    x = make_x(rng, "float32", (1, 32, 2, 16))
+    right = emulate.apply_rope(x, FAR_CFG, FAR)  # float32 angles, as transformers forms them
+    assert compare(right, x, FAR_CFG, FAR, float32_angles=True).ok
+    bad = {
+        "zeros": np.zeros_like(right),
+        "halved": right / 2,
+        "scaled by 1 + 1e-5": right * np.float32(1 + 1e-5),  # 84 float32 ulps
+        "features mixed across pairs": np.concatenate([np.roll(right[..., :8], 1, axis=-1), right[..., 8:]], -1),
+    }[garbage]
+    report = compare(bad, x, FAR_CFG, FAR, float32_angles=True)
+    assert not report.ok, report
+    assert "precision" not in kinds(report)
+    assert report.worst["measure"] == "pair norm"
+
+
+def test_far_positions_are_noted_where_float32_angles_carry_no_information(rng):
+    x = make_x(rng, "float32", (1, 32, 2, 16))
+    report = compare(emulate.apply_rope(x, FAR_CFG, FAR), x, FAR_CFG, FAR, float32_angles=True)
+    note = next(n for n in report.notes if n.kind == "angle_limit")
+    # pair i's float32 angle error bound |m theta_i| (2 i + |ln theta_i| + 4) 2**-24 reaches pi at:
+    theta = 100.0 ** (-np.arange(8) / 8)
+    start = np.pi / (theta * (2 * np.arange(8) + np.abs(np.log(theta)) + 4) * 2.0**-24)
+    assert note.details["uninformative_from"] == pytest.approx(start.min())  # pair 0: pi 2**22
+    assert note.details["all_uninformative_from"] == pytest.approx(start.max())
+    assert note.details["pairs_checked_by_norm_only"] == 8
+    assert f"from position {start.min():,.0f} on" in str(report)
+    near = compare(emulate.apply_rope(x, FAR_CFG), x, FAR_CFG, float32_angles=True)
+    assert "angle_limit" not in [n.kind for n in near.notes]

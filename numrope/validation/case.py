@@ -47,7 +47,12 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
     if xa.ndim < 2 or xa.shape[-1] != cfg.head_dim:
         raise ValueError(f"{names[1]}'s last axis must be head_dim={cfg.head_dim}, got shape {xa.shape}")
     ax = check_seq_axis(seq_axis, xa.ndim, names[1])
-    if positions is not None and not isinstance(positions, (int, np.integer)):
+    _check_finite(xa, names[1], "RoPE of a non-finite input has no reference to compare with")
+    if isinstance(positions, (int, np.integer)) and not isinstance(positions, bool):
+        last = int(positions) + xa.shape[ax] - 1
+        if not (-(2**63) <= int(positions) and last < 2**63):
+            raise ValueError(f"positions {int(positions)} .. {last} do not fit in int64 (-2**63 .. 2**63 - 1)")
+    elif positions is not None:
         positions = as_numpy(positions, "positions").array
     pos = check_positions(positions, xa.shape, ax)
     if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer))):
@@ -56,6 +61,18 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
     lead, seq = xa.shape[:ax], xa.shape[ax]
     pos = np.asarray(pos)
     expected = apply_rope(x64, cfg, pos, seq_axis=ax, inverse=bool(inverse), seq_len=seq_len)
+    j0, j1 = cfg.pair_indices()
+    with np.errstate(over="ignore", invalid="ignore"):
+        norms = np.hypot(expected[..., j0], expected[..., j1])  # the bounds scale with these
+    if not np.isfinite(norms).all():
+        raise ValueError(
+            f"numrope's float64 result for {names[1]} is not finite: {names[1]}'s values are too large for float64 "
+            "or the configuration's frequencies are not finite"
+        )
+    if norms.size and norms.max() > 2.0**1020:  # headroom for the bounds, a few times the norm
+        raise ValueError(
+            f"{names[1]}'s pair norms reach {norms.max():.3g}, too large for float64 error bounds (at most 2**1020)"
+        )
     shape3 = (math.prod(lead) * seq, math.prod(xa.shape[ax + 1 : -1]), cfg.head_dim)
     pos_t = np.broadcast_to(pos, lead + (seq,)).reshape(-1)
     if seq_len is None and cfg.depends_on_seq_len:
@@ -72,6 +89,13 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
         seq_len=seq_len,
         inverse=bool(inverse),
     )
+
+
+def _check_finite(a, name, why):
+    bad = ~np.isfinite(a)
+    if bad.any():
+        where = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
+        raise ValueError(f"{name} holds {int(bad.sum()):,} NaN or infinite values (the first at index {where}): {why}")
 
 
 def ulp(values: np.ndarray, precision: str) -> np.ndarray:

@@ -17,46 +17,48 @@ import numpy as np
 from numrope.validation import diagnose as _diagnose
 from numrope.validation.case import prepare, ulp
 from numrope.validation.report import Finding, QKReport, RopeReport, _config_text
-from numrope.validation.tolerance import _check_tolerance, bound_thd, default_atol, default_rtol, pair_norms
+from numrope.validation.tolerance import _check_tolerance, default_atol, default_rtol, pair_norms, verdict_ratios
 
 __all__ = ["compare", "compare_qk"]
 
 
-def _evaluate(case, cfg, *, rtol, atol, float32_angles):
-    """Errors, bounds and ratios over the whole case."""
-    err = np.abs(case.actual - case.expected)
-    err = np.where(np.isnan(err), np.inf, err)
-    kw = {"rtol": rtol, "atol": atol}
-    bound = bound_thd(case.expected, case.pos, case.theta, cfg, case.precision, float32_angles=float32_angles, **kw)
-    return err, bound
+def _ratios(case, cfg, *, rtol, atol, float32_angles):
+    """``(err, bound, element ratio, pair-norm ratio)``: an element passes when both ratios are at most 1."""
+    kw = {"float32_angles": float32_angles, "rtol": rtol, "atol": atol}
+    return verdict_ratios(case.actual, case.expected, case.pos, case.theta, cfg, case.precision, **kw)
 
 
 def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
-    err, bound = _evaluate(case, cfg, rtol=rtol, atol=atol, float32_angles=float32_angles)
-    outside = ~(err <= bound)
+    err, bound, element, norm = _ratios(case, cfg, rtol=rtol, atol=atol, float32_angles=float32_angles)
+    ratio = np.maximum(element, norm)
+    outside = ratio > 1
     n_outside = int(outside.sum())
     ok = n_outside == 0
     norms = pair_norms(case.expected, cfg)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(norms > 0, err / norms, np.where(err > 0, np.inf, 0.0))
-        ratio = err / bound
     ulps = err / ulp(norms, case.precision)
-    flat_worst = int(np.argmax(ratio)) if ratio.size else 0
-    t, h, j = np.unravel_index(flat_worst, ratio.shape) if ratio.size else (0, 0, 0)
     positions, by_pos = _by_position(case.pos, rel.max(axis=(1, 2)) if rel.size else np.zeros(case.pos.size))
-    worst = _worst(case, cfg, t, h, j, err, bound) if ratio.size else {}
+    worst = {}
+    if ratio.size:
+        t, h, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
+        worst = _worst(case, cfg, t, h, j, err, bound, element, norm)
     tolerance = {
         "rtol": float(bound_rtol(case.precision, rtol)),
         "atol": float(bound_atol(case.precision, atol)),
         "float32_angles": bool(float32_angles),
     }
-    diagnosis, notes = (), ()
+    diagnosis, notes = (), []
     if ok and float32_angles and err.size:
-        strict = bound_thd(case.expected, case.pos, case.theta, cfg, case.precision, float32_angles=False, rtol=rtol)
-        if not (err <= strict).all():
-            notes = (_diagnose.float32_note(case, err, norms),)
+        strict = _ratios(case, cfg, rtol=rtol, atol=atol, float32_angles=False)
+        if (np.maximum(strict[2], strict[3]) > 1).any():
+            notes.append(_diagnose.float32_note(case, err, norms))
     elif not ok and diagnose:
         diagnosis = tuple(_diagnose.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
+    if float32_angles and err.size:
+        limit = _diagnose.angle_limit_note(case, cfg)
+        if limit is not None:
+            notes.append(limit)
     return RopeReport(
         ok=ok,
         shape=tuple(case.shape),
@@ -70,8 +72,9 @@ def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
         error_by_position=by_pos,
         tolerance=tolerance,
         diagnosis=diagnosis,
-        notes=notes,
+        notes=tuple(notes),
         config=_config_text(cfg),
+        n_nonfinite=int((~np.isfinite(case.actual)).sum()),
     )
 
 
@@ -90,7 +93,7 @@ def _by_position(pos, token_err):
     return positions, out
 
 
-def _worst(case, cfg, t, h, j, err, bound):
+def _worst(case, cfg, t, h, j, err, bound, element, norm):
     lead, seq = case.shape[: case.seq_axis], case.shape[case.seq_axis]
     heads = case.shape[case.seq_axis + 1 : -1]
     lead_index = np.unravel_index(t // seq, lead) if lead else ()
@@ -98,7 +101,7 @@ def _worst(case, cfg, t, h, j, err, bound):
     index = (*(int(i) for i in lead_index), int(t % seq), *(int(i) for i in head_index), int(j))
     j0, j1 = cfg.pair_indices()
     pair = int(np.flatnonzero(j0 == j)[0]) if j in j0 else (int(np.flatnonzero(j1 == j)[0]) if j in j1 else None)
-    return {
+    out = {
         "index": index,
         "position": float(case.pos[t]),
         "head": tuple(int(i) for i in head_index),
@@ -108,7 +111,16 @@ def _worst(case, cfg, t, h, j, err, bound):
         "expected": float(case.expected[t, h, j]),
         "error": float(err[t, h, j]),
         "bound": float(bound[t, h, j]),
+        "ratio": float(max(element[t, h, j], norm[t, h, j])),
+        "measure": "element",
     }
+    if pair is not None and norm[t, h, j] > element[t, h, j]:
+        a, e = case.actual[t, h], case.expected[t, h]
+        out["measure"] = "pair norm"
+        with np.errstate(over="ignore", invalid="ignore"):
+            out["pair_norm"] = float(np.hypot(a[j0[pair]], a[j1[pair]]))
+        out["expected_pair_norm"] = float(np.hypot(e[j0[pair]], e[j1[pair]]))
+    return out
 
 
 def compare(

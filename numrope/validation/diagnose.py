@@ -15,7 +15,13 @@ import math
 import numpy as np
 
 from numrope.validation.report import Finding
-from numrope.validation.tolerance import bound_thd, default_rtol, pair_norms, unit_roundoff
+from numrope.validation.tolerance import (
+    default_rtol,
+    pair_norms,
+    uninformative_from,
+    unit_roundoff,
+    verdict_ratios,
+)
 
 _TWO_PI = 2 * math.pi
 
@@ -81,8 +87,8 @@ class _Judge:
         theta = cfg.inv_freq(case.seq_len)
         rtol = self.rtol if self.rtol is not None else default_rtol(case.precision, table)
         kw = {"float32_angles": float32_angles, "rtol": rtol, "atol": self.atol}
-        bound = bound_thd(pred, pos, theta, cfg, case.precision, **kw)
-        return bool((np.abs(case.actual - pred) <= bound).all())
+        _, _, element, norm = verdict_ratios(case.actual, pred, pos, theta, cfg, case.precision, **kw)
+        return bool((element <= 1).all() and (norm <= 1).all())
 
 
 def _replace(cfg, **changes):
@@ -307,6 +313,26 @@ def float32_note(case, err, norms):
         f"at positions up to {p_early:g}, {late:.2g} from {p_late:g} on), as angles m*theta formed in float32 "
         "explain (Hugging Face transformers, vLLM, llama.cpp form them so); not a bug in the rotation",
         angles="float32",
+    )
+
+
+def angle_limit_note(case, cfg):
+    """The note for positions where float32 angles carry no information (None where there are none)."""
+    start = uninformative_from(case.theta, cfg, unit_roundoff("float32"))
+    reach = float(np.abs(case.pos).max(initial=0.0))
+    lost = start <= reach
+    if not lost.any():
+        return None
+    first = int(np.argmin(start))
+    return _finding(
+        "angle_limit",
+        f"float32 angles carry no information from position {start[first]:,.0f} on: there the angle error that "
+        f"float32 allows for pair {first} reaches pi, and every pair's does from {start.max():,.0f} on. "
+        f"{int(lost.sum())} of {start.size} pairs pass that point within the positions compared (up to "
+        f"{reach:,.0f}): beyond it only their norm is checked, not their rotation (float32_angles=False checks it)",
+        uninformative_from=float(start[first]),
+        all_uninformative_from=float(start.max()),
+        pairs_checked_by_norm_only=int(lost.sum()),
     )
 
 

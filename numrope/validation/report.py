@@ -81,8 +81,11 @@ class RopeReport:
         Empty when ``ok``; otherwise the common mistakes that explain the error, or one finding
         of kind ``"unexplained"``.
     notes : tuple of Finding
-        Remarks on an accepted result, e.g. a ``"precision"`` note that the error grows with
-        position as float32 angles explain.
+        Remarks: a ``"precision"`` note on an accepted result whose error grows with position as
+        float32 angles explain; an ``"angle_limit"`` note where positions reach the point from which
+        float32 angles carry no information (only each pair's norm is checked beyond it).
+    n_nonfinite : int
+        How many elements of ``actual`` are NaN or infinite (each is outside its bound).
     """
 
     ok: bool
@@ -99,6 +102,7 @@ class RopeReport:
     diagnosis: tuple
     notes: tuple
     config: str
+    n_nonfinite: int = 0
 
     def to_dict(self, max_positions: int = 64) -> dict:
         """A JSON-able dict; the error against position is binned to at most ``max_positions`` rows."""
@@ -109,6 +113,7 @@ class RopeReport:
                 "dtype": self.precision,
                 "config": self.config,
                 "n_outside": self.n_outside,
+                "n_nonfinite": self.n_nonfinite,
                 "max_abs_error": self.max_abs_error,
                 "max_rel_error": self.max_rel_error,
                 "max_ulp_error": self.max_ulp_error,
@@ -141,6 +146,7 @@ class RopeReport:
         lines = [
             head,
             f"  actual: {self.precision} {tuple(self.shape)}; cfg: {self.config}",
+            *([f"  actual holds {self.n_nonfinite:,} NaN or infinite values"] if self.n_nonfinite else []),
             f"  max abs error {self.max_abs_error:.3g}, max relative error {self.max_rel_error:.3g} "
             f"(of the pair's norm), {self.max_ulp_error:.3g} ulps",
             f"  tolerance: atol {tol['atol']:.3g} + |pair| * (rtol {tol['rtol']:.3g} + angle term; {angles})",

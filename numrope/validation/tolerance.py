@@ -59,13 +59,94 @@ def angle_weights(theta: np.ndarray, pos: np.ndarray, cfg) -> np.ndarray:
     return out
 
 
+def angle_error(theta: np.ndarray, pos: np.ndarray, cfg, u_angle: float) -> np.ndarray:
+    """The bound on the error of angles formed with unit roundoff ``u_angle``, radians, shape ``(T, head_dim)``."""
+    return angle_weights(theta, pos, cfg) * u_angle
+
+
+def chord(delta: np.ndarray) -> np.ndarray:
+    """``2 sin(min(delta, pi) / 2)``: how far a pair of norm 1 moves when rotated by at most ``delta`` radians.
+
+    Never above 2 (the diameter): an angle error bound of ``pi`` or more allows any rotation, and
+    the pair's norm is all that is left to check.
+    """
+    return 2.0 * np.sin(np.minimum(delta, np.pi) / 2.0)
+
+
 def bound_thd(expected, pos, theta, cfg, precision, *, float32_angles, rtol=None, atol=None, table=None):
     """The per-element bound for ``(tokens, heads, head_dim)`` arrays; see :func:`error_bound`."""
     rtol = default_rtol(precision, table) if rtol is None else float(rtol)
     atol = default_atol(precision) if atol is None else float(atol)
     u_angle = unit_roundoff("float32") if float32_angles else unit_roundoff("float64")
-    growth = angle_weights(theta, pos, cfg)[:, None, :] * u_angle
+    growth = chord(angle_error(theta, pos, cfg, u_angle))[:, None, :]
     return atol + pair_norms(expected, cfg) * (rtol + growth)
+
+
+def norm_tolerance(expected, cfg, precision, *, rtol=None, atol=None, table=None):
+    """The largest difference between a rotating pair's norm and the expected one that rounding explains.
+
+    A rotation by any angle, float32 angles included, keeps each pair's norm, so only rounding
+    moves it: the per-element rounding error ``atol + rtol r`` of both elements, at most
+    ``sqrt(2) (atol + rtol r)`` in norm. Shape ``(T, H, head_dim)``; ``inf`` for the features that
+    pass through (their bound is element-wise only).
+    """
+    rtol = default_rtol(precision, table) if rtol is None else float(rtol)
+    atol = default_atol(precision) if atol is None else float(atol)
+    out = np.full(expected.shape, np.inf)
+    j0, j1 = cfg.pair_indices()
+    tol = np.sqrt(2.0) * (atol + np.hypot(expected[..., j0], expected[..., j1]) * rtol)
+    out[..., j0] = tol
+    out[..., j1] = tol
+    return out
+
+
+def _ratio(err, tol):
+    """``err / tol`` with ``0`` where ``err == 0`` and ``inf`` where ``err`` is NaN or ``tol`` is 0."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(err == 0, 0.0, err / tol)
+    return np.where(np.isnan(ratio), np.inf, ratio)
+
+
+def norm_error(actual, expected, cfg) -> np.ndarray:
+    """``| |actual pair| - |expected pair| |`` for each rotating feature, 0 for those that pass through.
+
+    0 also for pairs holding NaN or infinite values: the element-wise check rejects those
+    elements, and their finite partners are not counted against the pair's norm.
+    """
+    out = np.zeros(expected.shape)
+    j0, j1 = cfg.pair_indices()
+    a0, a1 = actual[..., j0], actual[..., j1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.abs(np.hypot(a0, a1) - np.hypot(expected[..., j0], expected[..., j1]))
+    diff = np.where(np.isfinite(a0) & np.isfinite(a1), diff, 0.0)
+    out[..., j0] = diff
+    out[..., j1] = diff
+    return out
+
+
+def verdict_ratios(actual, expected, pos, theta, cfg, precision, *, float32_angles, rtol=None, atol=None, table=None):
+    """Each element's error against its bound and its pair's norm error against the norm tolerance.
+
+    Returns ``(err, bound, element_ratio, norm_ratio)``; an element is accepted when both ratios are at most 1
+    (NaN counts as infinitely far outside).
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(actual - expected)
+    err = np.where(np.isnan(err), np.inf, err)
+    kw = {"rtol": rtol, "atol": atol, "table": table}
+    bound = bound_thd(expected, pos, theta, cfg, precision, float32_angles=float32_angles, **kw)
+    n_tol = norm_tolerance(expected, cfg, precision, **kw)
+    return err, bound, _ratio(err, bound), _ratio(norm_error(actual, expected, cfg), n_tol)
+
+
+def uninformative_from(theta: np.ndarray, cfg, u_angle: float) -> np.ndarray:
+    """For each pair, the position from which its angle error bound reaches ``pi``: angles carry no information.
+
+    ``inf`` for a pair with ``theta_i = 0`` (it never rotates).
+    """
+    weights = angle_weights(theta, np.ones(1), cfg)[0, cfg.pair_indices()[0]]
+    with np.errstate(divide="ignore"):
+        return np.where(weights > 0, np.pi / (weights * u_angle), np.inf)
 
 
 def _check_tolerance(name, value):
@@ -134,6 +215,16 @@ def error_bound(
     with ``u_a = 2**-53`` (float64 angles) unless ``float32_angles`` (``u_a = 2**-24``), and
     ``atol`` two subnormals of the output precision. Features past ``rotary_dim`` pass through:
     their bound is ``atol + rtol |x_j|``.
+
+    The angle term is capped where it stops meaning anything: a pair rotated by an angle at most
+    ``delta`` off moves by at most the chord ``2 r sin(min(delta, pi) / 2)``, never more than
+    ``2 r``, and that chord replaces ``r delta`` above (they agree to ``delta**3 / 24``). From the
+    position where ``delta`` reaches ``pi`` (pair 0 of a ``head_dim=128`` model near position
+    ``1.3e7`` with float32 angles) the angles carry no information: any rotation is within the
+    bound. What still holds there is that a rotation keeps each pair's norm, so the comparisons
+    (:func:`numrope.validation.compare`, :func:`numrope.testing.assert_rope_allclose`) also hold
+    each rotating pair's norm to within ``sqrt(2) (atol + rtol a r)`` of the expected ``a r``,
+    the rounding of its two elements; an all-zero output never passes.
 
     Examples
     --------
