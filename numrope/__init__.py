@@ -2,8 +2,9 @@
 
 The core is here: :class:`RopeConfig`, :func:`apply_rope`, :func:`apply_rope_qk`,
 :func:`rope_cache` and :func:`positions_from_cu_seqlens`. The subpackages load on first use:
-:mod:`numrope.variants` (scaling variants), :mod:`numrope.models` (model configs),
-:mod:`numrope.checks` (numrope proving itself), :mod:`numrope.validation` and
+:mod:`numrope.variants` (scaling variants), :mod:`numrope.axes` (multi-axis RoPE),
+:mod:`numrope.models` (model configs), :mod:`numrope.checks` (numrope proving itself),
+:mod:`numrope.validation` and
 :mod:`numrope.testing` (checking other frameworks), :mod:`numrope.reference` (plain NumPy) and
 :mod:`numrope.cuda` (device arrays).
 """
@@ -21,7 +22,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-_SUBMODULES = ("reference", "variants", "models", "checks", "validation", "testing", "cuda")
+_SUBMODULES = ("axes", "reference", "variants", "models", "checks", "validation", "testing", "cuda")
 
 _renamed.install()
 

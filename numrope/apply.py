@@ -176,6 +176,10 @@ def apply_rope(
         )
     check_config(cfg)
     backward, divide = check_direction(inverse, transpose)
+    if cfg.axes is not None:  # coordinate vectors: rows of a per-token table (numrope._axes)
+        from numrope import _axes
+
+        positions, cache = _axes.per_token(cfg, positions, cache, (x,), seq_axis, seq_len)
     x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
     out = check_out(out, x)
     lead = x.shape[:ax]
@@ -246,6 +250,10 @@ def apply_rope_qk(
         )
     check_config(cfg)
     backward, divide = check_direction(inverse, transpose)
+    if cfg.axes is not None:  # coordinate vectors: rows of a per-token table (numrope._axes)
+        from numrope import _axes
+
+        positions, cache = _axes.per_token(cfg, positions, cache, (q, k), seq_axis, seq_len)
     q = check_x(q, cfg, "q")
     k = check_x(k, cfg, "k")
     if q.ndim != k.ndim:

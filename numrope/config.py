@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from numrope.axes import AxisMap
     from numrope.variants import RopeScaling
 
 LAYOUTS = ("half", "interleaved")
@@ -44,14 +45,20 @@ class RopeConfig:
         ``2i`` with ``2i + 1`` (the RoFormer paper, GPT-J and Meta's complex-number form).
     scaling : numrope.variants.RopeScaling, optional
         A long-context scaling variant (linear, NTK, YaRN, ...). ``None`` is plain RoPE.
+    axes : numrope.axes.AxisMap, optional
+        Multi-axis RoPE (M-RoPE of vision-language models, 2-D RoPE of vision encoders): which
+        coordinate and which frequency each pair uses (one entry per pair). Positions are then
+        coordinate vectors, ``(n_axes, ..., seq)``; see :mod:`numrope.axes`. ``None`` is one axis.
 
     Raises
     ------
     TypeError
-        If ``head_dim`` or ``rotary_dim`` is not an int, or ``scaling`` is not a scaling variant.
+        If ``head_dim`` or ``rotary_dim`` is not an int, ``scaling`` is not a scaling variant or
+        ``axes`` not an AxisMap.
     ValueError
         If ``head_dim`` or ``rotary_dim`` is odd or not positive, ``rotary_dim > head_dim``,
-        ``base`` is not a positive finite number, or ``layout`` is unknown.
+        ``base`` is not a positive finite number, ``layout`` is unknown, or ``axes`` has not
+        one entry per pair or indexes a frequency past the last.
 
     Examples
     --------
@@ -68,6 +75,7 @@ class RopeConfig:
     rotary_dim: int | None = None
     layout: str = "half"
     scaling: RopeScaling | None = None
+    axes: AxisMap | None = None
 
     def __post_init__(self):
         head_dim = _check_positive_int("head_dim", self.head_dim)
@@ -98,11 +106,37 @@ class RopeConfig:
         object.__setattr__(self, "head_dim", head_dim)
         object.__setattr__(self, "rotary_dim", rotary_dim)
         object.__setattr__(self, "base", base)
+        if self.axes is not None:
+            self._check_axes(rotary_dim)
+
+    def _check_axes(self, rotary_dim):
+        from numrope.axes import AxisMap
+
+        if not isinstance(self.axes, AxisMap):
+            raise TypeError(
+                f"axes must be a numrope.axes.AxisMap (e.g. numrope.axes.sectioned([16, 24, 24])) or None, "
+                f"got {type(self.axes).__name__}"
+            )
+        n_pairs = rotary_dim // 2
+        if len(self.axes) != n_pairs:
+            raise ValueError(
+                f"axes must have one entry per rotating pair, rotary_dim // 2 = {n_pairs}, got {len(self.axes)}"
+            )
+        if max(self.axes.freq) >= n_pairs:
+            raise ValueError(
+                f"axes uses frequency {max(self.axes.freq)}, but rotary_dim {rotary_dim} has {n_pairs} "
+                f"(0 .. {n_pairs - 1})"
+            )
 
     @property
     def n_pairs(self) -> int:
         """Number of rotating feature pairs, ``rotary_dim // 2``."""
         return self.rotary_dim // 2
+
+    @property
+    def n_axes(self) -> int:
+        """The number of coordinates of each position: 1 for plain RoPE, ``axes.n_axes`` for multi-axis RoPE."""
+        return 1 if self.axes is None else self.axes.n_axes
 
     def pair_indices(self) -> tuple[np.ndarray, np.ndarray]:
         """The feature indices ``(j0, j1)`` of each rotating pair, as two int arrays of length ``n_pairs``.
@@ -141,7 +175,8 @@ class RopeConfig:
         -------
         numpy.ndarray
             float64 array of shape ``(rotary_dim // 2,)``. For plain RoPE
-            ``theta_i = base ** (-2 i / rotary_dim)``; a scaling variant transforms these.
+            ``theta_i = base ** (-2 i / rotary_dim)``; a scaling variant transforms these. With
+            ``axes``, pair ``i`` has the frequency ``theta[axes.freq[i]]``.
             A fresh, writable array on every call.
 
         Notes
@@ -157,8 +192,7 @@ class RopeConfig:
         """As :meth:`inv_freq`, but a read-only array that may be shared between calls (no copy)."""
         if self.scaling is None or not self.scaling.depends_on_seq_len:
             return self._static_inv_freq
-        inv_freq = np.asarray(self.scaling.inv_freq(self._unscaled_inv_freq, self, seq_len), dtype=np.float64)
-        inv_freq.flags.writeable = False
+        inv_freq = self._per_pair(self.scaling.inv_freq(self._unscaled_inv_freq, self, seq_len))
         return inv_freq
 
     @classmethod
@@ -238,7 +272,13 @@ class RopeConfig:
     @functools.cached_property
     def _static_inv_freq(self) -> np.ndarray:
         if self.scaling is None:
-            return self._unscaled_inv_freq
-        inv_freq = np.asarray(self.scaling.inv_freq(self._unscaled_inv_freq, self, None), dtype=np.float64)
+            return self._unscaled_inv_freq if self.axes is None else self._per_pair(self._unscaled_inv_freq)
+        return self._per_pair(self.scaling.inv_freq(self._unscaled_inv_freq, self, None))
+
+    def _per_pair(self, inv_freq) -> np.ndarray:
+        """The frequency of each pair, read-only: ``inv_freq`` through the axis map's frequency indices."""
+        inv_freq = np.asarray(inv_freq, dtype=np.float64)
+        if self.axes is not None:
+            inv_freq = inv_freq[self.axes.freq_index]
         inv_freq.flags.writeable = False
         return inv_freq
