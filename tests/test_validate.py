@@ -385,3 +385,19 @@ def test_far_positions_are_noted_where_float32_angles_carry_no_information(rng):
     assert f"from position {start.min():,.0f} on" in str(report)
     near = compare(emulate.apply_rope(x, FAR_CFG), x, FAR_CFG, float32_angles=True)
     assert "angle_limit" not in [n.kind for n in near.notes]
+
+
+def test_empty_inputs_have_a_readable_report():
+    empty = np.zeros((1, 0, 2, 16), np.float32)
+    report = compare(empty, empty, FAR_CFG)
+    assert report.ok and report.n_outside == 0  # nothing outside, as numpy.testing says of empty arrays
+    assert str(report) == "RoPE: nothing to compare, shape (1, 0, 2, 16) holds no elements"
+    assert json.loads(json.dumps(report.to_dict()))["worst"] == {}
+    assert "queries: nothing to compare" in str(compare_qk(empty, empty, empty, empty, FAR_CFG))
+
+
+def test_an_int_offset_beyond_int64_is_a_value_error(rng):
+    x = make_x(rng, "float32", (1, 8, 2, 16))
+    for offset in (2**63 - 1, -(2**63) - 1):
+        with pytest.raises(ValueError, match=r"2\*\*63"):
+            compare(x, x, FAR_CFG, offset)

@@ -1,8 +1,11 @@
 """``numrope validate``: exit codes 0 / 1 / 2, the JSON object, .npy and .npz inputs, --config."""
 
+import io
 import json
+import os
 import subprocess
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -147,3 +150,157 @@ def test_console_entry_point(files):
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["diagnosis"][0]["kind"] == "offset"
+
+
+# -- every user error: exit 2, one line on stderr ------------------------------------------------
+
+
+def one_line_error(code, out, err):
+    assert code == 2, (out, err)
+    assert out == "" and err.count("\n") == 1 and err.startswith("numrope validate: error: "), err
+    assert "Traceback" not in err
+    return err
+
+
+def test_npz_member_that_is_not_an_array_exits_2(capsys, files, tmp_path):
+    with zipfile.ZipFile(tmp_path / "junk.npz", "w") as z:
+        z.writestr("x", b"abc")  # np.load reads such a member back as bytes
+    base = ("--actual", files["good"], "--head-dim", 64, "--base", 5e5)
+    err = one_line_error(*run(capsys, "--x", tmp_path / "junk.npz", *base))
+    assert "holds no .npy arrays" in err and "['x']" in err
+    err = one_line_error(*run(capsys, "--x", f"{tmp_path / 'junk.npz'}:x", *base))
+    assert "is not a .npy array" in err
+
+
+def _claiming(path, shape, payload=b"\0" * 100):
+    """A .npy file whose header claims ``shape`` (float32) but that holds only ``payload``."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    path.write_bytes(buf.getvalue() + payload)
+    return path
+
+
+def test_header_claiming_more_than_the_file_exits_2_before_reading(capsys, files, tmp_path):
+    huge = _claiming(tmp_path / "huge.npy", (1000, 1000, 1000, 80))  # 298 GiB
+    base = ("--actual", files["good"], "--head-dim", 64)
+    err = one_line_error(*run(capsys, "--x", huge, *base))
+    assert "(1000, 1000, 1000, 80)" in err and "298 GiB" in err and "100 bytes" in err
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("x.npy", huge.read_bytes())
+    err = one_line_error(*run(capsys, "--x", tmp_path / "huge.npz", *base))
+    assert "298 GiB" in err
+    # one element short is caught too: nothing reads past the end of the data
+    short = _claiming(tmp_path / "short.npy", (1, 40, 4, 64), b"\0" * (4 * 40 * 4 * 64 - 4))
+    assert "640 KiB" not in one_line_error(*run(capsys, "--x", short, *base))
+
+
+def test_npy_files_are_memory_mapped(files, monkeypatch):
+    """np.load with mmap_mode='r': an array file is read as the comparison needs it, not all up front."""
+    from numrope.cli import validate
+
+    seen = []
+    real = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: seen.append(k.get("mmap_mode")) or real(*a, **k))
+    assert isinstance(validate.load_array(str(files["x"]), "x"), np.memmap)
+    assert seen == ["r"]
+
+
+def test_empty_arrays_exit_2(capsys, tmp_path):
+    empty = tmp_path / "empty.npy"
+    np.save(empty, np.zeros((1, 0, 4, 64), np.float32))
+    err = one_line_error(*run(capsys, "--x", empty, "--actual", empty, "--head-dim", 64))
+    assert "holds no elements" in err and "(1, 0, 4, 64)" in err
+
+
+@pytest.mark.parametrize("offset", [2**63 - 1, -(2**63) - 1])
+def test_offsets_beyond_int64_exit_2(capsys, files, offset):
+    err = one_line_error(
+        *run(capsys, "--x", files["x"], "--actual", files["good"], "--head-dim", 64, "--offset", offset)
+    )
+    assert "2**63" in err
+
+
+LLAMA = {"model_type": "llama", "hidden_size": 256, "num_attention_heads": 4, "max_position_embeddings": 8}
+BROKEN_CONFIGS = {
+    "400-digit rope_theta": (
+        '{"rope_theta": ' + "9" * 400 + ', "hidden_size": 256, "num_attention_heads": 4}',
+        "rope_theta",
+    ),
+    "NTK factor 1e300": (
+        json.dumps({**LLAMA, "rope_theta": 10000.0, "rope_scaling": {"rope_type": "dynamic", "factor": 1e300}}),
+        "DynamicNTK",
+    ),
+    "YaRN with rope_theta 1": (
+        json.dumps(
+            {
+                **LLAMA,
+                "rope_theta": 1,
+                "rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8},
+            }
+        ),
+        "rope_theta",
+    ),
+    "deeply nested JSON": ('{"rope_theta": 10000, "a": ' + "[" * 100000 + "]" * 100000 + "}", "nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_CONFIGS)
+def test_configs_that_break_numbers_exit_2(capsys, files, tmp_path, name):
+    text, says = BROKEN_CONFIGS[name]
+    (tmp_path / "config.json").write_text(text)
+    args = ("--x", files["x"], "--actual", files["good"], "--config", tmp_path / "config.json")
+    err = one_line_error(*run(capsys, *args))
+    assert "config.json" in err and says in err, err
+
+
+def test_usage_errors_are_one_line(capsys):
+    for argv in (["validate", "--x", "a.npy"], ["validate", "--x", "a", "--actual", "b", "--head-dim", "x"], []):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        out, err = capsys.readouterr()
+        assert exc.value.code == 2 and out == "" and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command", ["validate", "demo"])
+def test_a_closed_pipe_stops_quietly_with_141(files, command):
+    """numrope demo | head -1: the reader is gone before the output is written; no traceback, status 141."""
+    argv = ["demo", "--head-dim", "16"]
+    if command == "validate":
+        argv = ["validate", "--x", str(files["x"]), "--actual", str(files["good"]), "--head-dim", "64"]
+    read, write = os.pipe()
+    os.close(read)  # every write to the pipe fails with EPIPE
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "numrope", *argv], stdout=write, stderr=subprocess.PIPE, check=False
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == 141, proc.stderr
+    assert proc.stderr == b"", proc.stderr.decode()
+
+
+# -- queries and keys -------------------------------------------------------------------------------
+
+
+def test_q_and_k_swapped_is_named_from_the_terminal(capsys, tmp_path, rng):
+    q = rng.standard_normal((1, 40, 4, 64)).astype(np.float32)
+    k = rng.standard_normal((1, 40, 2, 64)).astype(np.float32)  # grouped-query: fewer key heads
+    k4 = rng.standard_normal((1, 40, 4, 64)).astype(np.float32)
+    for name, a in {"q": q, "k": k, "k4": k4}.items():
+        np.save(tmp_path / f"{name}.npy", a)
+        np.save(tmp_path / f"{name}_rot.npy", emulate.apply_rope(a, CFG, angles="float64"))
+    p = {n: tmp_path / f"{n}.npy" for n in ("q", "k", "k4", "q_rot", "k_rot", "k4_rot")}
+    base = ("--head-dim", 64, "--base", 5e5)
+    code, out, err = run(capsys, "--x", p["q"], "--actual", p["q_rot"], "--k", p["k"], "--actual-k", p["k_rot"], *base)
+    assert code == 0 and err == "" and "queries: match" in out and "keys: match" in out
+    args = ("--x", p["q"], "--actual", p["k4_rot"], "--k", p["k4"], "--actual-k", p["q_rot"], *base)
+    code, out, _ = run(capsys, *args)
+    assert code == 1 and "- swapped: q and k are swapped" in out, out
+    code, out, _ = run(capsys, *args, "--json")
+    assert code == 1 and [f["kind"] for f in json.loads(out)["diagnosis"]] == ["swapped"]
+    err = one_line_error(*run(capsys, "--x", p["q"], "--actual", p["q_rot"], "--k", p["k"], *base))
+    assert "--k and --actual-k together" in err
+    err = one_line_error(
+        *run(capsys, "--x", p["q"], "--actual", p["q_rot"], "--k", p["k"], "--actual-k", p["q_rot"], *base)
+    )
+    assert "shapes disagree: --k has shape (1, 40, 2, 64), --actual-k has shape (1, 40, 4, 64)" in err

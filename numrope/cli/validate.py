@@ -1,24 +1,34 @@
 """``numrope validate``: check a saved RoPE output against numrope and name the likely mistake.
 
-Exit status 0 when the output matches, 1 when it does not, 2 when a file is missing or
-unreadable or the arrays' shapes disagree (a one-line error).
+Exit status 0 when the output matches, 1 when it does not, 2 for a user error: a missing,
+unreadable or empty array file, arrays whose shapes disagree, a configuration that cannot be
+read or evaluated (one line on stderr, or one JSON object with ``--json``), never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import zipfile
 
 import numpy as np
 
-_EPILOG = """\
-arrays: .npy files, or .npz archives: PATH.npz:NAME picks an array; a bare PATH.npz picks the
-array named after the option (x, actual, positions) or the archive's only array.
-exit status: 0 match, 1 mismatch, 2 missing or unreadable file, or arrays whose shapes disagree.
+from numrope.cli._common import one_line_errors
+
+_EPILOG = """arrays: .npy files, or .npz archives: PATH.npz:NAME picks an array; a bare PATH.npz picks the
+array named after the option (x, actual, positions, k, actual_k) or the archive's only array.
+queries and keys: --x and --actual are the queries, --k and --actual-k the keys; the report
+then also says whether q and k were swapped.
+exit status: 0 match, 1 mismatch, 2 user error (missing, unreadable or empty file, shapes that
+disagree, a configuration that cannot be read or evaluated).
 example: numrope validate --x q.npy --actual q_rot.npy --head-dim 128 --base 500000
 """
+
+#: What a configuration read from a file can raise once it reaches numrope (a 400-digit
+#: rope_theta, a factor of 1e300, JSON nested deeper than Python's recursion limit).
+CONFIG_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError, NotImplementedError)
 
 
 class InputError(Exception):
@@ -29,12 +39,15 @@ def add_parser(sub):
     p = sub.add_parser(
         "validate",
         help="check a saved RoPE output against numrope and name the likely mistake",
-        description=__doc__.split("\n")[0].strip("`"),
+        description=__doc__.split("\n")[0].replace("``", ""),
         epilog=_EPILOG,
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )
+    one_line_errors(p)
     p.add_argument("--x", required=True, metavar="PATH", help="the input that was rotated (.npy or .npz)")
     p.add_argument("--actual", required=True, metavar="PATH", help="the rotated output to check (.npy or .npz)")
+    p.add_argument("--k", metavar="PATH", help="keys that were rotated with --x as the queries (with --actual-k)")
+    p.add_argument("--actual-k", metavar="PATH", help="the rotated keys to check (with --k)")
     p.add_argument("--positions", metavar="PATH", help="positions (.npy or .npz); default 0 .. seq_len-1")
     p.add_argument("--offset", type=int, help="positions start at this value (instead of --positions)")
     source = p.add_mutually_exclusive_group(required=True)
@@ -53,8 +66,82 @@ def add_parser(sub):
     return p
 
 
+def _npy_header(f, available: int, label: str):
+    """Read a .npy header from ``f``; check that the data it announces fits in ``available`` bytes."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)  # 3.0 differs in text only
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise InputError(f"{label}: cannot read it as a .npy array ({_one_line(exc)})") from exc
+    if dtype.hasobject:
+        raise InputError(f"{label}: holds Python objects (dtype {dtype}), not numbers")
+    need = math.prod(shape) * dtype.itemsize
+    have = available - f.tell()
+    if need > have:
+        raise InputError(
+            f"{label}: its header claims shape {shape} of {dtype} ({_size(need)}), but the file holds "
+            f"{_size(max(have, 0))} of data"
+        )
+    return shape
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,} bytes" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError  # pragma: no cover
+
+
+def _load_npy(path: str) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            shape = _npy_header(f, os.path.getsize(path), path)
+        # memory-mapped: only what the comparison reads is read (an empty array cannot be mapped)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if math.prod(shape) else None)
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: cannot read it as a .npy file ({_one_line(exc)})") from exc
+
+
+def _load_npz(path: str, name: str | None, default_name: str) -> np.ndarray:
+    try:
+        with zipfile.ZipFile(path) as z:
+            members = {info.filename: info for info in z.infolist()}
+            arrays = [m[: -len(".npy")] for m in members if m.endswith(".npy")]
+            if name is None:
+                if default_name in arrays:
+                    name = default_name
+                elif len(arrays) == 1:
+                    name = arrays[0]
+                elif not arrays:
+                    raise InputError(
+                        f"{path}: holds no .npy arrays (its members: {list(members)[:5]}; an .npz archive "
+                        "holds NAME.npy members)"
+                    )
+                else:
+                    raise InputError(f"{path}: pick one of its arrays {arrays} with {path}:NAME")
+            if name + ".npy" not in members:
+                if name in members:
+                    raise InputError(f"{path}:{name}: is not a .npy array (an .npz archive holds NAME.npy members)")
+                raise InputError(f"{path}: no array named {name!r} (it holds {arrays})")
+            info = members[name + ".npy"]
+            with z.open(info) as f:
+                _npy_header(f, info.file_size, f"{path}:{name}")
+            with z.open(info) as f:
+                return np.lib.format.read_array(f, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+        raise InputError(f"{path}: cannot read it as a .npz file ({_one_line(exc)})") from exc
+
+
 def load_array(spec: str, default_name: str) -> np.ndarray:
-    """The array named by ``spec``: PATH.npy, PATH.npz or PATH.npz:NAME. Raises InputError."""
+    """The array named by ``spec``: PATH.npy, PATH.npz or PATH.npz:NAME. Raises InputError.
+
+    The header is checked against the file's size before any data is read, and a .npy file is
+    memory-mapped, so a file that claims a huge shape costs nothing.
+    """
     path, name = spec, None
     if not os.path.exists(spec) and ":" in spec:
         path, name = spec.rsplit(":", 1)
@@ -62,83 +149,151 @@ def load_array(spec: str, default_name: str) -> np.ndarray:
         raise InputError(f"{spec}: no such file")
     if os.path.isdir(path):
         raise InputError(f"{path}: is a directory, not an array file")
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: cannot read it as a .npy or .npz file ({_one_line(exc)})") from exc
-    if isinstance(data, np.ndarray):
-        if name is not None:
-            raise InputError(f"{path}: a .npy file holds one array; drop ':{name}'")
-        return data
-    with data:
-        names = list(data.files)
-        if name is None:
-            if default_name in names:
-                name = default_name
-            elif len(names) == 1:
-                name = names[0]
-            else:
-                raise InputError(f"{path}: pick one of its arrays {names} with {path}:NAME")
-        if name not in names:
-            raise InputError(f"{path}: no array named {name!r} (it holds {names})")
-        try:
-            return data[name]
-        except (OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{path}:{name}: cannot read it ({_one_line(exc)})") from exc
+    if zipfile.is_zipfile(path):
+        return _load_npz(path, name, default_name)
+    if name is not None:
+        raise InputError(f"{path}: a .npy file holds one array; drop ':{name}'")
+    return _load_npy(path)
 
 
 def _one_line(exc) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _named(exc) -> str:
+    """The exception in one line, with its type where the message alone does not say what went wrong."""
+    if isinstance(exc, (ValueError, TypeError)):
+        return _one_line(exc)
+    return f"{type(exc).__name__}: {_one_line(exc)}" if str(exc) else type(exc).__name__
+
+
+def _unrepresentable(node, path=""):
+    """(key, description) of each number in parsed JSON that no float64 holds."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _unrepresentable(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _unrepresentable(value, f"{path}[{i}]")
+    elif isinstance(node, bool):
+        return
+    elif isinstance(node, int) and abs(node) >= 2**1024:
+        yield path, f"an integer of {int(node.bit_length() * math.log10(2)) + 1} digits"
+    elif isinstance(node, float) and not math.isfinite(node):
+        yield path, repr(node)
+
+
+def _config_key_problem(path: str) -> str | None:
+    """For an overflow while reading a config: which keys hold numbers beyond float64, where the file says."""
+    if os.path.isdir(path):
+        path = os.path.join(path, "config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            found = list(_unrepresentable(json.load(f)))
+    except (OSError, ValueError, RecursionError):
+        return None
+    if not found:
+        return None
+    return "; ".join(f"{key} is {what}, beyond float64" for key, what in found[:3])
+
+
 def _config(args):
     import numrope
 
     if args.config is not None:
-        from_hf = getattr(numrope.RopeConfig, "from_hf", None)
-        if from_hf is None:  # pragma: no cover - numrope.models.hf ships with numrope
-            raise InputError("--config needs RopeConfig.from_hf, which this numrope does not have")
         if not os.path.exists(args.config):
             raise InputError(f"{args.config}: no such file")
         try:
-            return from_hf(args.config, layer_type=args.layer_type)
+            cfg = numrope.RopeConfig.from_hf(args.config, layer_type=args.layer_type)
+        except RecursionError as exc:
+            raise InputError(
+                f"{args.config}: nested too deeply to read (deeper than Python's recursion limit)"
+            ) from exc
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(f"{args.config}: cannot read it as a config.json ({_one_line(exc)})") from exc
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{args.config}: {_one_line(exc)}") from exc
+        except CONFIG_ERRORS as exc:
+            if isinstance(exc, ArithmeticError):
+                problem = _config_key_problem(args.config) or (
+                    f"its rope parameters (rope_theta, rope_scaling) cannot be evaluated ({_named(exc)})"
+                )
+            else:
+                problem = _named(exc)
+            raise InputError(f"{args.config}: {problem}") from exc
+        _evaluate(cfg, args.config)
+        return cfg
     try:
-        return numrope.RopeConfig(
-            head_dim=args.head_dim, base=args.base, rotary_dim=args.rotary_dim, layout=args.layout
+        cfg = numrope.RopeConfig(head_dim=args.head_dim, base=args.base, rotary_dim=args.rotary_dim, layout=args.layout)
+    except CONFIG_ERRORS as exc:
+        raise InputError(f"bad configuration: {_named(exc)}") from exc
+    _evaluate(cfg, "bad configuration")
+    return cfg
+
+
+def _evaluate(cfg, label):
+    """Compute the frequencies and the attention scaling now, so that a configuration that cannot be evaluated
+    is reported as such (YaRN with rope_theta 1 divides by zero) and not as a failure of the comparison."""
+    try:
+        inv_freq, scaling = cfg.inv_freq(), cfg.attention_scaling
+    except CONFIG_ERRORS as exc:
+        raise InputError(f"{label}: {_describe(cfg)}: cannot compute its frequencies ({_named(exc)})") from exc
+    if not (np.isfinite(inv_freq).all() and math.isfinite(scaling) and scaling > 0):
+        raise InputError(
+            f"{label}: {_describe(cfg)}: its frequencies or attention scaling are not finite "
+            f"(inv_freq from {inv_freq.min():.3g} to {inv_freq.max():.3g}, attention scaling {scaling:.3g})"
         )
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"bad configuration: {_one_line(exc)}") from exc
+
+
+def _describe(cfg) -> str:
+    text = f"rope_theta={cfg.base:g}"
+    if cfg.scaling is not None:
+        text += f" with {type(cfg.scaling).__name__} scaling"
+    return text
+
+
+def _load_pair(args, x_opt, actual_opt, x_name, actual_name):
+    x = load_array(getattr(args, x_opt), x_name)
+    actual = load_array(getattr(args, actual_opt), actual_name)
+    for option, a in ((x_opt, x), (actual_opt, actual)):
+        if a.size == 0:
+            raise InputError(
+                f"--{option.replace('_', '-')} {getattr(args, option)}: holds no elements (shape {a.shape})"
+            )
+    if x.shape != actual.shape:
+        raise InputError(
+            f"shapes disagree: --{x_opt.replace('_', '-')} has shape {x.shape}, "
+            f"--{actual_opt.replace('_', '-')} has shape {actual.shape}"
+        )
+    return x, actual
 
 
 def _compare(args):
-    from numrope.validation import compare
+    from numrope.validation import compare, compare_qk
 
-    x = load_array(args.x, "x")
-    actual = load_array(args.actual, "actual")
-    if x.shape != actual.shape:
-        raise InputError(f"shapes disagree: --x has shape {x.shape}, --actual has shape {actual.shape}")
+    if (args.k is None) != (args.actual_k is None):
+        raise InputError("give --k and --actual-k together (the keys and the rotated keys)")
     if args.positions is not None and args.offset is not None:
         raise InputError("give --positions or --offset, not both")
+    x, actual = _load_pair(args, "x", "actual", "x", "actual")
+    pair = _load_pair(args, "k", "actual_k", "k", "actual_k") if args.k is not None else None
     positions = load_array(args.positions, "positions") if args.positions is not None else args.offset
     cfg = _config(args)
+    kw = {
+        "seq_axis": args.seq_axis,
+        "rtol": args.rtol,
+        "atol": args.atol,
+        "float32_angles": not args.strict,
+        "inverse": args.inverse,
+    }
     try:
-        return compare(
-            actual,
-            x,
-            cfg,
-            positions,
-            seq_axis=args.seq_axis,
-            rtol=args.rtol,
-            atol=args.atol,
-            float32_angles=not args.strict,
-            inverse=args.inverse,
-        )
+        if pair is None:
+            return compare(actual, x, cfg, positions, **kw)
+        k, actual_k = pair
+        return compare_qk(actual, actual_k, x, k, cfg, positions, **kw)
     except (TypeError, ValueError, IndexError) as exc:
         raise InputError(_one_line(exc)) from exc
+    except CONFIG_ERRORS as exc:  # a variant that depends on the sequence length, evaluated at these positions
+        label = args.config if args.config is not None else "bad configuration"
+        raise InputError(f"{label}: {_describe(cfg)}: cannot compute its frequencies here ({_named(exc)})") from exc
 
 
 def run(args) -> int:

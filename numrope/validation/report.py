@@ -134,6 +134,8 @@ class RopeReport:
 
     def _lines(self, title="RoPE"):
         size = math.prod(self.shape)
+        if size == 0:
+            return [f"{title.rstrip(':')}: nothing to compare, shape {tuple(self.shape)} holds no elements"]
         if self.ok:
             head = f"{title} match: all {size:,} elements within tolerance"
         else:
