@@ -122,6 +122,7 @@ class NumropeCli(SphinxDirective):
         top += nodes.paragraph(text=parser.description or "")
         top += nodes.literal_block(text=_usage(parser))
         top += _option_list(parser)
+        top += _epilog(parser)
         sections = [top]
         for name, sub, summary in _subcommands(parser):
             section = self._section(f"numrope {name}", name)
