@@ -1,0 +1,204 @@
+"""What every adapter shares: the interface, the refusal, and the plumbing that moves arrays in and out.
+
+An adapter runs one framework's own RoPE code on NumPy inputs. It computes nothing of RoPE
+itself: frequencies, angles and rotations all come from the framework. What an adapter may do is
+plumbing, declared in its metadata so that every report can say so:
+
+* ``"slice"`` (partial rotary): the framework always rotates the whole feature axis, so it is given
+  the rotary part ``x[..., :rotary_dim]`` and the rest is put back unchanged;
+* ``"perm"`` (pair layout): the framework pairs features another way, so the rotary features are
+  permuted so that the model's pairs land on the framework's pairs, and permuted back afterwards.
+  RoPE rotates each pair on its own, so this is exact.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+from typing import ClassVar
+
+import numpy as np
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class Unsupported(Exception):
+    """The framework cannot express this model's RoPE, or this precision: the row is not measured."""
+
+
+class Adapter:
+    """One framework's RoPE, run from NumPy. Subclasses set the metadata and implement setup and rotate.
+
+    Attributes
+    ----------
+    name : str
+        The key used by ``--framework`` and in reports.
+    label : str
+        The framework's name for people.
+    distribution : str
+        The pip distribution whose version is reported.
+    modules : tuple of str
+        Modules that must be importable for the adapter to run.
+    level : {"model", "parameters"}
+        ``"model"``: the framework reads the model's config.json itself (its model code builds the
+        RoPE). ``"parameters"``: the framework's RoPE layer or function is given numrope's reading of
+        the config (head size, base, rotary part, layout, scaling variant).
+    call : str
+        The framework call that does the work, for reports.
+    variants : tuple of str
+        The scaling variants (``rope_type``) it expresses; ``"default"`` is plain RoPE.
+    layouts : dict
+        ``{"half": how, "interleaved": how}`` with ``how`` ``"native"`` or ``"perm"``.
+    partial : str
+        ``"native"`` or ``"slice"``.
+    dtypes : tuple of str
+        The precisions it computes in.
+    max_position : int or None
+        The largest position it can hold (a table of every position up to it), if limited.
+    """
+
+    name = ""
+    label = ""
+    distribution = ""
+    modules: tuple = ()
+    level = "parameters"
+    call = ""
+    variants: tuple = ("default",)
+    layouts: ClassVar[dict] = {"half": "native", "interleaved": "native"}
+    partial = "native"
+    dtypes: tuple = DTYPES
+    max_position: int | None = None
+
+    def missing(self) -> str | None:
+        """Why the framework cannot be imported (one line), or None when it can."""
+        for module in self.modules:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                return f"{self.distribution} is not installed (no module {module!r})"
+        return None
+
+    def version(self) -> str:
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "unknown"
+
+    def describe(self) -> dict:
+        """The adapter's metadata as a JSON-able dict."""
+        return {
+            "name": self.name,
+            "label": self.label,
+            "level": self.level,
+            "call": self.call,
+            "variants": list(self.variants),
+            "layouts": dict(self.layouts),
+            "partial": self.partial,
+            "dtypes": list(self.dtypes),
+            "max_position": self.max_position,
+        }
+
+    def check(self, cfg) -> list:
+        """Refuse (Unsupported) what a parameter-level adapter cannot express; return its plumbing notes."""
+        rope_type = "default" if cfg.scaling is None else cfg.scaling.rope_type
+        if rope_type not in self.variants:
+            raise Unsupported(f"{self.label} has no {rope_type!r} scaling")
+        notes = []
+        if self.layouts[cfg.layout] == "perm":
+            notes.append(f"layout {cfg.layout}: perm")
+        if cfg.rotary_dim != cfg.head_dim and self.partial == "slice":
+            notes.append("partial rotary: slice")
+        return notes
+
+    def setup(self, model, cfg):
+        """Build the framework's RoPE for one model; returns the state :meth:`rotate` needs.
+
+        Raises Unsupported when the framework cannot express the model's RoPE.
+        """
+        raise NotImplementedError
+
+    def rotate(self, state, q, k, positions, dtype, offset=None):
+        """Rotate ``q`` and ``k`` (float32, ``(batch, seq, heads, head_dim)``) at ``positions`` (``(seq,)``).
+
+        The inputs hold values exact in ``dtype``; the framework computes in ``dtype``. ``offset``
+        is set for a decoding step (``positions == offset + arange(seq)``), where a framework with
+        a decoding path takes it. Returns the rotated arrays as float32 NumPy arrays.
+        """
+        raise NotImplementedError
+
+
+def pair_permutation(layout: str, native: str, rotary_dim: int) -> np.ndarray | None:
+    """Indices ``p`` such that ``x[..., p]`` puts the pairs of ``layout`` where ``native`` pairs features.
+
+    ``None`` when the layouts agree.
+
+    Examples
+    --------
+    >>> from numrope.conformance.adapters._base import pair_permutation
+    >>> pair_permutation("half", "interleaved", 6).tolist()  # pairs (0,3), (1,4), (2,5) -> (0,1), (2,3), (4,5)
+    [0, 3, 1, 4, 2, 5]
+    >>> pair_permutation("interleaved", "half", 6).tolist()  # pairs (0,1), (2,3), (4,5) -> (0,3), (1,4), (2,5)
+    [0, 2, 4, 1, 3, 5]
+    """
+    if layout == native:
+        return None
+    n = rotary_dim // 2
+    if layout == "half" and native == "interleaved":
+        return np.stack([np.arange(n), np.arange(n) + n], axis=-1).reshape(-1)
+    if layout == "interleaved" and native == "half":
+        return np.concatenate([np.arange(0, rotary_dim, 2), np.arange(1, rotary_dim, 2)])
+    raise ValueError(f"unknown layouts {layout!r}, {native!r}")
+
+
+class Plumbing:
+    """Moves a head between the model's layout and a framework's (slice and perm), and back."""
+
+    def __init__(self, cfg, native: str, partial: str):
+        self.cfg, self.partial = cfg, partial
+        self.perm = pair_permutation(cfg.layout, native, cfg.rotary_dim)
+        self.inverse = None if self.perm is None else np.argsort(self.perm)
+
+    def into(self, x: np.ndarray) -> np.ndarray:
+        """What the framework is given."""
+        rd = self.cfg.rotary_dim
+        rot = x[..., :rd] if self.perm is None else x[..., :rd][..., self.perm]
+        if self.partial == "slice" or rd == x.shape[-1]:
+            return np.ascontiguousarray(rot)
+        return np.ascontiguousarray(np.concatenate([rot, x[..., rd:]], axis=-1))
+
+    def out(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """The framework's output ``y`` back in the model's layout, with the pass-through features of ``x``."""
+        rd = self.cfg.rotary_dim
+        y = np.asarray(y, dtype=np.float32)
+        rot = y[..., :rd] if self.inverse is None else y[..., :rd][..., self.inverse]
+        rest = x[..., rd:] if self.partial == "slice" else y[..., rd:]
+        if rest.shape[-1] == 0:
+            return np.ascontiguousarray(rot)
+        return np.concatenate([rot, np.asarray(rest, dtype=np.float32)], axis=-1)
+
+
+def together(fn, q, k):
+    """``fn`` applied once to q and k stacked along the heads axis (the same positions): one call, not two."""
+    y = fn(np.concatenate([q, k], axis=2))
+    return y[:, :, : q.shape[2]], y[:, :, q.shape[2] :]
+
+
+def shared_offset(positions: np.ndarray) -> int | None:
+    """``o`` when ``positions == o + arange(len(positions))``, else None."""
+    positions = np.asarray(positions)
+    if positions.size == 0:
+        return None
+    o = int(positions[0])
+    return o if np.array_equal(positions, o + np.arange(positions.size)) else None
+
+
+def import_module(name: str):
+    """Import a framework module, turning an import failure into Unsupported (one line)."""
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:  # a broken install can raise anything at import time
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise Unsupported(f"cannot import {name}: {type(exc).__name__}: {first}") from None

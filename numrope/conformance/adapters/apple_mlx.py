@@ -1,0 +1,130 @@
+"""MLX: the fused ``mlx.core.fast.rope`` kernel, and the RoPE mlx-lm's model code builds from a config.json.
+
+mlx-lm is run at the model level: its model module for the config's ``model_type`` (the one
+``mlx_lm.load`` would pick) builds the model from the config, lazily (MLX evaluates nothing until
+asked, so no weight is ever computed), and the ``rope`` of one attention layer is called as the
+attention calls it, ``rope(x, offset=...)`` on ``(batch, heads, seq, head_dim)`` arrays. Config
+fields a model class requires but RoPE never reads (vocabulary size, MLP width, norm epsilon)
+get placeholder values where the catalogue's excerpt leaves them out.
+
+Arbitrary positions go through MLX's per-sequence offsets: each token is laid out as its own
+sequence of length 1 whose offset is its position; a decoding step uses the plain integer offset.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import numpy as np
+
+from numrope.conformance.adapters._base import Adapter, Unsupported, import_module, together
+
+
+def _mx_rotate(mx, fn, x, dtype, positions, offset):
+    """``fn(a, offset)`` on x laid out for MLX; back to a float32 ``(batch, seq, heads, head_dim)`` array."""
+    b, s, h, d = x.shape
+    if offset is not None:  # a decoding step: (batch, heads, seq, head_dim) with an int offset
+        a = mx.array(np.ascontiguousarray(x.transpose(0, 2, 1, 3))).astype(getattr(mx, dtype))
+        y = fn(a, offset)
+        return np.array(y.astype(mx.float32)).transpose(0, 2, 1, 3)
+    a = mx.array(np.ascontiguousarray(x.reshape(b * s, h, 1, d))).astype(getattr(mx, dtype))
+    pos = np.broadcast_to(np.asarray(positions, dtype=np.int32), (b, s)).reshape(-1)
+    y = fn(a, mx.array(pos))
+    return np.array(y.astype(mx.float32)).reshape(b, s, h, d)
+
+
+class Mlx(Adapter):
+    name = "mlx"
+    label = "MLX"
+    distribution = "mlx"
+    modules = ("mlx.core",)
+    call = "mlx.core.fast.rope(x, dims, traditional=, base=, scale=, offset=)"
+    variants = ("default", "linear")
+
+    def setup(self, model, cfg):
+        notes = self.check(cfg)
+        mx = import_module("mlx.core")
+        scale = 1.0 / cfg.scaling.factor if cfg.scaling is not None else 1.0
+        return {"mx": mx, "cfg": cfg, "scale": scale, "notes": notes}
+
+    def rotate(self, state, q, k, positions, dtype, offset=None):
+        mx, cfg = state["mx"], state["cfg"]
+
+        def fn(a, off):
+            return mx.fast.rope(
+                a,
+                cfg.rotary_dim,
+                traditional=cfg.layout == "interleaved",
+                base=cfg.base,
+                scale=state["scale"],
+                offset=off,
+            )
+
+        return together(lambda x: _mx_rotate(mx, fn, x, dtype, positions, offset), q, k)
+
+
+def _layer_number(path: str) -> int:
+    """The layer index in a module path such as ``model.layers.5.self_attn.rope`` (-1 for none)."""
+    match = re.search(r"\.(\d+)\.", path)
+    return int(match.group(1)) if match else -1
+
+
+def _placeholder(name: str):
+    return 1e-5 if name.endswith("eps") else 1
+
+
+def _build(utils, config):
+    """mlx-lm's model for ``config``, filling required fields RoPE does not read; raises Unsupported."""
+    config = copy.deepcopy(config)
+    try:
+        model_cls, args_cls = utils._get_classes(config)
+    except ValueError as exc:
+        raise Unsupported(f"mlx-lm: {exc}") from None
+    for _ in range(16):
+        try:
+            return model_cls(args_cls.from_dict(config))
+        except TypeError as exc:
+            names = re.findall(r"'(\w+)'", str(exc)) if "required" in str(exc) else []
+            targets = [config, config["text_config"]] if isinstance(config.get("text_config"), dict) else [config]
+            added = [(t, n) for t in targets for n in names if n not in t]
+            if not added:
+                raise Unsupported(f"mlx-lm cannot build {config.get('model_type')!r}: {exc}") from None
+            for target, name in added:
+                target[name] = _placeholder(name)
+    raise Unsupported(f"mlx-lm cannot build {config.get('model_type')!r}: too many required fields")
+
+
+class MlxLm(Adapter):
+    name = "mlx_lm"
+    label = "mlx-lm"
+    distribution = "mlx-lm"
+    modules = ("mlx.core", "mlx_lm")
+    level = "model"
+    call = "the model module's Attention.rope (mlx_lm.models.rope_utils.initialize_rope / nn.RoPE), rope(x, offset=)"
+    variants = ("default", "linear", "yarn", "longrope", "llama3")
+
+    def setup(self, model, cfg):
+        mx = import_module("mlx.core")
+        utils = import_module("mlx_lm.utils")
+        built = _build(utils, model.config)
+        ropes = [(name, module) for name, module in built.named_modules() if name.split(".")[-1] == "rope"]
+        if not ropes:
+            raise Unsupported(f"mlx-lm's {model.config.get('model_type')!r} model has no module named rope")
+        ropes.sort(key=lambda r: _layer_number(r[0]))
+        chosen = ropes[0]
+        if model.layer_index is not None:
+            matching = [r for r in ropes if _layer_number(r[0]) == model.layer_index]
+            if not matching:
+                raise Unsupported(f"mlx-lm's model has no rope in layer {model.layer_index}")
+            chosen = matching[0]
+        name, rope = chosen
+        return {"mx": mx, "rope": rope, "notes": [f"rope of {name} ({type(rope).__name__})"]}
+
+    def rotate(self, state, q, k, positions, dtype, offset=None):
+        mx, rope = state["mx"], state["rope"]
+
+        def fn(a, off):
+            return rope(a, offset=off)
+
+        return together(lambda x: _mx_rotate(mx, fn, x, dtype, positions, offset), q, k)
