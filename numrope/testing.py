@@ -28,6 +28,11 @@ def assert_rope_allclose(
 ):
     """Assert that ``actual`` is RoPE applied to ``x``, within the precision of ``actual``'s dtype.
 
+    By default the output is held to the exact rotation rounded to its dtype (float64 angles),
+    as :func:`numrope.validation.compare` holds it: the assertion passes exactly when
+    ``compare(...).ok``. ``float32_angles=True`` also accepts the error of angles formed in
+    float32 (Hugging Face transformers, vLLM, llama.cpp), which grows with the position.
+
     Parameters
     ----------
     actual : array_like
@@ -46,7 +51,8 @@ def assert_rope_allclose(
         ``rtol`` is relative to the norm of each element's pair.
     float32_angles : bool, default False
         Let the tolerance grow with position as angles formed in float32 require (Hugging Face
-        transformers, vLLM, llama.cpp).
+        transformers, vLLM, llama.cpp). Without it, such an output fails with a ``precision``
+        diagnosis that says so.
     inverse : bool, default False
         ``actual`` should be the inverse rotation.
     seq_len : int, optional

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import numrope
+from numrope.testing import assert_rope_allclose
 from numrope.validation import compare, compare_qk, emulate
 
 torch = pytest.importorskip("torch", reason="torch is not installed")
@@ -73,7 +74,7 @@ def transformers_rope(name):
 @pytest.mark.parametrize("name", CASES)
 def test_transformers_output_matches_within_its_precision(name):
     q, k, q_rot, k_rot, cfg = transformers_rope(name)
-    report = compare_qk(q_rot, k_rot, q, k, cfg, POSITIONS, seq_axis=-2)
+    report = compare_qk(q_rot, k_rot, q, k, cfg, POSITIONS, seq_axis=-2, float32_angles=True)
     assert report.ok, report
     assert report.diagnosis == ()
     # a deliberately wrong config is caught and named
@@ -109,3 +110,28 @@ def test_emulate_reproduces_transformers(name):
     assert np.abs(mine - theirs).max() <= 4 * eps * scale
     if dtype == "float32":
         assert np.abs(theirs - exact).max() > 1000 * eps * scale
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_compare_and_assert_rope_allclose_agree_on_transformers_output(name):
+    """One tolerance story: the same output passes both or fails both, by default and with float32 angles."""
+    q, _, q_rot, _, cfg = transformers_rope(name)
+    outcomes = {}
+    for float32_angles in (False, True):
+        kw = {"seq_axis": -2, "float32_angles": float32_angles}
+        ok = compare(q_rot, q, cfg, POSITIONS, **kw).ok
+        try:
+            assert_rope_allclose(q_rot, q, cfg, POSITIONS, **kw)
+            asserted = True
+        except AssertionError:
+            asserted = False
+        assert ok == asserted, (name, float32_angles)
+        outcomes[float32_angles] = ok
+    assert outcomes[True]  # transformers is right within float32 angles
+    if CASES[name][3] != "bfloat16":  # bfloat16's own rounding hides float32 angles up to here
+        assert not outcomes[False]  # and not within float64 angles, whichever function asks
+    # the defaults: both hold the output to float64 angles
+    assert compare(q_rot, q, cfg, POSITIONS, seq_axis=-2).ok == outcomes[False]
+    if not outcomes[False]:
+        with pytest.raises(AssertionError, match="precision"):
+            assert_rope_allclose(q_rot, q, cfg, POSITIONS, seq_axis=-2)

@@ -85,7 +85,7 @@ def test_numrope_and_float32_angle_outputs_match(rng, dtype, name):
         assert report.ok, report
         assert report.diagnosis == () and report.notes == ()
     framework = rotated(x, cfg, dtype, positions)
-    report = compare(framework, x, cfg, positions)
+    report = compare(framework, x, cfg, positions, float32_angles=True)
     assert report.ok, report
     assert report.diagnosis == ()
 
@@ -95,10 +95,10 @@ def test_float32_angles_are_precision_not_a_bug(rng):
     x = make_x(rng, "float32", (1, 256, 2, 128))
     positions = np.arange(256) * 512  # up to 130560
     framework = emulate.apply_rope(x, cfg, positions)
-    accepted = compare(framework, x, cfg, positions)
+    accepted = compare(framework, x, cfg, positions, float32_angles=True)
     assert accepted.ok and accepted.diagnosis == ()
     assert [f.kind for f in accepted.notes] == ["precision"]
-    strict = compare(framework, x, cfg, positions, float32_angles=False)
+    strict = compare(framework, x, cfg, positions)  # float64 angles: the default
     assert not strict.ok
     assert kinds(strict) == ["precision"]
     assert strict.diagnosis[0].details["angles"] == "float32"
@@ -232,11 +232,12 @@ def test_cos_sin_swapped(rng, dtype):
 def test_q_and_k_swapped(rng, dtype):
     cfg = CONFIGS["half"]
     q, k = make_x(rng, dtype), make_x(rng, dtype)
-    q_rot, k_rot = rotated(q, cfg, dtype), rotated(k, cfg, dtype)
-    assert compare_qk(q_rot, k_rot, q, k, cfg).ok
-    report = compare_qk(k_rot, q_rot, q, k, cfg)
-    assert not report.ok
-    assert [f.kind for f in report.diagnosis] == ["swapped"]
+    q_rot, k_rot = rotated(q, cfg, dtype), rotated(k, cfg, dtype)  # float32 angles
+    assert compare_qk(q_rot, k_rot, q, k, cfg, float32_angles=True).ok
+    for float32_angles in (True, False):  # the swap is named whichever the tolerance
+        report = compare_qk(k_rot, q_rot, q, k, cfg, float32_angles=float32_angles)
+        assert not report.ok
+        assert [f.kind for f in report.diagnosis] == ["swapped"]
 
 
 def test_compare_qk_grouped_query_names_the_broken_one(rng):

@@ -116,7 +116,7 @@ def test_config_json(capsys, files, tmp_path):
     assert code == 2 and "no such file" in err
 
 
-def test_strict_requires_float64_angles(capsys, tmp_path, rng):
+def test_float64_angles_by_default_and_float32_angles_on_request(capsys, tmp_path, rng):
     x = rng.standard_normal((1, 64, 2, 64)).astype(np.float32)
     positions = np.arange(64) * 2048
     np.save(tmp_path / "x.npy", x)
@@ -124,10 +124,14 @@ def test_strict_requires_float64_angles(capsys, tmp_path, rng):
     np.save(tmp_path / "hf.npy", emulate.apply_rope(x, CFG, positions))  # float32 angles, as transformers
     args = ("--x", tmp_path / "x.npy", "--actual", tmp_path / "hf.npy", "--positions", tmp_path / "p.npy")
     args += ("--head-dim", 64, "--base", 5e5, "--json")
-    code, out, _ = run(capsys, *args)
+    for strict in ((), ("--strict",)):  # --strict says the default out loud
+        code, out, _ = run(capsys, *args, *strict)
+        assert code == 1 and [f["kind"] for f in json.loads(out)["diagnosis"]] == ["precision"]
+    code, out, _ = run(capsys, *args, "--float32-angles")
     assert code == 0 and json.loads(out)["notes"][0]["kind"] == "precision"
-    code, out, _ = run(capsys, *args, "--strict")
-    assert code == 1 and [f["kind"] for f in json.loads(out)["diagnosis"]] == ["precision"]
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", *map(str, args), "--strict", "--float32-angles"])
+    assert exc.value.code == 2
 
 
 def test_usage_errors_exit_2(capsys, files):

@@ -21,6 +21,9 @@ _EPILOG = """arrays: .npy files, or .npz archives: PATH.npz:NAME picks an array;
 array named after the option (x, actual, positions, k, actual_k) or the archive's only array.
 queries and keys: --x and --actual are the queries, --k and --actual-k the keys; the report
 then also says whether q and k were swapped.
+tolerance: float64 angles by default (the output is held to its dtype's rounding of the exact
+rotation, as numrope.testing.assert_rope_allclose holds it); --float32-angles also accepts the
+error of angles formed in float32, as Hugging Face transformers, vLLM and llama.cpp form them.
 exit status: 0 match, 1 mismatch, 2 user error (missing, unreadable or empty file, shapes that
 disagree, a configuration that cannot be read or evaluated).
 example: numrope validate --x q.npy --actual q_rot.npy --head-dim 128 --base 500000
@@ -59,7 +62,13 @@ def add_parser(sub):
     p.add_argument("--rotary-dim", type=int, help="rotate only the first R features (default: all)")
     p.add_argument("--seq-axis", type=int, default=-3, help="sequence axis (default -3: batch, seq, heads, dim)")
     p.add_argument("--inverse", action="store_true", help="the output should be the inverse rotation")
-    p.add_argument("--strict", action="store_true", help="require float64 angles (float32-angle error is a mismatch)")
+    angles = p.add_mutually_exclusive_group()
+    angles.add_argument(
+        "--float32-angles",
+        action="store_true",
+        help="also accept the error of angles m*theta formed in float32, which grows with the position",
+    )
+    angles.add_argument("--strict", action="store_true", help="require float64 angles (the default)")
     p.add_argument("--rtol", type=float, help="relative tolerance (of each pair's norm) instead of the derived one")
     p.add_argument("--atol", type=float, help="absolute tolerance instead of the derived one")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
@@ -281,7 +290,7 @@ def _compare(args):
         "seq_axis": args.seq_axis,
         "rtol": args.rtol,
         "atol": args.atol,
-        "float32_angles": not args.strict,
+        "float32_angles": bool(args.float32_angles),
         "inverse": args.inverse,
     }
     try:

@@ -15,6 +15,7 @@ import dataclasses
 import numpy as np
 
 from numrope.validation import diagnose as _diagnose
+from numrope.validation import diagnose_axes as _diagnose_axes
 from numrope.validation.case import prepare, ulp
 from numrope.validation.report import Finding, QKReport, RopeReport, _config_text
 from numrope.validation.tolerance import _check_tolerance, default_atol, default_rtol, pair_norms, verdict_ratios
@@ -54,7 +55,8 @@ def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
         if (np.maximum(strict[2], strict[3]) > 1).any():
             notes.append(_diagnose.float32_note(case, err, norms))
     elif not ok and diagnose:
-        diagnosis = tuple(_diagnose.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
+        judge = _diagnose if case.coords is None else _diagnose_axes  # multi-axis: its own mistakes
+        diagnosis = tuple(judge.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
     if float32_angles and err.size:
         limit = _diagnose.angle_limit_note(case, cfg)
         if limit is not None:
@@ -132,12 +134,18 @@ def compare(
     seq_axis=-3,
     rtol=None,
     atol=None,
-    float32_angles=True,
+    float32_angles=False,
     inverse=False,
     seq_len=None,
     diagnose=True,
 ):
     """Compare another implementation's RoPE output with numrope's and say what is wrong.
+
+    By default the output is held to the exact rotation rounded to its dtype (float64 angles),
+    as :func:`numrope.testing.assert_rope_allclose` holds it: the two agree on every output.
+    ``float32_angles=True`` also accepts the error of angles formed in float32, as Hugging Face
+    transformers, vLLM and llama.cpp form them; without it, such an output is a mismatch
+    diagnosed as ``"precision"``.
 
     Parameters
     ----------
@@ -154,11 +162,12 @@ def compare(
         The sequence axis.
     rtol, atol : float, optional
         Override the derived tolerance (see :func:`numrope.testing.error_bound`).
-    float32_angles : bool, default True
-        Accept the error of angles formed in float32, which grows with position (as Hugging Face
-        transformers, vLLM and llama.cpp form them); an accepted result then carries a
-        ``"precision"`` note. ``False`` holds the output to float64 angles, and an error of that
-        kind is diagnosed as ``"precision"``.
+    float32_angles : bool, default False
+        ``False`` holds the output to float64 angles, and an error that only float32 angles
+        explain is diagnosed as ``"precision"``. ``True`` accepts the error of angles formed in
+        float32, which grows with position (as Hugging Face transformers, vLLM and llama.cpp form
+        them); an accepted result then carries a ``"precision"`` note, and an ``"angle_limit"``
+        note where positions reach the point beyond which float32 angles carry no information.
     inverse : bool, default False
         ``actual`` should be the inverse rotation.
     seq_len : int, optional
@@ -207,6 +216,8 @@ def compare(
 def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
     """Compare rotated queries and keys with numrope's; also detects q and k swapped.
 
+    The tolerance is :func:`compare`'s: float64 angles unless ``float32_angles=True``.
+
     Parameters
     ----------
     actual_q, actual_k : array_like
@@ -249,8 +260,10 @@ def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
         return QKReport(rq, rk, ())
     if diagnose:
         if rq.shape == rk.shape:  # the reports' shapes are those of q and k, checked
-            sq = compare(actual_q, k, cfg, positions, diagnose=False, **kwargs)
-            sk = compare(actual_k, q, cfg, positions, diagnose=False, **kwargs)
+            # judged as every hypothesis of the diagnosis is, with float32 angles allowed
+            swapped = {**kwargs, "float32_angles": True}
+            sq = compare(actual_q, k, cfg, positions, diagnose=False, **swapped)
+            sk = compare(actual_k, q, cfg, positions, diagnose=False, **swapped)
             if sq.ok and sk.ok:
                 finding = Finding(
                     "swapped",

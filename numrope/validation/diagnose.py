@@ -49,8 +49,10 @@ def sample(case, ratio, n_tokens=512, n_heads=8):
     else:
         heads = np.arange(H)
     pick = np.ix_(tokens, heads, np.arange(case.x.shape[2]))
+    coords = None if case.coords is None else case.coords[:, tokens]  # multi-axis coordinates
+    pos = case.pos[tokens]
     return dataclasses.replace(
-        case, actual=case.actual[pick], x=case.x[pick], expected=case.expected[pick], pos=case.pos[tokens]
+        case, actual=case.actual[pick], x=case.x[pick], expected=case.expected[pick], pos=pos, coords=coords
     )
 
 
@@ -347,7 +349,8 @@ def _precision(judge, cfg):
                 "precision",
                 f"not a bug in the rotation: the error grows with position (max relative error {early:.2g} at "
                 f"positions up to {p_early:g}, {late:.2g} from {p_late:g} on) within what angles formed in float32 "
-                "explain, as in Hugging Face transformers, vLLM and llama.cpp; float32_angles=True accepts it",
+                "explain, as in Hugging Face transformers, vLLM and llama.cpp; float32_angles=True "
+                "(numrope validate --float32-angles) accepts it",
                 angles="float32",
             )
         ]
