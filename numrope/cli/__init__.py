@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "validate": "numrope.cli.validate",
     "bench": "numrope.cli.bench",
     "verify": "numrope.cli.verify",
+    "conformance": "numrope.cli.conformance",
 }
 
 #: The exit status when stdout's reader has gone: 128 + SIGPIPE, as a shell reports a program killed by it.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+import typing
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from numrope.conformance import catalogue as _catalogue
 from numrope.conformance.adapters import DTYPES, Unsupported
 from numrope.conformance.measure import measure, segments
 
-__all__ = ["QUICK_MODELS", "run"]
+__all__ = ["QUICK_MODELS", "Plan", "plan", "run"]
 
 #: The models of ``quick=True``: one or two per scaling variant, pair layout and partial rotary.
 QUICK_MODELS = (
@@ -88,6 +89,32 @@ def _machine() -> dict:
     }
 
 
+class Plan(typing.NamedTuple):
+    """What a run covers: the adapters asked for, the models and the precisions."""
+
+    adapters: list
+    models: list
+    dtypes: list
+
+    @property
+    def installed(self) -> list:
+        """The adapters whose framework imports."""
+        return [a for a in self.adapters if a.missing() is None]
+
+
+def plan(frameworks=None, models=None, dtypes=None, *, quick=False) -> Plan:
+    """Check and resolve the choices of :func:`run` (ValueError for an unknown name) without running anything.
+
+    Examples
+    --------
+    >>> from numrope.conformance import plan
+    >>> p = plan(frameworks="transformers", models="llama-3", quick=True)
+    >>> [m.name for m in p.models], p.dtypes
+    (['llama-3.1-8b', 'llama-3.2-1b', 'llama-3.2-3b'], ['float32', 'bfloat16'])
+    """
+    return Plan(_choose_frameworks(frameworks), _choose_models(models, quick), _choose_dtypes(dtypes, quick))
+
+
 def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progress=None) -> dict:
     """Run each installed framework's own RoPE on each catalogue model and judge it against numrope.
 
@@ -132,9 +159,7 @@ def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progr
     >>> report["results"], [m["model"] for m in report["models"]]
     ([], ['llama-2-7b'])
     """
-    chosen = _choose_frameworks(frameworks)
-    chosen_models = _choose_models(models, quick)
-    chosen_dtypes = _choose_dtypes(dtypes, quick)
+    chosen, chosen_models, chosen_dtypes = plan(frameworks, models, dtypes, quick=quick)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     start = time.perf_counter()
@@ -165,19 +190,36 @@ def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progr
             results_for, skipped = _run_pair(adapter, model, cfg, chosen_dtypes, segs, int(seed))
             results.extend(results_for)
             not_measured.extend(skipped)
-    return {
-        "results": results,
-        "not_measured": not_measured,
-        "not_expressible": refused,
-        "frameworks": described,
-        "models": models_out,
-        "seed": int(seed),
-        "quick": bool(quick),
-        "dtypes": chosen_dtypes,
-        "machine": _machine(),
-        "versions": {a.name: a.version() for a in installed},
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    return _jsonable(
+        {
+            "results": results,
+            "not_measured": not_measured,
+            "not_expressible": refused,
+            "frameworks": described,
+            "models": models_out,
+            "seed": int(seed),
+            "quick": bool(quick),
+            "dtypes": chosen_dtypes,
+            "machine": _machine(),
+            "versions": {a.name: a.version() for a in installed},
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+    )
+
+
+def _jsonable(value):
+    """Plain JSON values: NumPy scalars as Python numbers, a non-finite error as the string "inf" or "nan"."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else str(float(value))
+    return value
 
 
 def _refusal(model, exc) -> dict:

@@ -8,6 +8,7 @@ does itself where it does any (Phi, GPT-J). Nothing is computed here.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 
@@ -23,6 +24,18 @@ CONVENTIONS = {
     "gptj": "gptj",  # apply_rotary_pos_emb(x[..., :rotary_dim], sin, cos), one tensor at a time
     "phi": "sliced",  # the attention passes q[..., :rotary_ndims] to apply_rotary_pos_emb
 }
+
+
+@contextlib.contextmanager
+def _quiet(transformers):
+    """transformers' advice about the config (e.g. to prefer ``factor`` over the context ratio) kept off stderr."""
+    logging = transformers.utils.logging
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
 
 
 def _family(model_type: str) -> str:
@@ -55,7 +68,8 @@ class Transformers(Adapter):
         import_module("torch")
         transformers = import_module("transformers")
         try:
-            config = transformers.AutoConfig.for_model(**copy.deepcopy(model.config))
+            with _quiet(transformers):
+                config = transformers.AutoConfig.for_model(**copy.deepcopy(model.config))
         except (ValueError, KeyError):
             raise Unsupported(
                 f"model type {model.config.get('model_type')!r} is not part of transformers {transformers.__version__} "
@@ -64,7 +78,8 @@ class Transformers(Adapter):
         text = config.get_text_config()
         family = _family(text.model_type)
         module = import_module(f"transformers.models.{family}.modeling_{family}")
-        rotary = _rotary_class(module, family)(text)
+        with _quiet(transformers):
+            rotary = _rotary_class(module, family)(text)
         convention = CONVENTIONS.get(family, "cos_sin")
         notes, half_out = [], False
         if family == "deepseek_v3" and getattr(text, "rope_interleave", False):

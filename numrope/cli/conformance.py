@@ -1,0 +1,111 @@
+"""``numrope conformance``: run other frameworks' own RoPE code on the RoPE of real models and judge it.
+
+Every installed framework with an adapter (Hugging Face transformers, mlx-lm, MLX, torchtune,
+rotary-embedding-torch, x-transformers, keras-hub on JAX, gemma, penzai, ggml) rotates seeded random
+queries and keys at positions spread over each catalogue model's whole context, in float32,
+bfloat16 and float16 where it computes in them; each output is judged against numrope's float64
+result with numrope's tolerance (float32 angles allowed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from numrope.cli._common import Progress, non_negative_int, one_line_errors, progress_option, wants_progress
+
+_EPILOG = """\
+exit status: 0 when every row measured conforms, 1 when one does not, 2 for a usage error (an
+unknown framework, model or precision, a framework asked for by name that is not installed, or
+--plot without matplotlib).
+examples:
+  numrope conformance --quick
+  numrope conformance --framework transformers --framework mlx_lm --model llama --json
+"""
+
+
+def add_parser(sub):
+    from numrope.conformance.adapters import DTYPES
+
+    p = sub.add_parser(
+        "conformance",
+        help="run other frameworks' own RoPE on the RoPE of real models and judge it against numrope",
+        description=__doc__.split("\n")[0].replace("``", ""),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    one_line_errors(p)
+    p.add_argument(
+        "--framework",
+        action="append",
+        metavar="NAME",
+        help="run only this framework (repeatable): transformers, mlx_lm, mlx, torchtune, rotary_embedding_torch, "
+        "x_transformers, keras_hub, gemma, penzai, ggml",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        metavar="PATTERN",
+        help="run only the models whose name or Hugging Face repository contains PATTERN (repeatable)",
+    )
+    p.add_argument("--dtype", action="append", choices=DTYPES, help="run only this precision (repeatable)")
+    p.add_argument("--quick", action="store_true", help="fewer models, precisions and positions (under a minute)")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random queries and keys (default 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--plot", metavar="FILE", help="also draw the error against position to an image (matplotlib)")
+    p.add_argument("--list", action="store_true", help="list the frameworks and models and exit")
+    progress_option(p)
+    return p
+
+
+def _fail(message) -> int:
+    print(f"numrope conformance: {message}", file=sys.stderr)
+    return 2
+
+
+def _listing(chosen) -> str:
+    lines = ["frameworks:"]
+    for a in chosen.adapters:
+        why = a.missing()
+        state = f"{a.version()}" if why is None else f"not installed ({why})"
+        lines.append(f"  {a.name:<24} {a.level:<10} {state}")
+    lines.append("models:")
+    lines += [f"  {m.name:<34} {m.hf_repo}" for m in chosen.models]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from numrope import conformance
+    from numrope.conformance.report import failures, format_report, plot
+
+    if args.plot:
+        # checked before anything runs: the plot is the last step
+        try:
+            import matplotlib.figure  # noqa: F401
+        except ImportError:
+            return _fail('--plot needs matplotlib: install it with `pip install "numrope[bench]"`')
+    try:
+        chosen = conformance.plan(args.framework, args.model, args.dtype, quick=args.quick)
+    except ValueError as exc:
+        return _fail(str(exc))
+    if args.list:
+        print(_listing(chosen))
+        return 0
+    if args.framework:
+        missing = [(a.name, a.missing()) for a in chosen.adapters if a.missing() is not None]
+        if missing:
+            return _fail(f"{missing[0][0]} cannot run: {missing[0][1]}")
+    total = len(chosen.models) * len(chosen.installed)
+    bar = Progress(max(total, 1), enabled=wants_progress(args) and total > 0)
+    try:
+        report = conformance.run(
+            args.framework, args.model, args.dtype, quick=args.quick, seed=args.seed, progress=bar.step
+        )
+    finally:
+        bar.close()
+    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if args.plot:
+        plot(report, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 1 if failures(report) else 0
