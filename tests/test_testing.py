@@ -113,7 +113,7 @@ def test_framework_output_passes_only_with_float32_angles(x, dtype):
 def test_failure_message_names_the_mistake(x):
     xf = x.astype(np.float32)
     wrong = numrope.apply_rope(xf, numrope.RopeConfig(head_dim=64, base=10000.0))
-    with pytest.raises(AssertionError, match=r"(?s)^layer 3\nRoPE mismatch.*worst element.*- base:"):
+    with pytest.raises(AssertionError, match=r"(?s)^layer 3\nRoPE mismatch.*furthest outside its bound.*- base:"):
         assert_rope_allclose(wrong, xf, CFG, err_msg="layer 3")
 
 

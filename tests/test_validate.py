@@ -290,7 +290,7 @@ def test_report_is_json_and_readable(rng):
     assert d["ok"] is False and d["diagnosis"][0]["kind"] == "base"
     assert {"max_abs_error", "max_rel_error", "max_ulp_error", "worst", "error_by_position"} <= set(d)
     text = str(report)
-    assert "mismatch" in text and "base=20000" in text and "worst element" in text
+    assert "mismatch" in text and "base=20000" in text and "furthest outside its bound" in text
     assert "diagnosis=[base]" in repr(report)
 
 
@@ -402,3 +402,103 @@ def test_an_int_offset_beyond_int64_is_a_value_error(rng):
     for offset in (2**63 - 1, -(2**63) - 1):
         with pytest.raises(ValueError, match=r"2\*\*63"):
             compare(x, x, FAR_CFG, offset)
+
+
+# -- the report says what each number is ---------------------------------------------------------
+
+
+def _verdict_ratio(actual, x, cfg, positions=None, **kw):
+    """Each element's distance to its bound, recomputed: error over error_bound, and the pair-norm error over
+    sqrt(2) (atol + rtol |pair|), as error_bound's Notes state (float32 output: rtol 8 u, atol 2 subnormals)."""
+    exact = reference.complex_form(np.asarray(x, np.float64), cfg, positions)
+    a = np.asarray(actual, np.float64)
+    element = np.abs(a - exact) / error_bound(x, cfg, positions, dtype="float32", **kw)
+    j0, j1 = cfg.pair_indices()
+    r = np.hypot(exact[..., j0], exact[..., j1])
+    pair = np.abs(np.hypot(a[..., j0], a[..., j1]) - r) / (np.sqrt(2) * (2 * 2.0**-149 + 8 * 2.0**-24 * r))
+    norm = np.zeros_like(element)
+    norm[..., j0], norm[..., j1] = pair, pair
+    return np.maximum(element, norm)
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_the_worst_element_is_worst_by_the_verdicts_measure(rng, broken):
+    cfg = CONFIGS["half"]
+    x = make_x(rng, "float32", (1, 40, 3, 64))
+    y = numrope.apply_rope(x, cfg)
+    if broken:
+        y[0, 7, 1, 5] *= np.float32(1 + 1e-5)  # about 80 ulps: outside
+    report = compare(y, x, cfg)
+    ratio = _verdict_ratio(y, x, cfg)
+    worst = np.unravel_index(np.argmax(ratio), ratio.shape)
+    assert report.worst["index"] == tuple(int(i) for i in worst)
+    assert report.worst["ratio"] == pytest.approx(ratio.max(), rel=1e-6)
+    assert report.ok is (not broken) and report.ok == (ratio.max() <= 1)
+    text = str(report)
+    if broken:
+        assert f"(the worst is {ratio.max():.3g} times its bound)" in text
+        assert f"furthest outside its bound: element {tuple(int(i) for i in worst)}" in text
+    else:
+        assert f"(the closest to its bound reaches {ratio.max():.2g} of it)" in text
+        assert f"closest to its bound: element {tuple(int(i) for i in worst)}" in text
+        # the largest absolute error is another element's, and the report says it is not the verdict's measure
+        assert (
+            np.abs(np.asarray(y, np.float64) - reference.complex_form(np.asarray(x, np.float64), cfg)).max()
+            > (report.worst["error"])
+        )
+    assert "largest errors over all elements, each also judged against its own bound:" in text
+    assert "max abs error" not in text
+
+
+def test_atol_is_printed_only_where_it_matters(rng):
+    cfg = CONFIGS["half"]
+    x = make_x(rng, "float32", (1, 8, 2, 64))
+    assert "atol" not in str(compare(numrope.apply_rope(x, cfg), x, cfg))
+    x[0, 3, 1, :] = 0  # a zero pair: its bound is atol alone
+    report = compare(numrope.apply_rope(x, cfg), x, cfg)
+    assert f"atol {2 * 2.0**-149:.3g} + |pair|" in str(report) and report.tolerance["atol_matters"]
+    assert "atol 0.001 + |pair|" in str(compare(numrope.apply_rope(x, cfg), x, cfg, atol=1e-3))  # given: shown
+
+
+@pytest.mark.parametrize(
+    ("shape", "seq_axis", "index", "where"),
+    [
+        ((1, 10, 3, 16), -3, (0, 7, 2, 5), "batch 0, position 7, head 2, feature 5 (pair 5)"),
+        ((2, 3, 10, 16), -2, (1, 2, 7, 5), "batch 1, position 7, head 2, feature 5 (pair 5)"),
+        ((10, 3, 16), -3, (7, 2, 5), "position 7, head 2, feature 5 (pair 5)"),
+        ((1, 10, 2, 3, 16), -4, (0, 7, 1, 2, 5), "batch 0, position 7, head (1, 2), feature 5 (pair 5)"),
+        ((10, 16), -2, (7, 13), "position 7, feature 13 (pair 5)"),
+    ],
+)
+def test_the_worst_element_is_located_readably(rng, shape, seq_axis, index, where):
+    cfg = numrope.RopeConfig(head_dim=16)
+    x = make_x(rng, "float64", shape)
+    y = reference.complex_form(x, cfg, seq_axis=seq_axis)
+    y[index] += 0.5
+    text = str(compare(y, x, cfg, seq_axis=seq_axis))
+    assert f"element {index}, {where}: actual" in text, text
+    assert "(2,)" not in text
+
+
+def test_the_positions_read_as_integers(rng):
+    x = make_x(rng, "float32", (1, 8, 1, 16))
+    positions = 2**26 + np.arange(8)
+    text = str(compare(numrope.apply_rope(x, FAR_CFG, positions), x, FAR_CFG, positions))
+    assert "position 67,108,86" in text and "67,108,864 .. 67,108,864" in text and "e+07" not in text
+
+
+def test_the_qk_report_keeps_each_side_s_notes(rng):
+    cfg = numrope.RopeConfig(head_dim=64, base=500000.0)
+    q, k = make_x(rng, "float32", (1, 32, 2, 64)), make_x(rng, "float32", (1, 32, 2, 64))
+    positions = np.arange(32) * 4000
+    report = compare_qk(
+        emulate.apply_rope(q, cfg, positions),
+        emulate.apply_rope(k, cfg, positions),
+        q,
+        k,
+        cfg,
+        positions,
+        float32_angles=True,
+    )
+    assert report.ok and [n.kind for n in report.q.notes] == ["precision"]
+    assert str(report).count("    - precision: within float32-angle precision") == 2

@@ -308,3 +308,10 @@ def test_q_and_k_swapped_is_named_from_the_terminal(capsys, tmp_path, rng):
         *run(capsys, "--x", p["q"], "--actual", p["q_rot"], "--k", p["k"], "--actual-k", p["q_rot"], *base)
     )
     assert "shapes disagree: --k has shape (1, 40, 2, 64), --actual-k has shape (1, 40, 4, 64)" in err
+
+
+def test_the_report_names_what_each_number_is(capsys, files):
+    code, out, _ = run(capsys, "--x", files["x"], "--actual", files["good"], "--head-dim", 64, "--base", 5e5)
+    assert code == 0
+    assert "closest to its bound: element (0, " in out and "largest errors over all elements" in out
+    assert "atol" not in out and "max abs error" not in out and ",)" not in out

@@ -14,6 +14,7 @@ import dataclasses
 
 import numpy as np
 
+from numrope._checks import heads_before_seq
 from numrope.validation import diagnose as _diagnose
 from numrope.validation import diagnose_axes as _diagnose_axes
 from numrope.validation.case import prepare, ulp
@@ -48,6 +49,7 @@ def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
         "rtol": float(bound_rtol(case.precision, rtol)),
         "atol": float(bound_atol(case.precision, atol)),
         "float32_angles": bool(float32_angles),
+        "atol_matters": atol is not None or bool((2 * bound_atol(case.precision, atol) >= bound).any()),
     }
     diagnosis, notes = (), []
     if ok and float32_angles and err.size:
@@ -101,10 +103,14 @@ def _worst(case, cfg, t, h, j, err, bound, element, norm):
     lead_index = np.unravel_index(t // seq, lead) if lead else ()
     head_index = np.unravel_index(h, heads) if heads else ()
     index = (*(int(i) for i in lead_index), int(t % seq), *(int(i) for i in head_index), int(j))
+    batch_index = tuple(int(i) for i in lead_index)
+    if not heads and heads_before_seq(len(case.shape), case.seq_axis):  # (*batch, heads, seq, head_dim)
+        batch_index, head_index = batch_index[:-1], batch_index[-1:]
     j0, j1 = cfg.pair_indices()
     pair = int(np.flatnonzero(j0 == j)[0]) if j in j0 else (int(np.flatnonzero(j1 == j)[0]) if j in j1 else None)
     out = {
         "index": index,
+        "batch": batch_index,
         "position": float(case.pos[t]),
         "head": tuple(int(i) for i in head_index),
         "feature": int(j),

@@ -62,21 +62,27 @@ class RopeReport:
     n_outside : int
         How many elements are outside their bound.
     max_abs_error : float
-        Largest ``|actual - expected|``.
+        Largest ``|actual - expected|`` over all elements; not the verdict's measure, which weighs
+        each element's error against its own bound (see ``worst``).
     max_rel_error : float
         Largest error relative to the norm of the element's pair (its magnitude before rounding
         errors could cancel it).
     max_ulp_error : float
         Largest error in ulps of ``precision`` at the pair's norm.
     worst : dict
-        The element furthest outside (or closest to) its bound: ``index`` into ``actual``,
-        ``position``, ``head`` (index over the axes between sequence and head_dim), ``feature``,
-        ``pair`` (``None`` for a feature that passes through), ``actual``, ``expected``,
-        ``error`` and ``bound``.
+        The element furthest outside (or closest to) its bound by the measure of the verdict,
+        ``ratio``: the larger of its error over its bound and its pair's norm error over what
+        rounding allows (``measure`` says which, ``"element"`` or ``"pair norm"``; for the latter
+        also ``pair_norm`` and ``expected_pair_norm``). Also ``index`` into ``actual``, ``batch``
+        (index over the batch axes), ``position``, ``head`` (index over the head axes: those
+        between sequence and head_dim, or the one before the sequence axis in
+        ``(batch, heads, seq, head_dim)``), ``feature``, ``pair`` (``None`` for a feature that
+        passes through), ``actual``, ``expected``, ``error`` and ``bound``. Empty for empty inputs.
     positions, error_by_position : numpy.ndarray
         The distinct positions, and the largest relative error at each.
     tolerance : dict
-        ``rtol``, ``atol`` and ``float32_angles`` as used.
+        ``rtol``, ``atol`` and ``float32_angles`` as used, and ``atol_matters``: whether ``atol``
+        was given or makes up at least half of some element's bound (the text shows it only then).
     diagnosis : tuple of Finding
         Empty when ``ok``; otherwise the common mistakes that explain the error, or one finding
         of kind ``"unexplained"``.
@@ -132,38 +138,71 @@ class RopeReport:
     def __str__(self):
         return "\n".join(self._lines())
 
-    def _lines(self, title="RoPE"):
+    def _lines(self, title="RoPE", diagnosis=True):
         size = math.prod(self.shape)
         if size == 0:
             return [f"{title.rstrip(':')}: nothing to compare, shape {tuple(self.shape)} holds no elements"]
-        if self.ok:
-            head = f"{title} match: all {size:,} elements within tolerance"
-        else:
-            head = f"{title} mismatch: {self.n_outside:,} of {size:,} elements outside tolerance"
-        tol = self.tolerance
-        angles = "float32 angles allowed" if tol["float32_angles"] else "float64 angles"
         w = self.worst
-        where = f"position {w['position']:g}, head {tuple(w['head'])}, feature {w['feature']}"
-        where += f" (pair {w['pair']})" if w["pair"] is not None else " (passes through)"
-        lines = [
-            head,
-            f"  actual: {self.precision} {tuple(self.shape)}; cfg: {self.config}",
-            *([f"  actual holds {self.n_nonfinite:,} NaN or infinite values"] if self.n_nonfinite else []),
-            f"  max abs error {self.max_abs_error:.3g}, max relative error {self.max_rel_error:.3g} "
-            f"(of the pair's norm), {self.max_ulp_error:.3g} ulps",
-            f"  tolerance: atol {tol['atol']:.3g} + |pair| * (rtol {tol['rtol']:.3g} + angle term; {angles})",
-            f"  worst element {tuple(w['index'])}: {where}: actual {w['actual']:.6g}, expected {w['expected']:.6g}, "
-            f"error {w['error']:.3g} vs bound {w['bound']:.3g}",
-        ]
+        if self.ok:
+            head = f"{title} match: all {size:,} elements within tolerance (the closest to its bound reaches "
+            head += f"{w['ratio']:.2g} of it)"
+        else:
+            worst = "is NaN or infinite" if not math.isfinite(w["ratio"]) else f"is {w['ratio']:.3g} times its bound"
+            head = f"{title} mismatch: {self.n_outside:,} of {size:,} elements outside tolerance (the worst {worst})"
+        lines = [head, f"  actual: {self.precision} {tuple(self.shape)}; cfg: {self.config}"]
+        if self.n_nonfinite:
+            lines.append(f"  actual holds {self.n_nonfinite:,} NaN or infinite values")
+        lines.append("  tolerance: " + _tolerance_text(self.tolerance))
+        lines += _worst_lines(w, self.ok)
+        lines.append(
+            f"  largest errors over all elements, each also judged against its own bound: {self.max_abs_error:.3g} "
+            f"absolute, {self.max_rel_error:.3g} of the pair's norm, {self.max_ulp_error:.3g} {self.precision} ulps"
+        )
         rows = _binned(self.positions, self.error_by_position, 8)
         if rows:
-            lines.append("  max relative error against position:")
-            lines += [f"    {lo:>10g} .. {hi:<10g} {err:.3g}" for lo, hi, err in rows]
-        for label, findings in (("diagnosis", self.diagnosis), ("notes", self.notes)):
+            lines.append("  largest error relative to the pair's norm, by position:")
+            width = max(len(_position(p)) for row in rows for p in row[:2])
+            lines += [f"    {_position(lo):>{width}} .. {_position(hi):<{width}}  {err:.3g}" for lo, hi, err in rows]
+        for label, findings in (("diagnosis", self.diagnosis if diagnosis else ()), ("notes", self.notes)):
             if findings:
                 lines.append(f"  {label}:")
                 lines += [f"    - {f.kind}: {f.message}" for f in findings]
         return lines
+
+
+def _position(p: float) -> str:
+    return f"{int(p):,}" if float(p).is_integer() else f"{p:g}"
+
+
+def _tolerance_text(tol) -> str:
+    """The bound in words; atol only where it decides some element's bound (or was given)."""
+    angles = "float32 angles' error, growing with position" if tol["float32_angles"] else "float64 angles' error"
+    atol = f"atol {tol['atol']:.3g} + " if tol.get("atol_matters", True) else ""
+    return f"error <= {atol}|pair| * (rtol {tol['rtol']:.3g} + {angles}) per element; pair norms kept within rounding"
+
+
+def _index(index) -> str:
+    return str(index[0]) if len(index) == 1 else str(tuple(index))
+
+
+def _worst_lines(w, ok) -> list:
+    where = [f"position {_position(w['position'])}"]
+    if w.get("batch"):
+        where.insert(0, f"batch {_index(w['batch'])}")
+    if w["head"]:
+        where.append(f"head {_index(w['head'])}")
+    where.append(f"feature {w['feature']}" + (f" (pair {w['pair']})" if w["pair"] is not None else " (passes through)"))
+    label = "closest to its bound" if ok else "furthest outside its bound"
+    lines = [
+        f"  {label}: element {tuple(w['index'])}, {', '.join(where)}: actual {w['actual']:.6g}, "
+        f"expected {w['expected']:.6g}, error {w['error']:.3g}, bound {w['bound']:.3g}"
+    ]
+    if w.get("measure") == "pair norm":
+        lines.append(
+            f"    its pair's norm is {w['pair_norm']:.6g}, expected {w['expected_pair_norm']:.6g}: "
+            f"{w['ratio']:.3g} times what rounding allows (a rotation keeps the norm)"
+        )
+    return lines
 
 
 def _binned(positions, errors, n_bins):
@@ -178,6 +217,8 @@ def _config_text(cfg) -> str:
     text = f"head_dim={cfg.head_dim}, base={cfg.base:g}, rotary_dim={cfg.rotary_dim}, layout={cfg.layout!r}"
     if cfg.scaling is not None:
         text += f", scaling={cfg.scaling!r}"
+    if getattr(cfg, "axes", None) is not None:
+        text += f", axes={cfg.axes!r}"
     return text
 
 
@@ -222,8 +263,7 @@ class QKReport:
         return f"<QKReport ok={self.ok} max_abs_error={self.max_abs_error:.3g} diagnosis=[{kinds}]>"
 
     def __str__(self):
-        lines = self.q._lines("queries:") + self.k._lines("keys:")
-        lines = [line for line in lines if not line.strip().startswith(("diagnosis:", "- "))]
+        lines = self.q._lines("queries:", diagnosis=False) + self.k._lines("keys:", diagnosis=False)
         if self.diagnosis:
             lines.append("diagnosis:")
             lines += [f"  - {f.kind}: {f.message}" for f in self.diagnosis]
