@@ -197,6 +197,59 @@ def test_closed_form_bound_is_tight_enough_to_see_one_wrong_frequency():
     assert not report.comparisons[0].passed and not report.comparisons[1].passed
 
 
+#: How far above the measured error a bound may sit: the bounds are worst cases over every rounding, the
+#: measured errors random draws; a few hundred covers float64 over 2**20 positions (the measured ratio is 279).
+TIGHT = 500
+
+
+def assert_tight(report, within=TIGHT):
+    """Every comparison holds, and its bound is within ``within`` times the measured error (not vacuous)."""
+    for c in report.comparisons:
+        assert c.max_rel_error <= c.rel_bound, str(report)
+        assert c.rel_bound <= within * c.max_rel_error, (
+            f"{c.name}: bound {c.rel_bound:.3g} is {c.rel_bound / c.max_rel_error:.3g} times the measured "
+            f"{c.max_rel_error:.3g}"
+        )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize(("cfg", "seq_len"), SMALL, ids=SMALL_IDS)
+def test_check_relative_bounds_are_tight(cfg, seq_len, dtype):
+    """A bound loosened many-fold would still pass numrope's output: only its distance to the error shows it."""
+    assert_tight(identity.check_relative(cfg, dtype=dtype, seq_len=seq_len, max_position=4096, n_vectors=8))
+
+
+def test_check_relative_bounds_are_tight_llama_sized_long_range():
+    assert_tight(identity.check_relative(numrope.RopeConfig(head_dim=128, base=500000.0), max_position=2**20, seed=3))
+
+
+def _loosen(monkeypatch, what, factor=10**6):
+    if what == "apply":  # the bound on apply_rope's own rounding: every row's first term
+        real = identity._apply_bound_coefficient
+        monkeypatch.setattr(identity, "_apply_bound_coefficient", lambda *a, **k: factor * real(*a, **k))
+    elif what == "cos/sin":  # the error of the exact-angle cos and sin: the closed and matrix forms
+        real = identity.cos_sin_error
+        monkeypatch.setattr(identity, "cos_sin_error", lambda *a, **k: factor * real(*a, **k))
+    else:  # every bound as reported
+        real = identity.Comparison
+        monkeypatch.setattr(identity, "Comparison", lambda n, e, r, b, s="": real(n, e, r, factor * b, s))
+
+
+@pytest.mark.parametrize("what", ["apply", "cos/sin", "every row"])
+def test_a_bound_loosened_a_million_fold_fails_the_tightness_test(monkeypatch, what):
+    cfg = numrope.RopeConfig(head_dim=32)
+    assert_tight(identity.check_relative(cfg))
+    _loosen(monkeypatch, what)
+    loose = identity.check_relative(cfg)
+    assert loose.passed  # passing alone cannot tell: numrope's output is within the loosened bound too
+    with pytest.raises(AssertionError, match="times the measured"):
+        assert_tight(loose)
+    # and at the llama-sized long range, where the ratio is largest
+    loose = identity.check_relative(numrope.RopeConfig(head_dim=128, base=500000.0), max_position=2**20, seed=3)
+    with pytest.raises(AssertionError, match="times the measured"):
+        assert_tight(loose)
+
+
 def test_sinusoidal_absolute_is_the_transformer_encoding():
     x = np.zeros((1, 3, 1, 4))
     pe = identity.sinusoidal_absolute(x, 5)[0, :, 0]
