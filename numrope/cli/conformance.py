@@ -10,7 +10,9 @@ result with numrope's tolerance (float32 angles allowed).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 
 from numrope.cli._common import Progress, non_negative_int, one_line_errors, progress_option, wants_progress
@@ -64,6 +66,27 @@ def _fail(message) -> int:
     return 2
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """What the frameworks print while they run (Python's print or C's printf) goes to stderr, so stdout
+    holds the report alone (``--json`` stays parseable)."""
+    sys.stdout.flush()
+    fd = 1  # the process's stdout, whatever sys.stdout is (C code writes here)
+    try:
+        saved = os.dup(fd)
+        os.dup2(2, fd)
+    except OSError:  # no such descriptors (an embedding without them)
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
 def _listing(chosen) -> str:
     lines = ["frameworks:"]
     for a in chosen.adapters:
@@ -99,9 +122,10 @@ def run(args) -> int:
     total = len(chosen.models) * len(chosen.installed)
     bar = Progress(max(total, 1), enabled=wants_progress(args) and total > 0)
     try:
-        report = conformance.run(
-            args.framework, args.model, args.dtype, quick=args.quick, seed=args.seed, progress=bar.step
-        )
+        with _stdout_to_stderr():
+            report = conformance.run(
+                args.framework, args.model, args.dtype, quick=args.quick, seed=args.seed, progress=bar.step
+            )
     finally:
         bar.close()
     print(json.dumps(report, indent=1) if args.json else format_report(report))

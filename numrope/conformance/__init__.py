@@ -19,8 +19,8 @@ import numpy as np
 
 from numrope.conformance import adapters as _adapters
 from numrope.conformance import catalogue as _catalogue
+from numrope.conformance import measure as _measure
 from numrope.conformance.adapters import DTYPES, Unsupported
-from numrope.conformance.measure import measure, segments
 
 __all__ = ["QUICK_MODELS", "Plan", "plan", "run"]
 
@@ -183,7 +183,7 @@ def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progr
             refused.append(_refusal(model, exc))
             continue
         models_out[-1]["numrope"] = _config_text(cfg)
-        segs = segments(model.context, quick)
+        segs = _measure.segments(model.context, quick)
         for adapter in installed:
             if progress is not None:
                 progress(f"{adapter.name}: {model.name}")
@@ -246,7 +246,7 @@ def _run_pair(adapter, model, cfg, dtypes, segs, seed):
         state = adapter.setup(model, cfg)
     except Unsupported as exc:
         return [], [{**base, "dtype": None, "reason": str(exc)}]
-    except Exception as exc:  # the framework's own setup code failed on this model
+    except (Exception, SystemExit) as exc:  # the framework's own setup code failed (or exited) on this model
         state, setup_error = None, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
     else:
         setup_error = None
@@ -259,7 +259,7 @@ def _run_pair(adapter, model, cfg, dtypes, segs, seed):
             row.update(_error_row(segs, setup_error))
         else:
             try:
-                row.update(measure(adapter, state, model, cfg, dtype, segs, seed))
+                row.update(_measure.measure(adapter, state, model, cfg, dtype, segs, seed))
             except Unsupported as exc:
                 skipped.append({**base, "dtype": dtype, "reason": str(exc)})
                 continue

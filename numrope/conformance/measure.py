@@ -144,7 +144,7 @@ def measure(adapter, state, model, cfg, dtype, segs, seed):
             aq, ak = adapter.rotate(state, q, k, seg.positions, dtype, seg.offset)
         except Unsupported:
             raise
-        except Exception as exc:  # the framework's own code failed on this input
+        except (Exception, SystemExit) as exc:  # the framework's own code failed (or exited) on this input
             ok = False
             kinds.append("error")
             messages.append(f"{seg.label}: {type(exc).__name__}: {_one_line(exc)}")

@@ -153,3 +153,79 @@ def draw(report, fig=None):
 def plot(report, path):
     """Draw :func:`draw`'s figure into an image file (the format from the suffix)."""
     draw(report).savefig(path, dpi=100)
+
+
+#: Short column names for the tables of the documentation.
+SHORT = {
+    "transformers": "transformers",
+    "mlx_lm": "mlx-lm",
+    "mlx": "MLX",
+    "torchtune": "torchtune",
+    "rotary_embedding_torch": "rotary-emb.-torch",
+    "x_transformers": "x-transformers",
+    "keras_hub": "keras-hub",
+    "gemma": "gemma",
+    "penzai": "penzai",
+    "ggml": "ggml",
+}
+
+
+def _cell(row) -> str:
+    if row is None:
+        return "·"
+    err = _fmt(row["max_rel_error"])
+    if row["ok"]:
+        return err
+    return f"**{err} ✗** ({', '.join(row['diagnosis'])})"
+
+
+def format_rst(report: dict) -> str:
+    """The report as reStructuredText for the documentation: the setup, then one grid per precision.
+
+    Each grid has a row per model and a column per framework; a cell is the largest error relative
+    to the pair's norm, marked ✗ with the diagnosis where the row does not conform, ``·`` where the
+    framework cannot express the model's RoPE or does not compute in that precision.
+
+    Examples
+    --------
+    >>> from numrope.conformance import run
+    >>> from numrope.conformance.report import format_rst
+    >>> print(format_rst(run(frameworks=[], models="phi-2", quick=True)).splitlines()[0])
+    .. list-table:: The run
+    """
+    m = report["machine"]
+    installed = [f for f in report["frameworks"] if f.get("installed")]
+    versions = ", ".join(f"{SHORT.get(f['name'], f['name'])} {f.get('version', '')}" for f in installed)
+    rows = report["results"]
+    bad = failures(report)
+    out = [
+        ".. list-table:: The run",
+        "   :stub-columns: 1",
+        "",
+        f"   * - machine\n     - {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}",
+        f"   * - numrope\n     - {m['numrope']}",
+        f"   * - frameworks\n     - {versions}",
+        f"   * - models\n     - {len(report['models'])} ({len(report['not_expressible'])} not read by numrope)",
+        f"   * - rows\n     - {len(rows)} measured, {len(rows) - len(bad)} conform, {len(bad)} do not",
+        f"   * - seed, time\n     - {report['seed']}, {report['seconds']:.0f} s",
+        "",
+    ]
+    by_key = {(r["framework"], r["model"], r["dtype"]): r for r in rows}
+    names = [f["name"] for f in installed]
+    models = [m["model"] for m in report["models"] if "numrope" in m]
+    for dtype in report["dtypes"]:
+        if not any(r["dtype"] == dtype for r in rows):
+            continue
+        out += [
+            f".. list-table:: {dtype}",
+            "   :header-rows: 1",
+            "   :stub-columns: 1",
+            "",
+            "   * - model",
+        ]
+        out += [f"     - {SHORT.get(n, n)}" for n in names]
+        for model in models:
+            out.append(f"   * - {model}")
+            out += [f"     - {_cell(by_key.get((n, model, dtype)))}" for n in names]
+        out.append("")
+    return "\n".join(out)

@@ -81,6 +81,10 @@ def _build(utils, config):
         model_cls, args_cls = utils._get_classes(config)
     except ValueError as exc:
         raise Unsupported(f"mlx-lm: {exc}") from None
+    except SystemExit:  # a model module that exits when an optional package is missing (olmo: ai2-olmo)
+        raise Unsupported(
+            f"mlx-lm's {config.get('model_type')!r} module exits at import (a package it needs)"
+        ) from None
     for _ in range(16):
         try:
             return model_cls(args_cls.from_dict(config))
