@@ -10,9 +10,10 @@ import math
 
 import numpy as np
 
-from numrope.config import RopeConfig
+from numrope.config import MAX_ANGLE, RopeConfig
 from numrope.positions import as_positions, is_int_scalar
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 X_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
 TABLE_DTYPES = X_DTYPES
 
@@ -82,6 +83,49 @@ def inverse_scale(cfg) -> float:
     return scale
 
 
+def check_seq_len(seq_len):
+    """None, or a positive int: the sequence length the variants that depend on one are given."""
+    if seq_len is None:
+        return None
+    if not is_int_scalar(seq_len):
+        raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__} {seq_len!r}")
+    if seq_len <= 0:
+        raise ValueError(f"seq_len must be positive, got {seq_len}")
+    return int(seq_len)
+
+
+_last_frequencies = (None, 0.0)  # the latest frequency array and its maximum: static configs share one
+
+
+def check_angles(pos, inv_freq):
+    """Refuse positions whose angles ``|m * theta|`` reach MAX_ANGLE: beyond it numrope's cos and
+    sin are not exact (and, far beyond, not even bounded by 1)."""
+    global _last_frequencies
+    if not pos.size:
+        return
+    lo, hi = _bounds(pos)
+    largest = max(-float(lo), float(hi))
+    if largest < 1.0:  # |theta| < MAX_ANGLE is checked where the frequencies are formed
+        return
+    arr, top = _last_frequencies
+    if arr is not inv_freq:
+        top = float(inv_freq.max()) if inv_freq.size else 0.0
+        _last_frequencies = (inv_freq, top)
+    if largest * top >= MAX_ANGLE:
+        raise ValueError(
+            f"positions up to {hi if largest == hi else lo} turn the fastest pair by {largest * top:.6g} radians: "
+            f"numrope's cos and sin are exact for angles |m * theta| below 2**32 = {int(MAX_ANGLE)} and are not "
+            f"computed beyond (here |m| < {MAX_ANGLE / top:.6g})"
+        )
+
+
+def check_count(n) -> int:
+    """An int count of positions ``0 .. n-1`` (rope_cache's ``positions=n``)."""
+    if not 0 <= n <= _INT64_MAX:
+        raise ValueError(f"positions as an int is a count and must be non-negative and below 2**63, got {n}")
+    return int(n)
+
+
 def check_seq_axis(seq_axis, ndim, name="x") -> int:
     if not is_int_scalar(seq_axis):
         raise TypeError(f"seq_axis must be an int, got {type(seq_axis).__name__}")
@@ -121,7 +165,13 @@ def check_positions(positions, shape, ax) -> np.ndarray:
     if positions is None:
         return np.arange(seq_len, dtype=np.int64)
     if type(positions) is not np.ndarray and is_int_scalar(positions):
-        return np.arange(int(positions), int(positions) + seq_len, dtype=np.int64)
+        start = int(positions)
+        if not _INT64_MIN <= start <= _INT64_MAX - seq_len:
+            raise ValueError(
+                f"positions as an int offset must be at least -2**63 and at most 2**63 - 1 - {seq_len} "
+                f"(the sequence length), got {start}"
+            )
+        return np.arange(start, start + seq_len, dtype=np.int64)
     pos = as_positions(positions)
     if pos.ndim == 0:
         raise TypeError(
@@ -245,20 +295,31 @@ def overlaps(a, b) -> bool:
 
 
 def check_out(out, x, name="out", x_name="x"):
+    """The array to write x's result into: ``out``, a new array for ``out=None``, or, for an ``out``
+    in the other byte order, a native scratch array that the caller copies into ``out`` with
+    :func:`written` (the kernels write native floats only)."""
     if out is None:
         return np.empty(x.shape, x.dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != x.shape:
         raise ValueError(f"{name} must have shape {x.shape}, got {out.shape}")
-    if out.dtype != x.dtype:
-        raise TypeError(f"{name} must have dtype {x.dtype}, got {out.dtype}")
+    if out.dtype != x.dtype and out.dtype.newbyteorder("=") != x.dtype:
+        raise TypeError(f"{name} must have dtype {x.dtype} (in either byte order), got {out.dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only" + (f" (in place needs a writable {x_name})" if out is x else ""))
-    if not out.dtype.isnative:
-        raise TypeError(f"{name} must be in native byte order")
     if out is not x and overlaps(out, x):
         same = out.__array_interface__["data"][0] == x.__array_interface__["data"][0] and out.strides == x.strides
         if not same:
             raise ValueError(f"{name} partly overlaps {x_name}; pass {x_name} itself for in place or a separate array")
+    if not out.dtype.isnative:
+        return np.empty(x.shape, x.dtype)
+    return out
+
+
+def written(out, result):
+    """What a function returns for the ``out`` it was given, once ``result`` (from check_out) is computed."""
+    if out is None or result is out:
+        return result
+    np.copyto(out, result)  # into the other byte order
     return out

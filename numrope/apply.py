@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from numrope import _dask
 from numrope._checks import (
     check_cache,
     check_cache_index,
@@ -14,14 +15,17 @@ from numrope._checks import (
     check_out,
     check_positions,
     check_seq_axis,
+    check_seq_len,
     check_x,
     heads_before_seq,
     inverse_scale,
     is_device_array,
     overlaps,
     per_token,
+    written,
 )
-from numrope.cache import _cos_sin, _inv_freq_for
+from numrope._dask import is_dask_array
+from numrope.cache import _inv_freq_for, _table
 
 _F64 = np.dtype(np.float64)
 _BATCH_AXES = " (the axes before the sequence axis, less the head axis where it comes right before the sequence axis)"
@@ -59,7 +63,7 @@ def _tables_for(cfg, pos, cache, arrays, seq_len, divide=False):
             return _rescaled_rows(cos, sin, rows, inverse_scale(cfg) ** 2)
         return cos, sin, rows
     scale = inverse_scale(cfg) if divide else None
-    cos, sin = _cos_sin(cfg, pos.reshape(-1), _compute_dtype(*arrays), seq_len, scale)
+    cos, sin = _table(cfg, pos.reshape(-1), _compute_dtype(*arrays), seq_len, scale)
     return cos, sin, np.arange(pos.size, dtype=np.int64).reshape(pos.shape)
 
 
@@ -120,7 +124,8 @@ def apply_rope(
         map is ``a R`` with ``R`` a rotation, so the inverse is ``R^T / a`` and the transpose
         ``a R^T``: the same for ``a == 1`` only.
     out : numpy.ndarray, optional
-        Where to write the result: same shape and dtype as ``x``, writable. May be ``x`` itself,
+        Where to write the result: same shape and dtype as ``x`` (either byte order), writable.
+        May be ``x`` itself,
         or any array that shares no element with it (such as ``a[..., 1::2]`` for ``x = a[..., ::2]``).
     seq_len : int, optional
         Sequence length for the scaling variants that depend on it (dynamic NTK, LongRoPE);
@@ -135,11 +140,13 @@ def apply_rope(
     ------
     TypeError
         ``x`` not float16/32/64 (integer, complex, ...), ``cfg`` not a RopeConfig, non-integer
-        positions with a cache, ``out`` of the wrong dtype.
+        positions with a cache, ``out`` of the wrong dtype, ``seq_len`` not an int.
     ValueError
         ``x``'s last axis not ``head_dim``, a bad ``seq_axis``, positions of the wrong length or
-        shape, NaN or infinite positions, ``out`` of the wrong shape, read-only, or partly
-        overlapping ``x``, ``inverse`` and ``transpose`` both true.
+        shape, NaN or infinite positions, positions whose angles ``|m * theta_i|`` reach
+        ``2**32`` radians without a cache (numrope's cos and sin are exact below that), an int
+        offset past int64, ``out`` of the wrong shape, read-only, or partly overlapping ``x``,
+        ``inverse`` and ``transpose`` both true, ``seq_len`` not positive.
     IndexError
         A position outside the cache table (negative ones included).
 
@@ -160,6 +167,18 @@ def apply_rope(
     >>> bool(np.allclose(numrope.apply_rope(q_rot, cfg, inverse=True), q, atol=1e-6))
     True
     """
+    if type(x) is not np.ndarray and is_dask_array(x):
+        return _dask.apply_rope(
+            x,
+            cfg,
+            positions,
+            cache=cache,
+            seq_axis=seq_axis,
+            inverse=inverse,
+            transpose=transpose,
+            out=out,
+            seq_len=seq_len,
+        )
     if is_device_array(x):
         from numrope import cuda
 
@@ -176,12 +195,13 @@ def apply_rope(
         )
     check_config(cfg)
     backward, divide = check_direction(inverse, transpose)
+    seq_len = check_seq_len(seq_len)
     if cfg.axes is not None:  # coordinate vectors: rows of a per-token table (numrope._axes)
         from numrope import _axes
 
         positions, cache = _axes.per_token(cfg, positions, cache, (x,), seq_axis, seq_len)
     x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
-    out = check_out(out, x)
+    target = check_out(out, x)
     lead = x.shape[:ax]
     interleaved = cfg.layout == "interleaved"
     if cache is None and math.prod(pos.shape[:-1]) == math.prod(lead):
@@ -189,9 +209,11 @@ def apply_rope(
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
         inv_freq = _inv_freq_for(cfg, pos, seq_len)
         scale = inverse_scale(cfg) if divide else cfg.attention_scaling
-        return _cpu().rotate_at(x, out, ax, interleaved, rows, inv_freq, scale, backward)
-    cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len, divide)
-    return _cpu().rotate(x, out, ax, interleaved, cos, sin, per_token(rows, lead), backward)
+        result = _cpu().rotate_at(x, target, ax, interleaved, rows, inv_freq, scale, backward)
+    else:
+        cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len, divide)
+        result = _cpu().rotate(x, target, ax, interleaved, cos, sin, per_token(rows, lead), backward)
+    return result if result is out or out is None else written(out, result)
 
 
 def apply_rope_qk(
@@ -233,6 +255,19 @@ def apply_rope_qk(
     >>> bool(np.allclose(q_rot[:, :, 0], k_rot[:, :, 0]))
     True
     """
+    if is_dask_array(q) or is_dask_array(k):
+        return _dask.apply_rope_qk(
+            q,
+            k,
+            cfg,
+            positions,
+            cache=cache,
+            seq_axis=seq_axis,
+            inverse=inverse,
+            transpose=transpose,
+            out=out,
+            seq_len=seq_len,
+        )
     if is_device_array(q) or is_device_array(k):
         from numrope import cuda
 
@@ -250,6 +285,7 @@ def apply_rope_qk(
         )
     check_config(cfg)
     backward, divide = check_direction(inverse, transpose)
+    seq_len = check_seq_len(seq_len)
     if cfg.axes is not None:  # coordinate vectors: rows of a per-token table (numrope._axes)
         from numrope import _axes
 
@@ -271,8 +307,11 @@ def apply_rope_qk(
         out = (None, None)
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
         raise TypeError("out must be a (q_out, k_out) pair")
-    q_out = check_out(out[0], q, "out[0]", "q")
-    k_out = check_out(out[1], k, "out[1]", "k")
+    q_target = check_out(out[0], q, "out[0]", "q")
+    k_target = check_out(out[1], k, "out[1]", "k")
+    # the arrays written last: out itself, or the targets (new arrays, or scratch for another byte order)
+    q_out = q_target if out[0] is None else out[0]
+    k_out = k_target if out[1] is None else out[1]
     if overlaps(q_out, k_out):
         raise ValueError("out[0] and out[1] overlap")
     if overlaps(q_out, k):
@@ -283,7 +322,6 @@ def apply_rope_qk(
     cpu, interleaved = _cpu(), cfg.layout == "interleaved"
     q_idx = per_token(rows, q.shape[:ax])
     k_idx = q_idx if k.shape[:ax] == q.shape[:ax] else per_token(rows, k.shape[:ax])
-    return (
-        cpu.rotate(q, q_out, ax, interleaved, cos, sin, q_idx, backward),
-        cpu.rotate(k, k_out, ax, interleaved, cos, sin, k_idx, backward),
-    )
+    q_result = cpu.rotate(q, q_target, ax, interleaved, cos, sin, q_idx, backward)
+    k_result = cpu.rotate(k, k_target, ax, interleaved, cos, sin, k_idx, backward)
+    return written(out[0], q_result), written(out[1], k_result)

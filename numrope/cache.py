@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from numrope._checks import check_config, table_dtype
+from numrope._checks import check_angles, check_config, check_count, check_seq_len, table_dtype
 from numrope.config import RopeConfig
 from numrope.positions import as_positions, is_int_scalar
 
@@ -17,13 +17,16 @@ def default_seq_len(positions: np.ndarray) -> int:
 
 
 def _inv_freq_for(cfg: RopeConfig, positions: np.ndarray, seq_len: int | None) -> np.ndarray:
-    """The frequencies for these positions: seq_len defaults to the largest position plus one."""
+    """The frequencies for these positions, whose angles are checked against them: seq_len defaults
+    to the largest position plus one."""
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = default_seq_len(positions)
-    return cfg.frequencies(seq_len)
+    inv_freq = cfg.frequencies(seq_len)
+    check_angles(positions, inv_freq)
+    return inv_freq
 
 
-def _cos_sin(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int | None, scale=None):
+def _table(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int | None, scale=None):
     """The table for checked positions (int64 or float64, any shape), times ``scale`` (default the
     attention factor). No validation."""
     from numrope.kernels import cpu  # Numba loads on first use, not on `import numrope`
@@ -59,10 +62,12 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     Raises
     ------
     TypeError
-        If ``cfg`` is not a RopeConfig, positions are not integers or reals, or ``dtype`` is not
-        float16, float32 or float64.
+        If ``cfg`` is not a RopeConfig, positions are not integers or reals, ``dtype`` is not
+        float16, float32 or float64, or ``seq_len`` is not an int.
     ValueError
-        If ``positions`` is a negative int, or holds NaN or infinite values.
+        If ``positions`` is a negative int or one from 2**63 on, holds NaN or infinite values or
+        positions whose angles ``|m * theta_i|`` reach ``2**32`` radians (see Notes), or if
+        ``seq_len`` is not positive.
 
     Notes
     -----
@@ -70,7 +75,8 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     modulo pi/2 against a 169-bit value of pi/2, so the float64 tables are within one ulp of the
     exact cosine and sine of ``m * theta_i`` for every ``|m * theta_i| < 2**32``, and lower
     precisions are rounded once from them. The usual ``cos(float(m * theta))`` loses
-    ``log2(m * theta)`` bits to the rounded product.
+    ``log2(m * theta)`` bits to the rounded product. Larger angles are refused: the reduction is
+    not exact there, and far beyond it gives values not even bounded by one.
 
     Examples
     --------
@@ -84,12 +90,11 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     """
     check_config(cfg)
     dtype = table_dtype(dtype)
+    seq_len = check_seq_len(seq_len)
     if is_int_scalar(positions):
-        if positions < 0:
-            raise ValueError(f"positions as an int is a count and must be non-negative, got {positions}")
-        positions = np.arange(int(positions), dtype=np.int64)
+        n = check_count(positions)
+        _inv_freq_for(cfg, np.array([max(n - 1, 0)]), seq_len)  # the angle check, before any allocation
+        positions = np.arange(n, dtype=np.int64)
     else:
         positions = as_positions(positions)
-    if seq_len is not None and not is_int_scalar(seq_len):
-        raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__}")
-    return _cos_sin(cfg, positions, dtype, seq_len)
+    return _table(cfg, positions, dtype, seq_len)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 LAYOUTS = ("half", "interleaved")
 
+#: numrope's cos and sin of ``m * theta`` are exact for ``|m * theta|`` below this many radians.
+MAX_ANGLE = 2.0**32
+
 
 def _check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -58,7 +61,8 @@ class RopeConfig:
     ValueError
         If ``head_dim`` or ``rotary_dim`` is odd or not positive, ``rotary_dim > head_dim``,
         ``base`` is not a positive finite number, ``layout`` is unknown, or ``axes`` has not
-        one entry per pair or indexes a frequency past the last.
+        one entry per pair or indexes a frequency past the last; if a frequency is not finite or
+        reaches 2**32 radians per position (``base=1e-300``, a linear factor of ``1e-320``).
 
     Examples
     --------
@@ -108,6 +112,10 @@ class RopeConfig:
         object.__setattr__(self, "base", base)
         if self.axes is not None:
             self._check_axes(rotary_dim)
+        if not self.depends_on_seq_len:  # the others are checked as each sequence length forms them
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow is reported below, by name
+                inv_freq = self._static_inv_freq
+            self._check_frequencies(inv_freq)
 
     def _check_axes(self, rotary_dim):
         from numrope.axes import AxisMap
@@ -193,7 +201,20 @@ class RopeConfig:
         if self.scaling is None or not self.scaling.depends_on_seq_len:
             return self._static_inv_freq
         inv_freq = self._per_pair(self.scaling.inv_freq(self._unscaled_inv_freq, self, seq_len))
-        return inv_freq
+        return self._check_frequencies(inv_freq, seq_len)
+
+    def _check_frequencies(self, inv_freq, seq_len=None):
+        """``inv_freq`` if finite and below MAX_ANGLE (position 1 would turn further than cos/sin are exact for)."""
+        with np.errstate(invalid="ignore"):
+            if np.isfinite(inv_freq).all() and not (inv_freq >= MAX_ANGLE).any():
+                return inv_freq
+        top = float(np.max(np.abs(inv_freq)))
+        given = f"base={self.base:g}" + ("" if self.scaling is None else f", scaling={self.scaling!r}")
+        given += "" if seq_len is None else f", seq_len={seq_len}"
+        raise ValueError(
+            f"the rotation frequencies of this configuration ({given}) reach {top:g} radians per position: "
+            "they must be finite and below 2**32, the range of angles numrope's cos and sin are exact for"
+        )
 
     @classmethod
     def from_hf(cls, config, *, layer_type: str | None = None) -> RopeConfig:

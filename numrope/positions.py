@@ -74,7 +74,8 @@ def positions_from_cu_seqlens(cu_seqlens) -> np.ndarray:
     TypeError
         If ``cu_seqlens`` is not an integer array.
     ValueError
-        If it is not one-dimensional, is empty, does not start at 0, or decreases.
+        If it is not one-dimensional, is empty, does not start at 0, decreases, or holds values
+        from 2**63 on.
 
     Examples
     --------
@@ -87,6 +88,8 @@ def positions_from_cu_seqlens(cu_seqlens) -> np.ndarray:
         raise TypeError(f"cu_seqlens must be an integer array, got dtype {cu.dtype}")
     if cu.ndim != 1 or cu.size == 0:
         raise ValueError(f"cu_seqlens must be a non-empty 1-D array, got shape {cu.shape}")
+    if cu.dtype.kind == "u" and cu.itemsize == 8 and cu.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"cu_seqlens must be below 2**63, got {cu.max()}")
     cu = cu.astype(np.int64)
     if cu[0] != 0:
         raise ValueError(f"cu_seqlens must start at 0, got {cu[0]}")

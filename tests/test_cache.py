@@ -67,7 +67,7 @@ def test_negative_positions_rotate_backwards(rng):
 
 
 def test_integer_and_float_positions_agree(rng):
-    positions = rng.integers(-(2**40), 2**40, 100)
+    positions = rng.integers(-(2**32) + 1, 2**32, 100)  # the range of exact angles for theta_0 = 1
     a = numrope.rope_cache(CFG, positions, dtype=np.float64)
     b = numrope.rope_cache(CFG, positions.astype(np.float64), dtype=np.float64)
     np.testing.assert_array_equal(a[0], b[0])

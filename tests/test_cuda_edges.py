@@ -235,3 +235,34 @@ def test_x_and_table_dtypes(x_dtype, table_dtype, rng):
         assert got.dtype == a.dtype
         err = np.abs(got.astype(np.float64) - reference.complex_form(a, cfg, positions)).max()
         assert err <= dtype_bound(a, shared, angle)
+
+
+@cuda_or_simulator
+def test_argument_checks_as_on_the_cpu(rng):
+    cfg = numrope.RopeConfig(head_dim=8)
+    x = cuda.to_device(np.zeros((1, 4, 2, 8), np.float32))
+    for seq_len, exc, match in (
+        ("abc", TypeError, "seq_len must be an int, got str"),
+        (2.7, TypeError, "seq_len must be an int, got float"),
+        (True, TypeError, "seq_len must be an int, got bool"),
+        (-5, ValueError, "seq_len must be positive, got -5"),
+        (0, ValueError, "seq_len must be positive, got 0"),
+    ):
+        with pytest.raises(exc, match=match):
+            numrope.cuda.apply_rope(x, cfg, seq_len=seq_len)
+        with pytest.raises(exc, match=match):
+            numrope.cuda.apply_rope_qk(x, x, cfg, seq_len=seq_len)
+        with pytest.raises(exc, match=match):
+            numrope.cuda.rope_cache(cfg, 4, seq_len=seq_len)
+    with pytest.raises(ValueError, match="positions as an int offset must be at least -2"):
+        numrope.cuda.apply_rope(x, cfg, 2**63 - 1)
+    with pytest.raises(ValueError, match="must be non-negative and below 2"):
+        numrope.cuda.rope_cache(cfg, 2**63)
+    angles = r"are exact for angles \|m \* theta\| below 2\*\*32"
+    for positions in (np.full(4, 2**63 - 1), np.full(4, 1e300)):
+        with pytest.raises(ValueError, match=angles):
+            numrope.cuda.apply_rope(x, cfg, positions)
+        with pytest.raises(ValueError, match=angles):
+            numrope.cuda.rope_cache(cfg, positions)
+    with pytest.raises(ValueError, match=angles):
+        numrope.cuda.rope_cache(cfg, 2**33)  # refused before the 2**33 positions are allocated

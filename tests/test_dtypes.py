@@ -69,3 +69,29 @@ def test_q_and_k_of_different_dtypes(q_dtype, k_dtype, table_dtype, rng):
     shared = np.result_type(np.float32, q_dtype, k_dtype) if table_dtype is None else table_dtype
     check(q_rot, q, shared, positions)
     check(k_rot, k, shared, positions)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_out_in_the_other_byte_order(dtype, rng):
+    """Written through a native scratch array: the kernels write native floats only."""
+    native = rng.standard_normal((2, 6, 3, 16)).astype(dtype)
+    swapped = native.astype(native.dtype.newbyteorder())
+    positions = rng.integers(0, 100, (2, 6))
+    cache = numrope.rope_cache(CFG, 100)
+    for c in (None, cache):
+        expected = numrope.apply_rope(native, CFG, positions, cache=c)
+        check(expected, native, np.result_type(np.float32, dtype) if c is None else np.float32, positions)
+        y = swapped.copy()
+        assert numrope.apply_rope(y, CFG, positions, cache=c, out=y) is y  # in place
+        assert y.dtype == swapped.dtype
+        np.testing.assert_array_equal(y, expected)
+        out = np.empty(native.shape, swapped.dtype)
+        assert numrope.apply_rope(native, CFG, positions, cache=c, out=out) is out
+        np.testing.assert_array_equal(out, expected)
+        q, k = swapped.copy(), swapped[:, :, :1].copy()
+        q_rot, k_rot = numrope.apply_rope_qk(q, k, CFG, positions, cache=c, out=(q, k))
+        assert q_rot is q and k_rot is k
+        np.testing.assert_array_equal(q, expected)
+        np.testing.assert_array_equal(k, expected[:, :, :1])
+    with pytest.raises(TypeError, match=r"out must have dtype float\d+ \(in either byte order\), got"):
+        numrope.apply_rope(native, CFG, out=np.empty(native.shape, np.complex128))

@@ -190,3 +190,87 @@ def test_cu_seqlens_errors():
 def test_seq_len_must_be_positive():
     with pytest.raises(ValueError, match="seq_len must be positive"):
         CFG.inv_freq(seq_len=0)
+
+
+@pytest.mark.parametrize(
+    ("seq_len", "exc", "match"),
+    [
+        ("abc", TypeError, "seq_len must be an int, got str"),
+        (2.7, TypeError, "seq_len must be an int, got float"),
+        (True, TypeError, "seq_len must be an int, got bool"),
+        (-5, ValueError, "seq_len must be positive, got -5"),
+        (0, ValueError, "seq_len must be positive, got 0"),
+    ],
+)
+def test_bad_seq_len(seq_len, exc, match):
+    for call in (
+        lambda: numrope.apply_rope(X, CFG, seq_len=seq_len),
+        lambda: numrope.apply_rope(X, CFG, seq_len=seq_len, cache=numrope.rope_cache(CFG, 4)),
+        lambda: numrope.apply_rope_qk(X, X, CFG, seq_len=seq_len),
+        lambda: numrope.rope_cache(CFG, 4, seq_len=seq_len),
+    ):
+        with pytest.raises(exc, match=match):
+            call()
+
+
+def test_int_offset_past_int64():
+    for offset in (2**63 - 1, 2**63 - 4, -(2**63) - 1):
+        for cache in (None, numrope.rope_cache(CFG, 4)):
+            with pytest.raises(ValueError, match="positions as an int offset must be at least -2"):
+                numrope.apply_rope(X, CFG, offset, cache=cache)
+    with pytest.raises(ValueError, match="must be non-negative and below 2"):
+        numrope.rope_cache(CFG, 2**63)  # was an empty table
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [np.full(4, 2**63 - 1), np.full(4, 2**40), np.full(4, 1e300), np.array([0.0, 1.0, -(2.0**33), 3.0])],
+    ids=["2**63-1", "2**40", "1e300", "-2**33"],
+)
+def test_positions_past_the_exact_angle_range(positions):
+    """|m * theta| >= 2**32: cos and sin were inexact from there, unbounded far beyond (|cos| ~ 1e47)."""
+    with pytest.raises(ValueError, match=r"are exact for angles \|m \* theta\| below 2\*\*32"):
+        numrope.apply_rope(X, CFG, positions)
+    with pytest.raises(ValueError, match=r"are exact for angles \|m \* theta\| below 2\*\*32"):
+        numrope.rope_cache(CFG, positions)
+    with pytest.raises(ValueError, match=r"are exact for angles \|m \* theta\| below 2\*\*32"):
+        numrope.apply_rope_qk(X, X, CFG, positions)
+
+
+def test_positions_at_the_edge_of_the_exact_angle_range():
+    slow = numrope.RopeConfig(head_dim=8, scaling=numrope.variants.Linear(factor=4.0))  # theta_0 = 1/4
+    numrope.apply_rope(X, CFG, 2**32 - 4)  # positions up to 2**32 - 1, theta_0 = 1
+    with pytest.raises(ValueError, match=r"positions up to 4294967296 turn the fastest pair by 4\.29497e"):
+        numrope.apply_rope(X, CFG, 2**32 - 3)
+    numrope.apply_rope(X, slow, 2**34 - 4)  # angles below 2**32
+    with pytest.raises(ValueError, match=r"here \|m\| < 1.71799e\+10"):
+        numrope.apply_rope(X, slow, 2**34 - 3)
+
+
+def test_uint64_cu_seqlens_from_2_63():
+    for cu in ([0, 2**63], [0, 3, 2**64 - 1]):
+        with pytest.raises(ValueError, match="cu_seqlens must be below 2\\*\\*63"):
+            numrope.positions_from_cu_seqlens(np.array(cu, np.uint64))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"base": 1e-300}, r"\(base=1e-300\) reach 1e\+225 radians per position"),
+        ({"scaling": numrope.variants.Linear(factor=1e-320)}, r"scaling=Linear\(factor=1e-320\)\) reach inf"),
+        ({"scaling": numrope.variants.Linear(factor=1e-10)}, r"reach 1e\+10 radians per position"),
+    ],
+)
+def test_frequencies_past_the_exact_angle_range(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        numrope.RopeConfig(head_dim=8, **kwargs)
+
+
+def test_frequencies_depending_on_seq_len_are_checked_as_formed():
+    scaling = numrope.variants.LongRoPE(
+        short_factor=[1.0] * 4, long_factor=[1e-300] * 4, original_max_position_embeddings=4, factor=2.0
+    )
+    cfg = numrope.RopeConfig(head_dim=8, scaling=scaling)
+    numrope.apply_rope(X, cfg)  # 4 positions: the short factors
+    with pytest.raises(ValueError, match=r"seq_len=5\) reach 1e\+300 radians per position"):
+        numrope.apply_rope(X, cfg, seq_len=5)
