@@ -120,3 +120,19 @@ def on_device(cuda, cfg, positions, cache, shape, ax, dtype, seq_len, check_devi
 
     tables = kernels.gather_axes(cuda, cos, sin, rows, cfg.axes.axis_index, threads)
     return np.arange(math.prod(batch), dtype=np.int64).reshape(batch), tables
+
+
+def bound_positions(cfg, positions, shape, ax):
+    """``(positions, coordinates)`` for a comparison: text positions as given with no coordinates, or
+    each token's largest ``|coordinate|`` (what bounds its angles) and the checked coordinates."""
+    coords = coordinates(cfg, positions, shape, ax)
+    if coords is None:
+        return positions, None
+    return np.abs(coords).max(axis=0), coords
+
+
+def flat_coordinates(coords, shape, ax):
+    """Checked coordinates broadcast to x's tokens as the comparison orders them: (n_axes, tokens) float64."""
+    lead = tuple(shape[:ax]) + (shape[ax],)
+    rows = [np.broadcast_to(check_positions(c, shape, ax), lead).reshape(-1) for c in coords]
+    return np.stack(rows).astype(np.float64)

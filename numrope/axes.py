@@ -56,7 +56,7 @@ def _int_tuple(name, values) -> tuple[int, ...]:
     return tuple(out)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class AxisMap:
     """Which coordinate axis and which frequency each rotating pair uses: the data of a multi-axis RoPE.
 
@@ -133,6 +133,15 @@ class AxisMap:
 
     def __len__(self) -> int:
         return len(self.axis)
+
+    def __repr__(self) -> str:
+        runs, start = [], 0
+        for i in range(1, len(self.axis) + 1):
+            if i == len(self.axis) or self.axis[i] != self.axis[start]:
+                runs.append(f"{self.names[self.axis[start]]}*{i - start}")
+                start = i
+        freq = "identity" if self.freq == tuple(range(len(self.freq))) else list(self.freq)
+        return f"AxisMap({' '.join(runs)}, freq={freq}, names={self.names})"
 
     @property
     def n_axes(self) -> int:

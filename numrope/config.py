@@ -217,7 +217,7 @@ class RopeConfig:
         )
 
     @classmethod
-    def from_hf(cls, config, *, layer_type: str | None = None) -> RopeConfig:
+    def from_hf(cls, config, *, layer_type: str | None = None, part: str = "text") -> RopeConfig:
         """The RoPE of a Hugging Face model, from its config.json (transformers 4.x or 5.x format).
 
         Parameters
@@ -227,6 +227,11 @@ class RopeConfig:
         layer_type : str, optional
             For models whose layer types rotate differently (Gemma 3's ``"full_attention"`` and
             ``"sliding_attention"``), which one.
+        part : {"text", "vision"}, default "text"
+            Which part of a vision-language model: the language model, or the vision tower
+            (its ``vision_config``, read by :func:`numrope.models.multiaxis.vision_fields_from_hf`).
+            Multi-axis RoPE (M-RoPE, 2-D vision RoPE) is read into ``axes``; see
+            :mod:`numrope.models.multiaxis`.
 
         Returns
         -------
@@ -238,6 +243,9 @@ class RopeConfig:
             An unknown ``rope_type``, a missing required key, factor lists of the wrong length,
             non-positive factors or bases, a missing or unknown ``layer_type``; the message names
             the key and the value.
+        NotImplementedError
+            A multi-axis RoPE numrope does not read (HunYuan-VL's XD-RoPE, MLCD's learned class
+            token angles, model types it has not checked), named with the reason.
 
         Notes
         -----
@@ -254,6 +262,12 @@ class RopeConfig:
         """
         from numrope.models import hf
 
+        if part == "vision":
+            from numrope.models import multiaxis
+
+            return cls(**multiaxis.vision_fields_from_hf(config))
+        if part != "text":
+            raise ValueError(f"part must be 'text' or 'vision', got {part!r}")
         return cls(**hf.rope_fields_from_hf(config, layer_type=layer_type))
 
     def to_hf(self) -> dict:

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from numrope import variants as _scaling
+from numrope.models import multiaxis as _multiaxis
 from numrope.models.families import INTERLEAVED_MODEL_TYPES, MODEL_DEFAULTS
 
 #: Keys whose presence at the top level says that a config describes a language model itself
@@ -433,7 +434,11 @@ def rope_fields_from_hf(config, *, layer_type: str | None = None) -> dict:
     ...                              "partial_rotary_factor": 0.4}).rotary_dim  # Phi-2
     32
     """
-    config = _text_config(_as_mapping(config))
+    config = _as_mapping(config)
+    fields = _multiaxis.fields_from_hf(config, layer_type, scaling_from_hf)  # M-RoPE, 2-D RoPE: read or refused
+    if fields is not None:
+        return fields
+    config = _text_config(config)
     params, nested = _rope_parameters(config, layer_type)
     head_dim = _head_dim(config)
     rotary_dim = _rotary_dim(config, params, head_dim)
@@ -504,6 +509,8 @@ def rope_config_to_hf(cfg, *, legacy: bool = False) -> dict:
     """
     if not all(hasattr(cfg, name) for name in ("head_dim", "base", "rotary_dim", "layout", "scaling")):
         raise TypeError(f"cfg must be a numrope.RopeConfig, got {type(cfg).__name__}")
+    if getattr(cfg, "axes", None) is not None:  # multi-axis RoPE: numrope.models.multiaxis
+        return _multiaxis.rope_config_to_hf(cfg, rope_config_to_hf, legacy=legacy)
     out: dict = {"head_dim": cfg.head_dim}
     params: dict = {
         "rope_type": cfg.scaling.rope_type if cfg.scaling is not None else "default",

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 
+from numrope import _axes
 from numrope._checks import check_config, check_positions, check_seq_axis
 from numrope._interop import MANTISSA_BITS, MIN_EXP, as_numpy
 from numrope.cache import default_seq_len
@@ -26,6 +27,7 @@ class Case:
     precision: str
     seq_len: int | None
     inverse: bool
+    coords: np.ndarray | None = None  # (n_axes, T) float64: multi-axis coordinates; pos is then max |coordinate|
 
 
 def _float_array(obj, name):
@@ -54,13 +56,17 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
             raise ValueError(f"positions {int(positions)} .. {last} do not fit in int64 (-2**63 .. 2**63 - 1)")
     elif positions is not None:
         positions = as_numpy(positions, "positions").array
+    coords = None
+    if cfg.axes is not None:  # coordinate vectors (numrope.validation.diagnose_axes)
+        positions, coords = _axes.bound_positions(cfg, positions, xa.shape, ax)
     pos = check_positions(positions, xa.shape, ax)
     if seq_len is not None and (isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer))):
         raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__}")
     x64 = np.ascontiguousarray(xa, dtype=np.float64)
     lead, seq = xa.shape[:ax], xa.shape[ax]
     pos = np.asarray(pos)
-    expected = apply_rope(x64, cfg, pos, seq_axis=ax, inverse=bool(inverse), seq_len=seq_len)
+    at = pos if coords is None else coords
+    expected = apply_rope(x64, cfg, at, seq_axis=ax, inverse=bool(inverse), seq_len=seq_len)
     j0, j1 = cfg.pair_indices()
     with np.errstate(over="ignore", invalid="ignore"):
         norms = np.hypot(expected[..., j0], expected[..., j1])  # the bounds scale with these
@@ -88,6 +94,7 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
         precision=precision,
         seq_len=seq_len,
         inverse=bool(inverse),
+        coords=None if coords is None else _axes.flat_coordinates(coords, xa.shape, ax),
     )
 
 
