@@ -384,3 +384,10 @@ def test_every_scaling_variant_has_an_asv_benchmark(monkeypatch):
     assert not missing, f"add an example of {sorted(missing)} to asv_benchmarks/bench_scaling.py"
     for make in examples.values():
         numrope.RopeConfig(128, scaling=make())
+
+
+def test_cold_import_ignores_modules_in_the_working_directory(tmp_path, monkeypatch):
+    """A stray numpy.py where numrope bench is run must not stand in for NumPy in the fresh interpreter."""
+    (tmp_path / "numpy.py").write_text("raise ImportError('a stray numpy.py')\n")
+    monkeypatch.chdir(tmp_path)
+    assert 0 < timing.cold_import_time(repeat=1) < 60

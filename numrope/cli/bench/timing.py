@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import subprocess
 import sys
 import time
@@ -208,11 +209,19 @@ def peak_allocated(fn):
 
 
 def cold_import_time(repeat=3):
-    """Best time of ``import numrope`` in a fresh interpreter, in seconds (start-up excluded)."""
+    """Best time of ``import numrope`` in a fresh interpreter, in seconds (start-up excluded).
+
+    The interpreter starts in the folder that holds this numrope, so that ``python -c`` (which puts
+    its working directory first on ``sys.path``) imports the same numrope, and no stray module in
+    the user's working directory (a ``numpy.py``, an ``enum.py``) stands in for the real one.
+    """
+    import numrope
+
     code = "import time; t = time.perf_counter(); import numrope; print(time.perf_counter() - t)"
+    where = os.path.dirname(os.path.dirname(os.path.abspath(numrope.__file__)))
     times = []
     for _ in range(repeat):
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=where)
         times.append(float(done.stdout.strip().splitlines()[-1]))
     return min(times)
 
