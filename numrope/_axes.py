@@ -97,17 +97,16 @@ def per_token(cfg, positions, cache, arrays, seq_axis, seq_len, names=("q", "k")
     return np.arange(math.prod(batch), dtype=np.int64).reshape(batch), tables
 
 
-def on_device(cuda, cfg, positions, cache, shape, ax, dtype, seq_len, check_device_cache, threads):
+def on_device(cfg, positions, cache, shape, ax, dtype, seq_len, threads, device_rope_cache, check_device_cache):
     """As :func:`per_token` for the GPU path: the per-token tables built and gathered on the device.
 
-    ``shape`` and ``ax`` are the checked x's; ``check_device_cache(cache)`` checks the caller's
-    tables and returns them as device arrays; ``positions`` are host values.
+    ``shape`` and ``ax`` are the checked x's; ``positions`` are host values;
+    ``device_rope_cache`` is :func:`numrope.cuda.rope_cache`, and ``check_device_cache(cache)``
+    checks the caller's tables and returns them as device arrays.
     """
     coords = coordinates(cfg, positions, shape, ax)
     if coords is None:
         return positions, cache
-    import numrope.cuda
-
     batch = coords.shape[1:]
     flat = coords.reshape(cfg.n_axes, -1)
     if cache is not None:
@@ -115,10 +114,10 @@ def on_device(cuda, cfg, positions, cache, shape, ax, dtype, seq_len, check_devi
         rows = check_cache_index(flat, cos.shape[0])
     else:
         values, rows = _lookup(flat)
-        cos, sin = numrope.cuda.rope_cache(cfg, values, dtype, seq_len=seq_len, threads_per_block=threads)
+        cos, sin = device_rope_cache(cfg, values, dtype, seq_len=seq_len, threads_per_block=threads)
     from numrope.kernels import cuda as kernels
 
-    tables = kernels.gather_axes(cuda, cos, sin, rows, cfg.axes.axis_index, threads)
+    tables = kernels.gather_axes(cos, sin, rows, cfg.axes.axis_index, threads)
     return np.arange(math.prod(batch), dtype=np.int64).reshape(batch), tables
 
 

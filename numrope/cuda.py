@@ -21,6 +21,7 @@ import math
 
 import numpy as np
 
+from numrope import _axes
 from numrope import _cuda_tables as cuda_tables
 from numrope._checks import (
     check_config,
@@ -219,6 +220,16 @@ def _out(cuda, out, x, cfg, name, x_name="x"):
 def _copy(cuda, a, cfg, name):
     """A checked array's values in new device memory (through the host: only aliased inputs need it)."""
     return _Array(cuda, a.dev.copy_to_host(), cfg, name)
+
+
+def _per_token(cuda, cfg, positions, cache, meta, ax, dtype, seq_len, threads):
+    """Multi-axis coordinates as the rows of a per-token table built on the device (numrope._axes),
+    for x with the meta array ``meta``."""
+
+    def check(tables):
+        return cuda_tables.check_cache(cuda, tables, cfg)
+
+    return _axes.on_device(cfg, positions, cache, meta.shape, ax, dtype, seq_len, threads, rope_cache, check)
 
 
 def _positions_arg(cuda, positions):
@@ -421,6 +432,8 @@ def apply_rope(
     xa = _Array(cuda, x, cfg, "x")
     ax = check_seq_axis(seq_axis, xa.meta.ndim, "x")
     positions = _positions_arg(cuda, positions)
+    if cfg.axes is not None:  # coordinate vectors: rows of a per-token table
+        positions, cache = _per_token(cuda, cfg, positions, cache, xa.meta, ax, xa.compute_dtype, seq_len, threads)
     pos = check_positions(positions, xa.meta.shape, ax)
     oa, result = _out(cuda, out, xa, cfg, "out")
     cos, sin, index = cuda_tables.tables(
@@ -505,6 +518,9 @@ def apply_rope_qk(
             "sequence axis, less the head axis where it comes right before the sequence axis)"
         )
     positions = _positions_arg(cuda, positions)
+    if cfg.axes is not None:  # coordinate vectors: rows of a per-token table
+        dtype = _F64 if _F64 in (qa.compute_dtype, ka.compute_dtype) else _F32
+        positions, cache = _per_token(cuda, cfg, positions, cache, qm, ax, dtype, seq_len, threads)
     pos = check_positions(positions, qm.shape, ax)
     if out is None:
         out = (None, None)

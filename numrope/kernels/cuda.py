@@ -195,6 +195,39 @@ def rotate_qk(layout, io_q, io_k, wide):
     return kernel
 
 
+@cuda.jit
+def gather_axes_kernel(cos, sin, rows, axis, cos_out, sin_out):
+    """cos_out[n, i] = cos[rows[axis[i], n], i], the same for sin: multi-axis RoPE's per-token table
+    (:mod:`numrope._axes`), a copy of the values. Blocks of (tx, ty): x over pairs, y over tokens."""
+    n = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
+    if n >= cos_out.shape[0]:
+        return
+    i = cuda.threadIdx.x
+    while i < cos_out.shape[1]:
+        p = rows[axis[i], n]
+        cos_out[n, i] = cos[p, i]
+        sin_out[n, i] = sin[p, i]
+        i += cuda.blockDim.x
+
+
+def gather_axes(cos, sin, rows, axis, threads_per_block):
+    """Device per-token tables from device ``cos``/``sin`` (n_rows, n_pairs) at checked host ``rows`` (n_axes, T)."""
+    n_tokens, n_pairs = rows.shape[1], axis.shape[0]
+    cos_out = cuda.device_array((n_tokens, n_pairs), cos.dtype)
+    sin_out = cuda.device_array((n_tokens, n_pairs), cos.dtype)
+    if n_tokens and n_pairs:
+        tx, _, per_block = block_shape(n_pairs, 1, threads_per_block)
+        gather_axes_kernel[(n_tokens + per_block - 1) // per_block, (tx, per_block)](
+            cos,
+            sin,
+            cuda.to_device(np.ascontiguousarray(rows, dtype=np.int64)),
+            cuda.to_device(np.ascontiguousarray(axis, dtype=np.int64)),
+            cos_out,
+            sin_out,
+        )
+    return cos_out, sin_out
+
+
 def _pow2_at_most(n):
     return 1 << (max(int(n), 1).bit_length() - 1)
 
