@@ -94,28 +94,30 @@ def check_seq_len(seq_len):
     return int(seq_len)
 
 
-_last_frequencies = (None, 0.0)  # the latest frequency array and its maximum: static configs share one
+_last_limit = (None, 0.0)  # the latest frequency array and the positions' bound it sets: static configs share one
 
 
 def check_angles(pos, inv_freq):
     """Refuse positions whose angles ``|m * theta|`` reach MAX_ANGLE: beyond it numrope's cos and
     sin are not exact (and, far beyond, not even bounded by 1)."""
-    global _last_frequencies
-    if not pos.size:
+    global _last_limit
+    if pos.size == 1:  # a decode step's position: no reductions
+        lo = hi = pos.item()
+    elif pos.size:
+        lo, hi = _bounds(pos)
+    else:
         return
-    lo, hi = _bounds(pos)
-    largest = max(-float(lo), float(hi))
-    if largest < 1.0:  # |theta| < MAX_ANGLE is checked where the frequencies are formed
-        return
-    arr, top = _last_frequencies
+    arr, limit = _last_limit
     if arr is not inv_freq:
         top = float(inv_freq.max()) if inv_freq.size else 0.0
-        _last_frequencies = (inv_freq, top)
-    if largest * top >= MAX_ANGLE:
+        limit = MAX_ANGLE / top if top > 0 else math.inf
+        _last_limit = (inv_freq, limit)
+    if hi >= limit or -lo >= limit:
+        m = hi if hi >= -lo else lo
         raise ValueError(
-            f"positions up to {hi if largest == hi else lo} turn the fastest pair by {largest * top:.6g} radians: "
+            f"positions up to {m} turn the fastest pair by {abs(m) * MAX_ANGLE / limit:.6g} radians: "
             f"numrope's cos and sin are exact for angles |m * theta| below 2**32 = {int(MAX_ANGLE)} and are not "
-            f"computed beyond (here |m| < {MAX_ANGLE / top:.6g})"
+            f"computed beyond (here |m| < {limit:.6g})"
         )
 
 
