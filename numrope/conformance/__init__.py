@@ -208,7 +208,8 @@ def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progr
 
 
 def _jsonable(value):
-    """Plain JSON values: NumPy scalars as Python numbers, a non-finite error as the string "inf" or "nan"."""
+    """Plain JSON values: NumPy scalars as Python numbers, errors to 4 significant digits, a non-finite one
+    as the string "inf" or "nan"."""
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -218,7 +219,7 @@ def _jsonable(value):
     if isinstance(value, (int, np.integer)):
         return int(value)
     if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else str(float(value))
+        return float(f"{float(value):.4g}") if np.isfinite(value) else str(float(value))
     return value
 
 

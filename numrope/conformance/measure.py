@@ -187,7 +187,7 @@ def _unique(items):
     for item in items:
         if item not in seen:
             seen.append(item)
-    return seen[:8]
+    return seen[:4]
 
 
 def _one_line(exc) -> str:
