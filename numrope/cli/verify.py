@@ -186,6 +186,8 @@ def collect(args, out=print, progress=False) -> tuple[list, int]:
 def _check_config(args, cfg, seq_len, rope, out, bar):
     from numrope.checks import decay, identity, precision
 
+    if cfg.n_axes > 1:  # positions are coordinate vectors: the same checks, per axis
+        from numrope.checks import multiaxis as identity
     where = _label(cfg, seq_len)
     bar.step(where)
     reports = []
