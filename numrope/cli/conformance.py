@@ -18,9 +18,10 @@ import sys
 from numrope.cli._common import Progress, non_negative_int, one_line_errors, progress_option, wants_progress
 
 _EPILOG = """\
-exit status: 0 when every row measured conforms, 1 when one does not, 2 for a usage error (an
-unknown framework, model or precision, a framework asked for by name that is not installed, or
---plot without matplotlib).
+exit status: 0 when every row measured conforms (with --baseline: every row that conformed in the
+baseline), 1 when one does not, 2 for a usage error (an unknown framework, model or precision, a
+framework asked for by name that is not installed, an unreadable baseline, or --plot without
+matplotlib).
 examples:
   numrope conformance --quick
   numrope conformance --framework transformers --framework mlx_lm --model llama --json
@@ -56,6 +57,12 @@ def add_parser(sub):
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random queries and keys (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     p.add_argument("--plot", metavar="FILE", help="also draw the error against position to an image (matplotlib)")
+    p.add_argument(
+        "--baseline",
+        metavar="REPORT_JSON",
+        help="a stored --json report: rows that fail there are expected to fail (documented deviations); "
+        "exit 1 only for a row that fails here and not there",
+    )
     p.add_argument("--list", action="store_true", help="list the frameworks and models and exit")
     progress_option(p)
     return p
@@ -115,6 +122,12 @@ def run(args) -> int:
     if args.list:
         print(_listing(chosen))
         return 0
+    expected = None
+    if args.baseline:
+        try:
+            expected = _baseline(args.baseline)
+        except ValueError as exc:
+            return _fail(str(exc))
     if args.framework:
         missing = [(a.name, a.missing()) for a in chosen.adapters if a.missing() is not None]
         if missing:
@@ -128,8 +141,37 @@ def run(args) -> int:
             )
     finally:
         bar.close()
+    bad = failures(report)
+    if expected is not None:
+        bad = [r for r in bad if (r["framework"], r["model"], r["dtype"]) not in expected]
+        report["baseline"] = {
+            "file": args.baseline,
+            "expected_failures": len(failures(report)) - len(bad),
+            "new_failures": [f"{r['framework']} / {r['model']} / {r['dtype']}" for r in bad],
+        }
     print(json.dumps(report, indent=1) if args.json else format_report(report))
+    if expected is not None:
+        b = report["baseline"]
+        print(
+            f"baseline {args.baseline}: {b['expected_failures']} failing rows fail there too, "
+            f"{len(b['new_failures'])} new: {', '.join(b['new_failures']) or 'none'}",
+            file=sys.stderr,
+        )
     if args.plot:
         plot(report, args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
-    return 1 if failures(report) else 0
+    return 1 if bad else 0
+
+
+def _baseline(path):
+    """The (framework, model, dtype) rows that fail in a stored report; raises ValueError (one line)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            report = json.load(f)
+        return {(r["framework"], r["model"], r["dtype"]) for r in report["results"] if not r["ok"]}
+    except OSError as exc:
+        raise ValueError(f"--baseline {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--baseline {path}: not JSON ({exc})") from None
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"--baseline {path}: not a numrope conformance report (no {exc})") from None
