@@ -117,7 +117,7 @@ def test_a_real_bug_is_not_called_precision(rng):
     report = compare(bug, x, cfg, positions)
     assert not report.ok
     assert "precision" not in kinds(report)
-    assert kinds(report) == ["unexplained"]
+    assert kinds(report) == ["position_precision"]
 
 
 def test_cos_sin_table_rounded_to_bfloat16(rng):

@@ -51,14 +51,17 @@ def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
         "float32_angles": bool(float32_angles),
         "atol_matters": atol is not None or bool((2 * bound_atol(case.precision, atol) >= bound).any()),
     }
-    diagnosis, notes = (), []
+    diagnosis, notes, angles = (), [], None
     if ok and float32_angles and err.size:
         strict = _ratios(case, cfg, rtol=rtol, atol=atol, float32_angles=False)
         if (np.maximum(strict[2], strict[3]) > 1).any():
             notes.append(_diagnose.float32_note(case, err, norms))
     elif not ok and diagnose:
-        judge = _diagnose if case.coords is None else _diagnose_axes  # multi-axis: its own mistakes
-        diagnosis = tuple(judge.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
+        if case.coords is None:  # the findings, and the angles each pair received (numrope.validation.angles)
+            found, analysis = _diagnose.diagnose_with_angles(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol)
+            diagnosis, angles = tuple(found), None if analysis is None else analysis.to_dict()
+        else:  # multi-axis: its own mistakes
+            diagnosis = tuple(_diagnose_axes.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
     if float32_angles and err.size:
         limit = _diagnose.angle_limit_note(case, cfg)
         if limit is not None:
@@ -79,6 +82,7 @@ def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
         notes=tuple(notes),
         config=_config_text(cfg),
         n_nonfinite=int((~np.isfinite(case.actual)).sum()),
+        angles=angles,
     )
 
 

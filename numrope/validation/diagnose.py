@@ -1,9 +1,16 @@
-"""The diagnosis behind :func:`numrope.validation.compare`: which common mistake explains a mismatch.
+"""The diagnosis behind :func:`numrope.validation.compare`: which common mistakes explain a mismatch.
 
-Each hypothesis predicts the output under one mistake (estimating its parameter from the data
-where it has one) and is reported only if the output then matches within the tolerance, with
-float32 angles allowed. Predictions are plain NumPy in float64 on ``(tokens, heads, head_dim)``
-arrays.
+Each hypothesis (:mod:`numrope.validation.hypotheses`, the scaling ones in
+:mod:`numrope.validation.diagnose_scaling`) predicts the output under one mistake, estimating
+its parameter from the data where it has one, and is reported only if the output then matches
+within the tolerance, with float32 angles allowed. When no single mistake explains the output,
+the ones that explain it two at a time are searched (layout and offset, base and scaling, offset
+and direction, ...): the second mistake's parameter is estimated with the first assumed, and each
+pair is screened on a small part of the case before the whole is judged, so the search stays
+within a few times the cost of the single hypotheses. When nothing explains it, the angles each
+pair received (:mod:`numrope.validation.angles`) name the signature of the bug
+(:mod:`numrope.validation.signatures`). Predictions are plain NumPy in float64 on
+``(tokens, heads, head_dim)`` arrays.
 """
 
 from __future__ import annotations
@@ -14,24 +21,50 @@ import math
 
 import numpy as np
 
+from numrope._checks import heads_before_seq
+from numrope.validation import diagnose_scaling, hypotheses, signatures
+from numrope.validation.angles import analyse
+from numrope.validation.case import Case
+from numrope.validation.hypotheses import estimate_base, estimate_offset  # noqa: F401 - part of this module's API
+from numrope.validation.mistakes import Judge, Mistakes, replace, subcase
 from numrope.validation.report import Finding
 from numrope.validation.tolerance import (
     default_rtol,
     pair_norms,
     uninformative_from,
     unit_roundoff,
-    verdict_ratios,
 )
 
-_TWO_PI = 2 * math.pi
+_Judge = Judge  # the name numrope.validation.diagnose_axes uses
 
 
 def _finding(kind, message, **details):
     return Finding(kind, message, details)
 
 
+@dataclasses.dataclass(frozen=True)
+class Sample(Case):
+    """A case with, per token, its batch row, its index along the sequence and the first row's position there."""
+
+    rows: np.ndarray | None = None
+    steps: np.ndarray | None = None
+    first_row_pos: np.ndarray | None = None
+
+
+def _with_rows(case):
+    T = case.x.shape[0]
+    seq = case.shape[case.seq_axis] if case.shape else T
+    lead = np.arange(T) // max(seq, 1)
+    steps = np.arange(T) % max(seq, 1)
+    if heads_before_seq(len(case.shape), case.seq_axis):  # (*batch, heads, seq, head_dim): heads are not rows
+        lead = lead // case.shape[case.seq_axis - 1]
+    fields = {f.name: getattr(case, f.name) for f in dataclasses.fields(Case)}
+    return Sample(**fields, rows=lead, steps=steps, first_row_pos=case.pos[steps])
+
+
 def sample(case, ratio, n_tokens=512, n_heads=8):
     """A smaller case for the diagnosis: runs of consecutive positions across the range, the worst token included."""
+    case = _with_rows(case) if not isinstance(case, Sample) else case
     T, H, _ = case.x.shape
     if T > n_tokens:
         order = np.argsort(case.pos, kind="stable")
@@ -48,252 +81,24 @@ def sample(case, ratio, n_tokens=512, n_heads=8):
         heads = np.unique(np.append(np.linspace(0, H - 1, n_heads - 1).astype(np.int64), worst_head))
     else:
         heads = np.arange(H)
-    pick = np.ix_(tokens, heads, np.arange(case.x.shape[2]))
-    coords = None if case.coords is None else case.coords[:, tokens]  # multi-axis coordinates
-    pos = case.pos[tokens]
-    return dataclasses.replace(
-        case, actual=case.actual[pick], x=case.x[pick], expected=case.expected[pick], pos=pos, coords=coords
-    )
+    return subcase(case, tokens, heads)
 
 
 def predict(case, cfg, *, pos=None, inverse=None, swap=False, scale=1.0, scale_all=False):
     """The output of rotating ``case.x`` under ``cfg`` with the given changes."""
-    pos = case.pos if pos is None else pos
-    inverse = case.inverse if inverse is None else inverse
-    theta = cfg.inv_freq(case.seq_len)
-    angle = pos[:, None] * theta
-    if inverse:
-        angle = -angle
-    if swap:
-        angle = math.pi / 2 - angle
-    a = cfg.attention_scaling * scale
-    c, s = (a * np.cos(angle))[:, None, :], (a * np.sin(angle))[:, None, :]
-    j0, j1 = cfg.pair_indices()
-    x0, x1 = case.x[..., j0], case.x[..., j1]
-    out = case.x.copy()
-    out[..., j0] = x0 * c - x1 * s
-    out[..., j1] = x1 * c + x0 * s
-    if scale_all:
-        out[..., cfg.rotary_dim :] *= scale
-    return out
+    from numrope.validation.mistakes import predict as _predict
 
-
-class _Judge:
-    def __init__(self, case, cfg, rtol, atol):
-        self.case, self.cfg, self.rtol, self.atol = case, cfg, rtol, atol
-
-    def explains(self, cfg, pred, *, pos=None, float32_angles=True, table=None):
-        """Whether the actual output matches ``pred`` within the tolerance."""
-        case = self.case
-        pos = case.pos if pos is None else pos
-        theta = cfg.inv_freq(case.seq_len)
-        rtol = self.rtol if self.rtol is not None else default_rtol(case.precision, table)
-        kw = {"float32_angles": float32_angles, "rtol": rtol, "atol": self.atol}
-        _, _, element, norm = verdict_ratios(case.actual, pred, pos, theta, cfg, case.precision, **kw)
-        return bool((element <= 1).all() and (norm <= 1).all())
-
-
-def _replace(cfg, **changes):
-    try:
-        return dataclasses.replace(cfg, **changes)
-    except (TypeError, ValueError):
-        return None
+    flip = False if inverse is None else bool(inverse) != case.inverse
+    shift_pos = None if pos is None else np.asarray(pos, dtype=np.float64)
+    return _predict(case, Mistakes(cfg, pos=shift_pos, flip=flip, swap=swap, scale=scale, scale_all=scale_all))
 
 
 def _wrap(angle):
-    return (angle + math.pi) % _TWO_PI - math.pi
+    return (angle + math.pi) % (2 * math.pi) - math.pi
 
 
-def measured_angles(case, cfg):
-    """The rotation angle from x to actual of each token's pairs, (tokens, n_pairs), forward positive."""
-    j0, j1 = cfg.pair_indices()
-    x0, x1 = case.x[..., j0], case.x[..., j1]
-    y0, y1 = case.actual[..., j0], case.actual[..., j1]
-    cross = (x0 * y1 - x1 * y0).sum(axis=1)
-    dot = (x0 * y0 + x1 * y1).sum(axis=1)
-    phi = np.arctan2(cross, dot)
-    return -phi if case.inverse else phi
-
-
-# -- the hypotheses ---------------------------------------------------------------------------
-
-
-def _layout(judge, cfg):
-    other = "interleaved" if cfg.layout == "half" else "half"
-    cand = _replace(cfg, layout=other)
-    if cand is not None and judge.explains(cand, predict(judge.case, cand)):
-        pairs = {"half": "i and i + rotary_dim/2", "interleaved": "2i and 2i + 1"}
-        return _finding(
-            "layout",
-            f"half and interleaved layouts are swapped: the output pairs features {pairs[other]} "
-            f"(layout={other!r}), but cfg pairs {pairs[cfg.layout]} (layout={cfg.layout!r}). Fix the layout, "
-            "or convert the q/k weights between the layouts (numrope.validation.convert.permute_qk_weights).",
-            layout=other,
-        )
-    return None
-
-
-def _direction(judge, cfg):
-    case = judge.case
-    if judge.explains(cfg, predict(case, cfg, inverse=not case.inverse)):
-        return _finding(
-            "direction",
-            "the rotation goes the wrong way: the output matches rotating by minus the angle "
-            "(the sign of sin flipped, or the inverse rotation applied)",
-            mistake="inverse",
-        )
-    if judge.explains(cfg, predict(case, cfg, swap=True)):
-        return _finding(
-            "direction",
-            "cos and sin are swapped: the output matches x0 sin - x1 cos, x1 sin + x0 cos",
-            mistake="cos_sin_swapped",
-        )
-    return None
-
-
-def _attention_scaling(judge, cfg):
-    case = judge.case
-    rot = np.zeros(cfg.head_dim, bool)
-    rot[: cfg.rotary_dim] = True
-    got = np.sqrt(np.sum(case.actual[..., rot] ** 2))
-    want = np.sqrt(np.sum(case.expected[..., rot] ** 2))
-    if not (want > 0 and np.isfinite(got)):
-        return None
-    factor = got / want
-    if abs(factor - 1) <= 2 * default_rtol(case.precision):
-        return None
-    a = cfg.attention_scaling
-    candidates = []
-    if abs(a - 1) > 1e-6:
-        candidates += [(1 / a, "missing"), (a, "doubled")]
-    candidates.append((float(f"{factor:.4g}"), "factor"))
-    candidates.append((factor, "factor"))
-    for scale, mistake in candidates:
-        for scale_all in (False, True):
-            if judge.explains(cfg, predict(case, cfg, scale=scale, scale_all=scale_all)):
-                return _finding("attention_scaling", _scaling_message(mistake, a, scale), mistake=mistake, factor=scale)
-    return None
-
-
-def _scaling_message(mistake, a, scale):
-    if mistake == "missing":
-        return (
-            f"the attention scaling {a:.6g} is missing: the rotated features are {scale:.6g} times the expected "
-            "(cos and sin not multiplied by it; a framework that folds it into the softmax scale instead has the "
-            "same q.k but not the same rotated q and k)"
-        )
-    if mistake == "doubled":
-        return f"the attention scaling {a:.6g} is applied twice: the rotated features are {scale:.6g} times too large"
-    return f"the rotated features are {scale:.6g} times the expected (cfg's attention scaling is {a:.6g})"
-
-
-def _rotary_dim(judge, cfg):
-    case = judge.case
-    changed = ~(np.abs(case.actual - case.x) <= default_rtol(case.precision) * np.abs(case.x)).all(axis=(0, 1))
-    last = int(np.flatnonzero(changed)[-1]) + 1 if changed.any() else 0
-    detected = last + (last % 2)
-    d = cfg.head_dim
-    options = [detected + 2 * k for k in range(5)] + [d, d // 2, d // 4, 3 * d // 4, cfg.rotary_dim // 2]
-    for r in dict.fromkeys(options):
-        if r <= 0 or r % 2 or r > d or r == cfg.rotary_dim:
-            continue
-        cand = _replace(cfg, rotary_dim=r)
-        if cand is not None and judge.explains(cand, predict(case, cand)):
-            return _finding(
-                "rotary_dim",
-                f"the output rotates the first {r} features (rotary_dim={r}), but cfg has rotary_dim="
-                f"{cfg.rotary_dim} (partial rotary: partial_rotary_factor = {r / d:g})",
-                rotary_dim=r,
-            )
-    return None
-
-
-def estimate_offset(case, cfg):
-    """The constant ``c`` such that the output is rotated for positions ``pos + c`` (None if not found)."""
-    theta = cfg.inv_freq(case.seq_len)
-    phi = measured_angles(case, cfg)
-    delta = np.angle(np.exp(1j * _wrap(phi - case.pos[:, None] * theta)).mean(axis=0))
-    usable = theta > 0
-    if not usable.any():
-        return None
-    order = np.argsort(theta)[usable[np.argsort(theta)]]
-    c = delta[order[0]] / theta[order[0]]
-    for i in order[1:]:  # lowest frequency first: each pair resolves the next one's turns
-        c = (delta[i] + _TWO_PI * np.round((c * theta[i] - delta[i]) / _TWO_PI)) / theta[i]
-    return float(c)
-
-
-def _offset(judge, cfg):
-    case = judge.case
-    c = estimate_offset(case, cfg)
-    if c is None or not np.isfinite(c) or abs(c) < 0.25:
-        return None
-    for value in dict.fromkeys((float(round(c)), float(f"{c:.6g}"), c)):
-        if value == 0:
-            continue
-        if judge.explains(cfg, predict(case, cfg, pos=case.pos + value), pos=case.pos + value):
-            shown = int(value) if value == round(value) else value
-            return _finding(
-                "offset",
-                f"positions are off by {shown:+g}: the output matches positions + {shown:g} "
-                "(an off-by-one, a KV-cache or padding offset applied twice or not at all)",
-                offset=shown,
-            )
-    return None
-
-
-def estimate_base(case, cfg):
-    """The base the output's rotation angles were formed with (None if it cannot be estimated)."""
-    phi = measured_angles(case, cfg)
-    order = np.argsort(case.pos, kind="stable")
-    m, p = case.pos[order], phi[order]
-    gaps = np.diff(m)
-    if not (gaps > 0).any():
-        return None
-    g = gaps[gaps > 0].min()
-    steps = np.flatnonzero(np.isclose(gaps, g))
-    theta = np.angle(np.exp(1j * _wrap(p[steps + 1] - p[steps])).mean(axis=0)) / g
-    e = np.arange(theta.size) * 2 / cfg.rotary_dim
-    ok = theta > 0
-    if ok.sum() < 2:
-        return None
-    slope, _ = np.polyfit(e[ok], np.log(theta[ok]), 1)
-    log_base = -slope
-    for _ in range(6):  # Gauss-Newton on log(base) over every token and pair
-        base = math.exp(log_base)
-        c0, c1 = _replace(cfg, base=base), _replace(cfg, base=base * (1 + 1e-7))
-        if c0 is None or c1 is None:
-            return None
-        t0, t1 = c0.inv_freq(case.seq_len), c1.inv_freq(case.seq_len)
-        residual = _wrap(p - m[:, None] * t0)
-        slope_m = m[:, None] * (t1 - t0) / math.log1p(1e-7)
-        keep = np.abs(residual) < 1.0
-        denominator = np.sum(slope_m**2 * keep)
-        if denominator == 0:
-            break
-        log_base += np.sum(residual * slope_m * keep) / denominator
-        if not math.isfinite(log_base):
-            return None
-    return math.exp(log_base)
-
-
-def _base(judge, cfg):
-    case = judge.case
-    b = estimate_base(case, cfg)
-    if b is None or not math.isfinite(b) or b <= 0 or abs(b / cfg.base - 1) < 1e-6:
-        return None
-    for value in dict.fromkeys([float(f"{b:.{n}g}") for n in (1, 2, 3, 4, 6, 8)] + [b]):
-        cand = _replace(cfg, base=value)
-        if cand is not None and value != cfg.base and judge.explains(cand, predict(case, cand)):
-            return _finding(
-                "base",
-                f"the frequency base is wrong: the output matches base={value:.8g} (the simplest value that "
-                f"matches; {b:.7g} estimated from the rotation angles), but cfg has base={cfg.base:g} "
-                "(rope_theta in Hugging Face configs)",
-                base=value,
-                estimated=b,
-            )
-    return None
+def _replace(cfg, **changes):
+    return replace(cfg, **changes)
 
 
 def _growth(case, err, norms):
@@ -398,13 +203,104 @@ def _ranges(indices):
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs)
 
 
-HYPOTHESES = (_layout, _direction, _attention_scaling, _rotary_dim, _offset, _base)
+#: The hypotheses, each tried alone; the order is that of the findings.
+HYPOTHESES = (
+    hypotheses.layout,
+    hypotheses.direction,
+    hypotheses.attention_scaling,
+    hypotheses.rotary_dim,
+    hypotheses.offset,
+    hypotheses.base,
+    diagnose_scaling.scaling,
+    hypotheses.position_precision,
+    hypotheses.frequency_precision,
+    hypotheses.batch_rows,
+)
+
+#: Two at a time, in this order: a mistake that changes how the angles are read (the pairing, the
+#: direction) or which frequencies turn comes before one whose parameter is estimated from them.
+PAIR_ORDER = (
+    hypotheses.layout,
+    hypotheses.direction,
+    hypotheses.rotary_dim,
+    hypotheses.base,
+    diagnose_scaling.scaling,
+    hypotheses.frequency_precision,
+    hypotheses.position_precision,
+    hypotheses.batch_rows,
+    hypotheses.attention_scaling,
+    hypotheses.offset,
+)
+
+#: At most this many candidates of the first mistake of a pair (its most likely values first).
+FIRST_OF_PAIR = 4
+
+
+def _first_of_pair(test, judge, start):
+    if test is hypotheses.base:  # the estimate itself, to 6 digits, stands for the value in a pair
+        found = list(test(judge, start))
+        said = [m.findings[-1].details for m in found]
+        est = [m for m, d in zip(found, said, strict=True) if d["base"] == float(f"{d['estimated']:.6g}")]
+        return (est or found[-1:])[:1]
+    return list(itertools.islice(test(judge, start), FIRST_OF_PAIR))
+
+
+def _singles(judge, start):
+    found = []
+    for test in HYPOTHESES:
+        if test is diagnose_scaling.scaling and any("base" in m.kinds for m in found):
+            continue  # the same frequencies, said once
+        for m in test(judge, start):
+            if judge.accepts(m):
+                found.append(m)
+                break
+    return found
+
+
+def _pairs(judge, start):
+    for i, first in enumerate(PAIR_ORDER):
+        for m1 in _first_of_pair(first, judge, start):
+            for second in PAIR_ORDER[i + 1 :]:
+                for m2 in second(judge, m1):
+                    if judge.accepts(m2):
+                        return m2
+    return None
+
+
+def _angles_of(judge, cfg, m=None):
+    """The angle analysis under the pairing and direction of ``m``, against ``cfg``'s frequencies."""
+    case = judge.case
+    if m is None or m.cfg.rotary_dim != cfg.rotary_dim:
+        pairing = cfg
+        flip = swap = False
+    else:
+        pairing = replace(cfg, layout=m.cfg.layout) or cfg
+        flip, swap = m.flip, m.swap
+    try:
+        return analyse(case, pairing, flip=flip, swap=swap, theta=cfg.inv_freq(case.seq_len))
+    except (ValueError, FloatingPointError, ArithmeticError):  # pragma: no cover - degenerate inputs
+        return None
+
+
+def diagnose_with_angles(case, cfg, *, rtol=None, atol=None):
+    """``(findings, analysis)``: the findings that explain a mismatching case (never empty), and the
+    angle analysis (:class:`numrope.validation.angles.Analysis`, None where it cannot be made)."""
+    judge = Judge(case, cfg, rtol, atol)
+    start = Mistakes(cfg)
+    singles = _singles(judge, start)
+    if singles:
+        return [f for m in singles for f in m.findings], _angles_of(judge, cfg, singles[0])
+    precision = _precision(judge, cfg)
+    if precision:
+        return precision, _angles_of(judge, cfg)
+    both = _pairs(judge, start)
+    if both is not None:
+        return list(both.findings), _angles_of(judge, cfg, both)
+    an = _angles_of(judge, cfg)
+    found = signatures.signatures(judge, cfg, an) if an is not None else []
+    return (found or [_unexplained(judge, cfg)]), an
 
 
 def diagnose(case, cfg, *, rtol=None, atol=None):
     """The findings that explain a mismatching case (a list, never empty)."""
-    judge = _Judge(case, cfg, rtol, atol)
-    findings = [f for test in HYPOTHESES if (f := test(judge, cfg)) is not None]
-    if not findings:
-        findings = _precision(judge, cfg)
-    return findings or [_unexplained(judge, cfg)]
+    return diagnose_with_angles(case, cfg, rtol=rtol, atol=atol)[0]

@@ -16,8 +16,11 @@ class Finding:
     ----------
     kind : str
         ``"layout"``, ``"base"``, ``"offset"``, ``"attention_scaling"``, ``"rotary_dim"``,
-        ``"direction"``, ``"swapped"``, ``"precision"``, or ``"unexplained"`` when no common
-        mistake explains the error.
+        ``"direction"``, ``"scaling"``, ``"position_precision"``, ``"frequency_precision"``,
+        ``"batch_rows"``, ``"swapped"``, ``"precision"``; where none of these explains the error,
+        the signatures the angles show (``"position_zero"``, ``"positions"``, ``"frequencies"``,
+        ``"angle_precision"``, ``"norm_ratio"``, and the kinds above); ``"unexplained"`` when
+        neither does.
     message : str
         One or two sentences for a person.
     details : dict
@@ -92,6 +95,13 @@ class RopeReport:
         float32 angles carry no information (only each pair's norm is checked beyond it).
     n_nonfinite : int
         How many elements of ``actual`` are NaN or infinite (each is outside its bound).
+    angles : dict or None
+        On a mismatch, what the angle analysis (:mod:`numrope.validation.angles`) recovered from
+        the angles each pair received, per pair: ``theta_expected`` and ``theta`` (the
+        configuration's frequency and the one received), ``theta_ratio``, ``theta_stderr``,
+        ``phase_at_zero``, ``angle_residual``, ``gain`` (against ``gain_expected``, the attention
+        factor) and ``frequencies``, the verdict on them (None when they agree). ``str(report)``
+        shows them as a table where they differ.
     """
 
     ok: bool
@@ -109,6 +119,7 @@ class RopeReport:
     notes: tuple
     config: str
     n_nonfinite: int = 0
+    angles: dict | None = None
 
     def to_dict(self, max_positions: int = 64) -> dict:
         """A JSON-able dict; the error against position is binned to at most ``max_positions`` rows."""
@@ -128,6 +139,7 @@ class RopeReport:
                 "error_by_position": [list(r) for r in _binned(self.positions, self.error_by_position, max_positions)],
                 "diagnosis": [f.to_dict() for f in self.diagnosis],
                 "notes": [f.to_dict() for f in self.notes],
+                "angles": self.angles,
             }
         )
 
@@ -167,6 +179,10 @@ class RopeReport:
             if findings:
                 lines.append(f"  {label}:")
                 lines += [f"    - {f.kind}: {f.message}" for f in findings]
+        if self.angles:
+            from numrope.validation.angles import table_lines
+
+            lines += table_lines(self.angles)
         return lines
 
 
