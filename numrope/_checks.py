@@ -10,12 +10,15 @@ import math
 
 import numpy as np
 
+from numrope._interop import is_bfloat16
 from numrope.config import MAX_ANGLE, RopeConfig
 from numrope.positions import as_positions, is_int_scalar
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 X_DTYPES = frozenset((np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)))
 TABLE_DTYPES = X_DTYPES
+# bfloat16 (ml_dtypes.bfloat16, not imported here) is accepted besides these: is_bfloat16
+_BF16_TOO = "; bfloat16 (ml_dtypes.bfloat16) is accepted too"
 
 
 def check_config(cfg):
@@ -27,9 +30,9 @@ def table_dtype(dtype) -> np.dtype:
     try:
         dtype = np.dtype(dtype)
     except TypeError as exc:
-        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}") from exc
-    if dtype not in TABLE_DTYPES:
-        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype}")
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype!r}{_BF16_TOO}") from exc
+    if dtype not in TABLE_DTYPES and not is_bfloat16(dtype):
+        raise TypeError(f"dtype must be float16, float32 or float64, got {dtype}{_BF16_TOO}")
     return dtype
 
 
@@ -42,9 +45,9 @@ def is_device_array(a) -> bool:
 
 def check_x_meta(x, cfg, name="x"):
     """Check dtype and shape of anything with ``.dtype`` and ``.shape`` (NumPy or device arrays)."""
-    if x.dtype not in X_DTYPES and x.dtype.newbyteorder("=") not in X_DTYPES:
+    if x.dtype not in X_DTYPES and x.dtype.newbyteorder("=") not in X_DTYPES and not is_bfloat16(x.dtype):
         kind = {"i": "integer ", "u": "integer ", "b": "boolean ", "c": "complex "}.get(x.dtype.kind, "")
-        hint = " (convert with .astype(np.float32))" if kind in ("integer ", "boolean ") else ""
+        hint = " (convert with .astype(np.float32))" if kind in ("integer ", "boolean ") else _BF16_TOO
         raise TypeError(f"{name} must be float16, float32 or float64, got {kind}dtype {x.dtype}{hint}")
     if x.ndim < 2:
         raise ValueError(f"{name} must have a sequence axis and a head_dim axis, got shape {x.shape}")
@@ -237,7 +240,7 @@ def check_cache(cache, cfg):
         type(cos) is np.ndarray
         and type(sin) is np.ndarray
         and cos.dtype is sin.dtype
-        and cos.dtype in TABLE_DTYPES
+        and (cos.dtype in TABLE_DTYPES or is_bfloat16(cos.dtype))
         and cos.ndim == 2
         and cos.shape == sin.shape
         and cos.shape[1] == cfg.n_pairs
@@ -245,8 +248,8 @@ def check_cache(cache, cfg):
         return cos, sin
     cos, sin = np.asarray(cos), np.asarray(sin)
     for name, t in (("cos", cos), ("sin", sin)):
-        if t.dtype.kind != "f":
-            raise TypeError(f"cache {name} table must be float16, float32 or float64, got dtype {t.dtype}")
+        if t.dtype.kind != "f" and not is_bfloat16(t.dtype):
+            raise TypeError(f"cache {name} table must be float16, float32 or float64, got dtype {t.dtype}{_BF16_TOO}")
         table_dtype(t.dtype.newbyteorder("="))
         if t.ndim != 2 or t.shape[1] != cfg.n_pairs:
             raise ValueError(

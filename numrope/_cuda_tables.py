@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from numrope._checks import check_cache_index, inverse_scale, per_token, table_dtype
+from numrope._interop import is_bfloat16
 from numrope.cache import _inv_freq_for
 from numrope.positions import is_int_scalar
 
@@ -25,6 +26,8 @@ def check_cache(cuda, cache, cfg):
             t = cuda.to_device(np.ascontiguousarray(t))
         elif not getattr(t, "__cuda_ndarray__", False):
             t = cuda.as_cuda_array(t)
+        if is_bfloat16(t.dtype):
+            t = _convert_bf16(cuda, t, None)  # read as float32, which holds every bfloat16 exactly
         if t.dtype.kind != "f":
             raise TypeError(f"cache {name} table must be float16, float32 or float64, got dtype {t.dtype}")
         table_dtype(t.dtype)
@@ -42,8 +45,28 @@ def check_cache(cuda, cache, cfg):
     return cos, sin
 
 
+def _convert_bf16(cuda, t, dtype):
+    """A contiguous device table converted: bfloat16 to float32 (``dtype`` None, exact), or float64 to
+    ``dtype`` bfloat16 (rounded once, to nearest even)."""
+    from numrope.kernels import cuda as kernels
+
+    if t.size and not (hasattr(t, "is_c_contiguous") and t.is_c_contiguous()):
+        t = cuda.to_device(np.ascontiguousarray(t.copy_to_host()))
+    to_bf16 = dtype is not None
+    out = cuda.device_array(t.shape, np.uint16 if to_bf16 else _F32)
+    if t.size:
+        src = t.reshape(t.size)
+        src = src if to_bf16 else src.view(np.uint16)
+        kernel = kernels.round_to_bf16 if to_bf16 else kernels.widen_bf16
+        kernel[math.ceil(t.size / 256), 256](src, out.reshape(t.size))
+    return out.view(dtype) if to_bf16 else out
+
+
 def fill_table(cuda, kernels, cfg, positions, start, n_rows, dtype, inv_freq, threads, scale):
     """Device scale * (cos, sin) of shape (n_rows, n_pairs) for positions (float64, device) or start + n."""
+    if is_bfloat16(dtype):  # rounded once from the float64 table
+        cos, sin = fill_table(cuda, kernels, cfg, positions, start, n_rows, _F64, inv_freq, threads, scale)
+        return _convert_bf16(cuda, cos, dtype), _convert_bf16(cuda, sin, dtype)
     cos = cuda.device_array((n_rows, cfg.n_pairs), dtype)
     sin = cuda.device_array((n_rows, cfg.n_pairs), dtype)
     if n_rows == 0:

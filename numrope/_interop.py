@@ -58,10 +58,19 @@ _capsule_pointer.restype = ctypes.c_void_p
 _capsule_pointer.argtypes = (ctypes.py_object, ctypes.c_char_p)
 
 
+def is_bfloat16(dtype) -> bool:
+    """Whether a NumPy dtype is ml_dtypes' bfloat16, recognised without importing ml_dtypes.
+
+    ml_dtypes registers it as a 2-byte NumPy extension type named ``bfloat16`` (kind ``"V"``, the
+    type character ``"E"``); the name and size are what every release since 0.2 has in common.
+    """
+    return dtype.name == "bfloat16" and dtype.itemsize == 2
+
+
 def precision_name(dtype: np.dtype) -> str | None:
     """The precision name of a NumPy float dtype, or None for other dtypes."""
     dtype = np.dtype(dtype)
-    if dtype.name == "bfloat16":  # ml_dtypes.bfloat16, recognised without importing ml_dtypes
+    if is_bfloat16(dtype):
         return "bfloat16"
     if dtype.kind == "f" and dtype.name in MANTISSA_BITS:
         return dtype.name

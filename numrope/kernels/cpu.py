@@ -1,9 +1,9 @@
 """Numba CPU kernels that rotate feature pairs. Private: they trust their callers completely.
 
 Arrays arrive as 4-D views ``(batch, seq, heads, head_dim)``; ``idx[b or 0, s]`` is the table row of
-token ``(b, s)``. float16 arrays (data and tables) arrive as their uint16 bit patterns (Numba has no float16 on the
-CPU): ``_widen`` turns them into float32 exactly and ``_narrow`` rounds back to nearest even
-(see :mod:`numrope.kernels.half`).
+token ``(b, s)``. float16 arrays (data and tables) arrive as their uint16 bit patterns and bfloat16 arrays as
+their int16 bit patterns (Numba has neither type on the CPU; the signedness tells them apart): ``_widen`` turns
+them into float32 exactly and ``_narrow`` rounds back to nearest even (see :mod:`numrope.kernels.half`).
 """
 
 import math
@@ -13,32 +13,46 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from numrope.kernels.half import f16_bits_to_f32, f32_to_f16_bits
+from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
 from numrope.kernels.jit import jit_twins, njit, use_parallel
 from numrope.kernels.sincos import _cos_sin, cos_sin_table_parallel, cos_sin_table_serial
 
 
 def _widen(value):
-    """A stored element as a number: float16 bit patterns as float32, floats as they are."""
-    return f16_bits_to_f32(value) if isinstance(value, np.integer) else value
+    """A stored element as a number: float16 (uint16) and bfloat16 (int16) bit patterns as float32, floats as
+    they are."""
+    if isinstance(value, np.uint16):
+        return f16_bits_to_f32(value)
+    if isinstance(value, np.int16):
+        return bf16_bits_to_f32(value.view(np.uint16))
+    return value
 
 
 @overload(_widen, inline="always")
 def _widen_impl(value):
-    if isinstance(value, types.Integer):
+    if value == types.uint16:
         return lambda value: f16_bits_to_f32(value)
+    if value == types.int16:
+        return lambda value: bf16_bits_to_f32(np.uint16(value))  # the same bits
     return lambda value: value
 
 
 def _narrow(value, like):
-    """A number as an element like ``like`` (a stored element): float16 bit patterns rounded to nearest even."""
-    return f32_to_f16_bits(np.float32(value)) if isinstance(like, np.integer) else value
+    """A float32 as an element like ``like`` (a stored element): float16 or bfloat16 bit patterns rounded to
+    nearest even."""
+    if isinstance(like, np.uint16):
+        return f32_to_f16_bits(np.float32(value))
+    if isinstance(like, np.int16):
+        return f32_to_bf16_bits(np.float32(value)).view(np.int16)
+    return value
 
 
 @overload(_narrow, inline="always")
 def _narrow_impl(value, like):
-    if isinstance(like, types.Integer):
+    if like == types.uint16:
         return lambda value, like: f32_to_f16_bits(value)
+    if like == types.int16:
+        return lambda value, like: np.int16(f32_to_bf16_bits(value))  # the same bits
     return lambda value, like: value
 
 
@@ -140,10 +154,35 @@ rotate_parallel, rotate_serial = jit_twins(_rotate)
 rotate_at_parallel, rotate_at_serial = jit_twins(_rotate_at)
 
 
-# The launchers: views, twin choice and float16 bit views, for arguments the callers have checked.
+def _round_bf16(src, dst):
+    """dst[n] = the bfloat16 bit pattern (as int16) nearest to float64 src[n], rounded once."""
+    for n in numba.prange(src.size):
+        dst[n] = np.int16(f64_to_bf16_bits(src[n]))  # the same bits
+
+
+round_bf16_parallel, round_bf16_serial = jit_twins(_round_bf16)
+
+
+# The launchers: views, twin choice and float16/bfloat16 bit views, for arguments the callers have checked.
 
 _F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
 _SIGNS = {dtype: (dtype.type(1.0), dtype.type(-1.0)) for dtype in (_F32, _F64)}
+# The kernels' view of each 2-byte float, by type character: "e" float16, "E" ml_dtypes.bfloat16 (the
+# checked dtypes have no other "E").
+_BITS = {"e": np.uint16, "E": np.int16}
+
+
+def round_f64_into(out, wide):
+    """Round float64 ``wide`` once into ``out`` (float16 or bfloat16) of the same shape."""
+    if out.dtype.char == "e":
+        np.copyto(out, wide)  # NumPy rounds float64 to float16 once, to nearest even
+        return out
+    # bfloat16: NumPy's (ml_dtypes') cast rounds through float32, twice
+    src = np.ascontiguousarray(wide, dtype=_F64).reshape(-1)
+    bits = np.empty(src.size, np.int16)
+    (round_bf16_parallel if use_parallel(src.size) else round_bf16_serial)(src, bits)
+    np.copyto(out, bits.view(out.dtype).reshape(out.shape))
+    return out
 
 
 def compute_dtype(*arrays) -> np.dtype:
@@ -157,12 +196,14 @@ def compute_dtype(*arrays) -> np.dtype:
 def cos_sin_table(positions, inv_freq, scale, dtype):
     """``scale * cos/sin(positions[..., None] * inv_freq)`` in ``dtype``, for checked positions of any shape."""
     flat = positions.reshape(-1).astype(np.float64, copy=False)
-    kernel_dtype = np.float64 if dtype == np.float16 else dtype
+    kernel_dtype = np.float64 if dtype.char in _BITS else dtype
     cos = np.empty((flat.size, inv_freq.size), dtype=kernel_dtype)
     sin = np.empty_like(cos)
     kernel = cos_sin_table_parallel if use_parallel(cos.size) else cos_sin_table_serial
     kernel(flat, inv_freq, scale, cos, sin)
     shape = positions.shape + (inv_freq.size,)
+    if dtype.char == "E":
+        return round_f64_into(np.empty(shape, dtype), cos), round_f64_into(np.empty(shape, dtype), sin)
     # float16 is rounded once, from float64: Numba has no float16 on the CPU.
     return cos.astype(dtype, copy=False).reshape(shape), sin.astype(dtype, copy=False).reshape(shape)
 
@@ -195,25 +236,25 @@ def _views(x, out, ax):
 
 
 def _native(a):
-    """Arrays as the kernels take them: float16 (data or tables) as its uint16 bit patterns."""
-    return a.view(np.uint16) if a.dtype.char == "e" else a
+    """Arrays as the kernels take them: float16 (data or tables) as uint16 bit patterns, bfloat16 as int16."""
+    bits = _BITS.get(a.dtype.char)
+    return a if bits is None else a.view(bits)
 
 
 def rotate(x, out, ax, interleaved, cos, sin, idx, inverse):
     """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis."""
     if x.size == 0:
         return out
-    if x.dtype.char == "e" and cos.dtype.char == "d":
-        # float64 arithmetic for float16 data: the kernels round to float16 from float32 only, so
-        # rotate a float64 copy and round it once into out
+    if x.dtype.char in _BITS and cos.dtype.char == "d":
+        # float64 arithmetic for float16 or bfloat16 data: the kernels round to those from float32
+        # only, so rotate a float64 copy and round it once into out
         wide = x.astype(_F64)
-        np.copyto(out, rotate(wide, wide, ax, interleaved, cos, sin, idx, inverse))
-        return out
+        return round_f64_into(out, rotate(wide, wide, ax, interleaved, cos, sin, idx, inverse))
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     kernel = rotate_parallel if use_parallel(x.size) else rotate_serial
-    sign = _SIGNS[_F32 if cos.dtype.char == "e" else cos.dtype][inverse]
+    sign = _SIGNS[_F32 if cos.dtype.char in _BITS else cos.dtype][inverse]
     target4 = target
-    if x.dtype.char == "e" or cos.dtype.char == "e":
+    if x.dtype.char in _BITS or cos.dtype.char in _BITS:
         # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
         x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
     kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail)

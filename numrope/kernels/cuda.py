@@ -23,7 +23,7 @@ import numpy as np
 from numba import cuda
 
 from numrope.kernels import sincos
-from numrope.kernels.half import bf16_bits_to_f32, f32_to_bf16_bits
+from numrope.kernels.half import bf16_bits_to_f32, f32_to_bf16_bits, f64_to_bf16_bits
 from numrope.kernels.sincos import _cos_sin
 
 SIMULATED = bool(cuda.config.ENABLE_CUDASIM)
@@ -242,3 +242,19 @@ def block_shape(n_pairs, n_heads, threads_per_block):
     tx = min(_pow2_at_least(n_pairs), budget)
     ty = min(_pow2_at_least(n_heads), budget // tx)
     return tx, ty, budget // (tx * ty)
+
+
+@cuda.jit
+def round_to_bf16(src, dst):
+    """dst[n] = the bfloat16 bit pattern (uint16) nearest to float64 src[n], rounded once; 1-D arrays."""
+    n = cuda.grid(1)
+    if n < src.shape[0]:
+        dst[n] = f64_to_bf16_bits(src[n])
+
+
+@cuda.jit
+def widen_bf16(src, dst):
+    """dst[n] = the float32 value of bfloat16 bit pattern src[n] (exact); 1-D arrays."""
+    n = cuda.grid(1)
+    if n < src.shape[0]:
+        dst[n] = bf16_bits_to_f32(src[n])

@@ -121,10 +121,41 @@ def f32_to_bf16_bits(value):
     :func:`round_to_bfloat16` (framework emulation) applies it to arrays.
     """
     bits = np.float32(value).view(np.uint32)
-    if (bits & np.uint32(0x7FFFFFFF)) > np.uint32(0x7F800000):
-        return np.uint16((bits >> np.uint32(16)) | np.uint32(0x0040))
-    bits = np.uint32(bits + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1)))
-    return np.uint16(bits >> np.uint32(16))
+    magnitude = np.uint32(bits & np.uint32(0x7FFFFFFF))
+    sign = np.uint32(bits ^ magnitude)
+    # add just under half an ulp plus the kept lowest bit (ties to even); a carry into the exponent, up to
+    # infinity, is the correct rounding, and none reaches the sign: the magnitude is at most 0x7FFFFFFF
+    nearest = np.uint32(np.uint32(magnitude + np.uint32(0x7FFF) + ((bits >> np.uint32(16)) & np.uint32(1))) | sign)
+    # NaN: kept quiet. Selected by a mask, not a branch or a conditional expression: inlined into the CPU
+    # kernels' loops this vectorises, and Numba's inliner loses track of a conditional's phi variables.
+    nan = np.uint32(np.uint32(0xFFFFFFFF) * np.uint32(magnitude > np.uint32(0x7F800000)))
+    quiet_nan = np.uint32(bits | np.uint32(0x00400000))
+    return np.uint16(np.uint32(nearest ^ np.uint32(np.uint32(nearest ^ quiet_nan) & nan)) >> np.uint32(16))
+
+
+@njit(inline="always")
+def f64_to_f32_odd(value):
+    """A float64 rounded to float32 by round-to-odd: truncated, the last bit set where it was inexact.
+
+    Rounding to odd at 24 bits and then to nearest at bfloat16's 8 is the nearest bfloat16 to the
+    float64, ties to even, without the double rounding of going through float32 to nearest
+    (Boldo and Melquiond, "Emulation of FMA and correctly rounded sums: proved algorithms using
+    rounding to odd", IEEE Trans. Computers 57(4), 2008: any precision of at least p + 2 bits).
+    """
+    rounded = np.float32(value)
+    back = np.float64(rounded)
+    inexact = np.uint32(back != value)  # NaN too, which stays NaN
+    # rounded away from zero: one step back towards it (sign and magnitude: the magnitude's bits); no
+    # conditional expressions, as in f32_to_bf16_bits
+    away = np.uint32(abs(back) > abs(value))
+    return np.uint32(np.uint32(rounded.view(np.uint32) - away) | inexact).view(np.float32)
+
+
+@njit(inline="always")
+def f64_to_bf16_bits(value):
+    """bfloat16 bit pattern nearest to a float64 (ties to even), rounded once: round-to-odd to float32
+    (:func:`f64_to_f32_odd`, no rounding of its own at bfloat16's precision), then :func:`f32_to_bf16_bits`."""
+    return f32_to_bf16_bits(f64_to_f32_odd(value))
 
 
 @njit
