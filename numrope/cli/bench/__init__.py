@@ -45,7 +45,7 @@ argument, or --plot without matplotlib.
 def add_parser(sub):
     p = sub.add_parser(
         "bench",
-        help="time numrope against the copy floor and the NumPy, PyTorch and JAX forms",
+        help="time numrope against a parallel copy and the NumPy, PyTorch and JAX forms",
         description=__doc__.split("\n")[0].replace("``", ""),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
