@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 
 import numpy as np
 
@@ -173,6 +174,36 @@ def varlen_case(ctx):
     )
 
 
+def axes_case(ctx):
+    """Multi-axis RoPE (Qwen2-VL's M-RoPE) over a prefill of text and image tokens, table and out=.
+
+    The coordinates gather a per-token table from the cache before the rotation: the cost over
+    the plain table case is that gather.
+    """
+    import numrope
+    from numrope.models.vision import mrope_positions
+
+    b, s, h, d = ctx.shape
+    x = ctx.random((b, s, h, d))
+    out = np.empty_like(x)
+    pairs = d // 2
+    sections = [pairs - 2 * (3 * pairs // 8), 3 * pairs // 8, 3 * pairs // 8]  # [16, 24, 24] for d = 128
+    cfg = numrope.RopeConfig(d, 1e6, axes=numrope.axes.sectioned(sections))
+    side = max(1, math.isqrt(s // 2))  # an image of about half the tokens, then text
+    rows = max(1, min(side, s // side // 2))
+    coords = mrope_positions([("image", (1, 2 * rows, 2 * side)), ("text", s - rows * side)])
+    table = numrope.rope_cache(cfg, int(coords.max()) + 1)
+    return Case(
+        "axes",
+        "multi-axis (t, h, w), table, out=: text and an image",
+        x.shape,
+        "float32",
+        2 * x.nbytes,
+        lambda: numrope.apply_rope(x, cfg, coords, cache=table, out=out),
+        lambda: parallel_copy(x, out),
+    )
+
+
 def decode_case(ctx):
     """One decoding step (1, 1, heads, head_dim) at position seq, table and out=."""
     import numrope
@@ -212,6 +243,7 @@ CASES = (
     functools.partial(end_to_end_case, partial=True),
     qk_case,
     varlen_case,
+    axes_case,
     decode_case,
 )
 
