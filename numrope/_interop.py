@@ -21,7 +21,6 @@ MIN_EXP = {"bfloat16": -126, "float16": -14, "float32": -126, "float64": -1022}
 
 _KDL_CPU = 1
 _KDL_CPU_PINNED = 3
-_KDL_FLOAT = 2
 _KDL_BFLOAT = 4
 
 
