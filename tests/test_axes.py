@@ -253,3 +253,22 @@ def test_bad_positions_are_refused_by_name(positions, kwargs, error, match):
         numrope.apply_rope(x, cfg, positions, **kwargs)
     with pytest.raises(error, match=match):
         numrope.apply_rope_qk(x, x, cfg, positions, **kwargs)
+
+
+def test_threads_do_not_share_their_per_token_tables(rng):
+    """The per-token table is scratch memory of the calling thread: another thread's call leaves it alone."""
+    import threading
+
+    from numrope import _axes
+
+    cfg = QWEN3
+    cache = numrope.rope_cache(cfg, 500)
+    x = np.zeros((1, 64, 1, cfg.head_dim), np.float32)
+    mine, theirs = coords_like(rng, 3, (64,), 500), coords_like(rng, 3, (64,), 500)
+    _, (cos, sin) = _axes.per_token(cfg, mine, cache, (x,), -3, None)
+    before = cos.copy(), sin.copy()
+    other = threading.Thread(target=_axes.per_token, args=(cfg, theirs, cache, (x,), -3, None))
+    other.start()
+    other.join()
+    np.testing.assert_array_equal(cos, before[0])
+    np.testing.assert_array_equal(sin, before[1])
