@@ -1,7 +1,8 @@
 """numrope: the framework-neutral reference implementation of Rotary Position Embedding for NumPy.
 
 The core is here: :class:`RopeConfig`, :func:`apply_rope`, :func:`apply_rope_qk`,
-:func:`rope_cache` and :func:`positions_from_cu_seqlens`. The subpackages load on first use:
+:func:`rope_cache`, :func:`positions_from_cu_seqlens` and :func:`positions_from_offsets`. The
+subpackages load on first use:
 :mod:`numrope.variants` (scaling variants), :mod:`numrope.axes` (multi-axis RoPE),
 :mod:`numrope.models` (model configs), :mod:`numrope.checks` (numrope proving itself),
 :mod:`numrope.validation` and
@@ -15,7 +16,7 @@ from numrope import _renamed
 from numrope.apply import apply_rope, apply_rope_qk
 from numrope.cache import rope_cache
 from numrope.config import RopeConfig
-from numrope.positions import positions_from_cu_seqlens
+from numrope.positions import positions_from_cu_seqlens, positions_from_offsets
 
 try:
     __version__ = version("numrope")
@@ -39,4 +40,12 @@ def __getattr__(name):
     raise AttributeError(f"module 'numrope' has no attribute {name!r}")
 
 
-__all__ = ["RopeConfig", "apply_rope", "apply_rope_qk", "positions_from_cu_seqlens", "rope_cache", "__version__"]
+__all__ = [
+    "RopeConfig",
+    "apply_rope",
+    "apply_rope_qk",
+    "positions_from_cu_seqlens",
+    "positions_from_offsets",
+    "rope_cache",
+    "__version__",
+]

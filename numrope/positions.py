@@ -99,3 +99,51 @@ def positions_from_cu_seqlens(cu_seqlens) -> np.ndarray:
         raise ValueError(f"cu_seqlens must be non-decreasing, but cu_seqlens[{bad + 1}] < cu_seqlens[{bad}]")
     starts = np.repeat(cu[:-1], lengths)
     return np.arange(cu[-1], dtype=np.int64) - starts
+
+
+def positions_from_offsets(offsets, seq_len) -> np.ndarray:
+    """Per-sequence positions ``offsets[b] + arange(seq_len)``: a batch whose rows start at different positions.
+
+    The form of flash-attn's ``seqlen_offsets`` and of MLX's array ``offset`` (batched decoding,
+    where every sequence of the batch has its own cache length).
+
+    Parameters
+    ----------
+    offsets : array_like of int, shape (*batch,)
+        The position of each sequence's first token; usually one axis, ``(batch,)``.
+    seq_len : int
+        The number of tokens of each sequence.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 array of shape ``(*batch, seq_len)``, accepted as ``positions`` by
+        :func:`numrope.apply_rope` for x of shape ``(*batch, seq_len, heads, head_dim)`` (or
+        ``(*batch, heads, seq_len, head_dim)`` with ``seq_axis=-2``).
+
+    Raises
+    ------
+    TypeError
+        If ``offsets`` is not an integer array or ``seq_len`` not an int.
+    ValueError
+        If ``seq_len`` is negative, or a position would leave int64.
+
+    Examples
+    --------
+    >>> import numrope
+    >>> numrope.positions_from_offsets([0, 5, 20], 3)
+    array([[ 0,  1,  2],
+           [ 5,  6,  7],
+           [20, 21, 22]])
+    """
+    off = np.asarray(offsets)
+    if off.dtype == np.bool_ or off.dtype.kind not in "iu":
+        raise TypeError(f"offsets must be an integer array, got dtype {off.dtype}")
+    if not is_int_scalar(seq_len):
+        raise TypeError(f"seq_len must be an int, got {type(seq_len).__name__}")
+    seq_len = int(seq_len)
+    if seq_len < 0:
+        raise ValueError(f"seq_len must be non-negative, got {seq_len}")
+    if off.size and (int(off.max()) + max(seq_len - 1, 0) > np.iinfo(np.int64).max or int(off.min()) < -(2**63)):
+        raise ValueError(f"offsets from {int(off.min())} to {int(off.max())} with seq_len {seq_len} leave int64")
+    return off.astype(np.int64)[..., None] + np.arange(seq_len, dtype=np.int64)

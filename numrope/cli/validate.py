@@ -21,6 +21,14 @@ _EPILOG = """arrays: .npy files, or .npz archives: PATH.npz:NAME picks an array;
 array named after the option (x, actual, positions, k, actual_k) or the archive's only array.
 queries and keys: --x and --actual are the queries, --k and --actual-k the keys; the report
 then also says whether q and k were swapped.
+cache tables: --cache FILE --cache-kind vllm|hf|freqs_cis checks a framework's cos/sin table on its
+own (vLLM's cos_sin_cache .npy; transformers' cos and sin in an .npz, or stacked as (2, positions,
+width); Meta's complex freqs_cis .npy), with --config or --head-dim as usual; rows are positions
+0, 1, ... unless --positions or --offset say otherwise.
+per-sequence offsets: --offsets FILE holds one start position per sequence of the batch (flash-attn's
+seqlen_offsets, MLX's array offset): positions offsets[b] + 0 .. S-1.
+plot: --plot FILE draws the error against position and the frequencies each pair received (needs
+matplotlib: pip install "numrope[bench]").
 tolerance: float64 angles by default (the output is held to its dtype's rounding of the exact
 rotation, as numrope.testing.assert_rope_allclose holds it); --float32-angles also accepts the
 error of angles formed in float32, as Hugging Face transformers, vLLM and llama.cpp form them.
@@ -47,12 +55,19 @@ def add_parser(sub):
         formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
     )
     one_line_errors(p)
-    p.add_argument("--x", required=True, metavar="PATH", help="the input that was rotated (.npy or .npz)")
-    p.add_argument("--actual", required=True, metavar="PATH", help="the rotated output to check (.npy or .npz)")
+    p.set_defaults(_parser=p)
+    p.add_argument("--x", metavar="PATH", help="the input that was rotated (.npy or .npz); not with --cache")
+    p.add_argument("--actual", metavar="PATH", help="the rotated output to check (.npy or .npz); not with --cache")
     p.add_argument("--k", metavar="PATH", help="keys that were rotated with --x as the queries (with --actual-k)")
     p.add_argument("--actual-k", metavar="PATH", help="the rotated keys to check (with --k)")
     p.add_argument("--positions", metavar="PATH", help="positions (.npy or .npz); default 0 .. seq_len-1")
     p.add_argument("--offset", type=int, help="positions start at this value (instead of --positions)")
+    p.add_argument(
+        "--offsets", metavar="PATH", help="one start position per sequence, shape (batch,): offsets[b] + 0 .. S-1"
+    )
+    p.add_argument("--cache", metavar="PATH", help="a framework's cos/sin cache table to check (with --cache-kind)")
+    p.add_argument("--cache-kind", choices=("vllm", "hf", "freqs_cis"), help="the form of --cache")
+    p.add_argument("--plot", metavar="FILE", help="also draw the error and the received frequencies (matplotlib)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", metavar="CONFIG_JSON", help="a Hugging Face config.json (or model directory)")
     source.add_argument("--head-dim", type=int, help="head size (the last axis)")
@@ -275,13 +290,52 @@ def _load_pair(args, x_opt, actual_opt, x_name, actual_name):
     return x, actual
 
 
+def _usage(args):
+    """The combinations argparse cannot check: one line, exit status 2, as its own usage errors."""
+    if args.cache is not None:
+        if args.x is not None or args.actual is not None or args.k is not None or args.actual_k is not None:
+            args._parser.error("give --cache, or --x and --actual, not both")
+        if args.cache_kind is None:
+            args._parser.error("--cache needs --cache-kind (vllm, hf or freqs_cis)")
+    elif args.x is None or args.actual is None:
+        args._parser.error("the following arguments are required: --x, --actual (or --cache with --cache-kind)")
+    elif args.cache_kind is not None:
+        args._parser.error("--cache-kind goes with --cache")
+
+
+def _load_table(args):
+    """The --cache table in the form its kind needs."""
+    if args.cache_kind != "hf":
+        return load_array(args.cache, "cos_sin_cache" if args.cache_kind == "vllm" else "freqs_cis")
+    path = args.cache
+    if os.path.exists(path) and zipfile.is_zipfile(path):
+        return load_array(f"{path}:cos", "cos"), load_array(f"{path}:sin", "sin")
+    stacked = load_array(path, "cos_sin")
+    if stacked.ndim < 3 or stacked.shape[0] != 2:
+        raise InputError(f"{path}: an hf table is an .npz with cos and sin, or one array (2, positions, width)")
+    return stacked[0], stacked[1]
+
+
 def _compare(args):
-    from numrope.validation import compare, compare_qk
+    from numrope.validation import compare, compare_qk, compare_table
 
     if (args.k is None) != (args.actual_k is None):
         raise InputError("give --k and --actual-k together (the keys and the rotated keys)")
-    if args.positions is not None and args.offset is not None:
-        raise InputError("give --positions or --offset, not both")
+    if sum(v is not None for v in (args.positions, args.offset, args.offsets)) > 1:
+        raise InputError("give --positions, --offset or --offsets, not both")
+    if args.cache is not None:
+        if args.offsets is not None:
+            raise InputError(
+                "--offsets is for batches of sequences; give the rows of --cache with --positions or --offset"
+            )
+        table = _load_table(args)
+        positions = load_array(args.positions, "positions") if args.positions is not None else args.offset
+        cfg = _config(args)
+        kw = {"rtol": args.rtol, "atol": args.atol, "float32_angles": bool(args.float32_angles)}
+        try:
+            return compare_table(table, cfg, kind=args.cache_kind, positions=positions, **kw)
+        except (TypeError, ValueError, IndexError, NotImplementedError) as exc:
+            raise InputError(f"--cache {args.cache}: {_one_line(exc)}") from exc
     x, actual = _load_pair(args, "x", "actual", "x", "actual")
     pair = _load_pair(args, "k", "actual_k", "k", "actual_k") if args.k is not None else None
     positions = load_array(args.positions, "positions") if args.positions is not None else args.offset
@@ -293,6 +347,8 @@ def _compare(args):
         "float32_angles": bool(args.float32_angles),
         "inverse": args.inverse,
     }
+    if args.offsets is not None:
+        kw["offsets"] = load_array(args.offsets, "offsets")
     try:
         if pair is None:
             return compare(actual, x, cfg, positions, **kw)
@@ -305,7 +361,29 @@ def _compare(args):
         raise InputError(f"{label}: {_describe(cfg)}: cannot compute its frequencies here ({_named(exc)})") from exc
 
 
+def _check_plot(args):
+    """Before anything is read (the plot is the last step): matplotlib, a folder to write to, a known format."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        args._parser.exit(
+            2, 'numrope validate: error: --plot needs matplotlib: install it with `pip install "numrope[bench]"`\n'
+        )
+    folder = os.path.dirname(os.path.abspath(args.plot))
+    suffix = os.path.splitext(args.plot)[1].lstrip(".").lower()
+    if not os.path.isdir(folder):
+        args._parser.exit(2, f"numrope validate: error: --plot {args.plot}: no folder {folder}\n")
+    known = Figure().canvas.get_supported_filetypes()
+    if suffix not in known:
+        args._parser.exit(
+            2, f"numrope validate: error: --plot {args.plot}: the suffix names no image format ({', '.join(known)})\n"
+        )
+
+
 def run(args) -> int:
+    _usage(args)
+    if args.plot:
+        _check_plot(args)
     try:
         report = _compare(args)
     except InputError as exc:
@@ -318,4 +396,13 @@ def run(args) -> int:
         print(json.dumps(report.to_dict()))
     else:
         print(report)
+    if args.plot:
+        from numrope.validation.plot import plot_report
+
+        try:
+            plot_report(report, args.plot)
+        except (OSError, ValueError) as exc:
+            print(f"numrope validate: error: --plot {args.plot}: {_one_line(exc)}", file=sys.stderr)
+            return 2
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return 0 if report.ok else 1

@@ -338,12 +338,13 @@ def _listed(a):
     return [float(v) if math.isfinite(v) else None for v in np.asarray(a, dtype=np.float64).tolist()]
 
 
-def analyse(case, cfg, *, flip=False, swap=False, theta=None, gain=None, shift=0.0) -> Analysis:
-    """The angle analysis of ``case`` paired as ``cfg`` pairs, against ``cfg``'s frequencies (or ``theta``)."""
+def analyse(case, cfg, *, flip=False, swap=False, theta=None, gain=None, pos=None) -> Analysis:
+    """The angle analysis of ``case`` paired as ``cfg`` pairs, against ``cfg``'s frequencies (or ``theta``),
+    the tokens taken at their positions (or at ``pos``, the positions they were rotated for)."""
     theta_ref = cfg.inv_freq(case.seq_len) if theta is None else theta
     rec = received(case, cfg, flip=flip, swap=swap)
-    if shift:
-        rec = dataclasses.replace(rec, pos=rec.pos + shift)
+    if pos is not None:
+        rec = dataclasses.replace(rec, pos=np.asarray(pos, dtype=np.float64))
     fit = fit_frequencies(rec, theta_ref)
     eff, pres = effective_positions(rec, theta_ref)
     a = cfg.attention_scaling if gain is None else gain

@@ -14,7 +14,8 @@ import dataclasses
 
 import numpy as np
 
-from numrope._checks import heads_before_seq
+from numrope._checks import check_seq_axis, heads_before_seq
+from numrope._interop import as_numpy
 from numrope.validation import diagnose as _diagnose
 from numrope.validation import diagnose_axes as _diagnose_axes
 from numrope.validation.case import prepare, ulp
@@ -86,6 +87,16 @@ def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
     )
 
 
+def _from_offsets(offsets, positions, x, seq_axis):
+    from numrope.positions import positions_from_offsets
+
+    if positions is not None:
+        raise ValueError("give positions or offsets, not both")
+    shape = tuple(getattr(x, "shape", np.shape(x)))
+    ax = check_seq_axis(seq_axis, len(shape), "x")
+    return positions_from_offsets(as_numpy(offsets, "offsets").array, shape[ax])
+
+
 def bound_rtol(precision, rtol):
     return default_rtol(precision) if rtol is None else rtol
 
@@ -148,6 +159,7 @@ def compare(
     inverse=False,
     seq_len=None,
     diagnose=True,
+    offsets=None,
 ):
     """Compare another implementation's RoPE output with numrope's and say what is wrong.
 
@@ -184,6 +196,10 @@ def compare(
         For the scaling variants that depend on the sequence length.
     diagnose : bool, default True
         Run the diagnosis on a mismatch (on a sample of at most 512 tokens and 8 heads).
+    offsets : array_like of int, optional
+        Instead of ``positions``: where each sequence of the batch starts, shape ``(batch,)``
+        (flash-attn's ``seqlen_offsets``, MLX's array ``offset``); the positions are then
+        :func:`numrope.positions_from_offsets` ``(offsets, seq_len)``.
 
     Returns
     -------
@@ -219,6 +235,8 @@ def compare(
     True
     """
     rtol, atol = _check_tolerance("rtol", rtol), _check_tolerance("atol", atol)
+    if offsets is not None:
+        positions = _from_offsets(offsets, positions, x, seq_axis)
     case = prepare(actual, x, cfg, positions, seq_axis=seq_axis, seq_len=seq_len, inverse=inverse)
     return _report(case, cfg, rtol=rtol, atol=atol, float32_angles=bool(float32_angles), diagnose=bool(diagnose))
 
@@ -238,7 +256,7 @@ def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
         As for :func:`compare`; the positions apply to both.
     **kwargs
         ``seq_axis``, ``rtol``, ``atol``, ``float32_angles``, ``inverse``, ``seq_len``,
-        ``diagnose``, as for :func:`compare`.
+        ``diagnose``, ``offsets``, as for :func:`compare`.
 
     Returns
     -------
@@ -260,7 +278,7 @@ def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
     >>> [f.kind for f in compare_qk(k_rot, q_rot, q, k, cfg).diagnosis]
     ['swapped']
     """
-    unknown = set(kwargs) - {"seq_axis", "rtol", "atol", "float32_angles", "inverse", "seq_len", "diagnose"}
+    unknown = set(kwargs) - {"seq_axis", "rtol", "atol", "float32_angles", "inverse", "seq_len", "diagnose", "offsets"}
     if unknown:
         raise TypeError(f"compare_qk() got unexpected keyword arguments {sorted(unknown)}")
     diagnose = kwargs.pop("diagnose", True)

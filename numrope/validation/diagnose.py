@@ -270,6 +270,7 @@ def _pairs(judge, start):
 def _angles_of(judge, cfg, m=None):
     """The angle analysis under the pairing and direction of ``m``, against ``cfg``'s frequencies."""
     case = judge.case
+    pos = None if m is None or "offset" in m.kinds else m.positions(case)  # an offset moves no frequency
     if m is None or m.cfg.rotary_dim != cfg.rotary_dim:
         pairing = cfg
         flip = swap = False
@@ -277,7 +278,7 @@ def _angles_of(judge, cfg, m=None):
         pairing = replace(cfg, layout=m.cfg.layout) or cfg
         flip, swap = m.flip, m.swap
     try:
-        return analyse(case, pairing, flip=flip, swap=swap, theta=cfg.inv_freq(case.seq_len))
+        return analyse(case, pairing, flip=flip, swap=swap, theta=cfg.inv_freq(case.seq_len), pos=pos)
     except (ValueError, FloatingPointError, ArithmeticError):  # pragma: no cover - degenerate inputs
         return None
 
