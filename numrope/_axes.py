@@ -16,6 +16,8 @@ position): they need no per-token table, and the plain path takes them as they a
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -68,17 +70,32 @@ def _lookup(coords):
 
 
 def _compute_dtype(arrays) -> np.dtype:
-    return _F64 if any(a.dtype.char == "d" for a in arrays) else _F32
+    return _F64 if any(np.dtype(a.dtype).char == "d" for a in arrays) else _F32
+
+
+@functools.lru_cache(maxsize=64)
+def without_axes(cfg):
+    """``cfg`` with ``axes=None``: what rotates by a per-token table's rows (the rows are not coordinates).
+
+    Dask's chunks call numrope again with slices of those rows; they must not read them as
+    coordinate vectors.
+    """
+    return dataclasses.replace(cfg, axes=None)
 
 
 def per_token(cfg, positions, cache, arrays, seq_axis, seq_len, names=("q", "k")):
     """``(positions, cache)`` for the plain path: unchanged for text positions, else the per-token
     rows ``arange`` and the per-token ``(cos, sin)`` tables (dtype: the cache's, or the compute
-    dtype of ``arrays``: float64 if any is float64, else float32)."""
+    dtype of ``arrays``: float64 if any is float64, else float32).
+
+    The tables of NumPy ``arrays`` are scratch memory valid for this call; for Dask arrays, which
+    are computed later, they are arrays of their own.
+    """
     names = ("x",) if len(arrays) == 1 else names
-    xs = [check_x(a, cfg, name) for a, name in zip(arrays, names, strict=False)]
-    ax = check_seq_axis(seq_axis, xs[0].ndim, names[0])
-    coords = coordinates(cfg, positions, xs[0].shape, ax)
+    # shape and dtype only: a Dask array stays lazy (the caller checks the arrays in full)
+    xs = [a if hasattr(a, "shape") and hasattr(a, "dtype") else check_x(a, cfg, names[i]) for i, a in enumerate(arrays)]
+    ax = check_seq_axis(seq_axis, len(xs[0].shape), names[0])
+    coords = coordinates(cfg, positions, tuple(xs[0].shape), ax)
     if coords is None:
         return positions, cache
     batch = coords.shape[1:]
@@ -93,7 +110,8 @@ def per_token(cfg, positions, cache, arrays, seq_axis, seq_len, names=("q", "k")
         cos, sin = numrope.rope_cache(cfg, values, _compute_dtype(xs), seq_len=seq_len)
     from numrope.kernels import axes as kernels  # Numba loads on first use
 
-    tables = kernels.gather(cos, sin, rows, cfg.axes.axis_index)
+    lazy = any(not isinstance(a, np.ndarray) for a in xs)  # read after this call returns
+    tables = kernels.gather(cos, sin, rows, cfg.axes.axis_index, keep=lazy)
     return np.arange(math.prod(batch), dtype=np.int64).reshape(batch), tables
 
 

@@ -168,6 +168,11 @@ def apply_rope(
     True
     """
     if type(x) is not np.ndarray and is_dask_array(x):
+        if getattr(cfg, "axes", None) is not None:  # coordinate vectors: a per-token table, chunked with x
+            from numrope import _axes
+
+            positions, cache = _axes.per_token(cfg, positions, cache, (x,), seq_axis, seq_len)
+            cfg = _axes.without_axes(cfg)
         return _dask.apply_rope(
             x,
             cfg,
@@ -256,6 +261,11 @@ def apply_rope_qk(
     True
     """
     if is_dask_array(q) or is_dask_array(k):
+        if getattr(cfg, "axes", None) is not None:  # coordinate vectors: a per-token table, chunked with q and k
+            from numrope import _axes
+
+            positions, cache = _axes.per_token(cfg, positions, cache, (q, k), seq_axis, seq_len)
+            cfg = _axes.without_axes(cfg)
         return _dask.apply_rope_qk(
             q,
             k,

@@ -272,3 +272,22 @@ def test_threads_do_not_share_their_per_token_tables(rng):
     other.join()
     np.testing.assert_array_equal(cos, before[0])
     np.testing.assert_array_equal(sin, before[1])
+
+
+@pytest.mark.parametrize("use_cache", [False, True], ids=["fresh", "cache"])
+def test_dask_arrays_chunk_the_per_token_table(use_cache, rng):
+    """Dask: the same bits as in memory for any chunking, and each result keeps its own table until computed."""
+    da = pytest.importorskip("dask.array", reason="dask is not installed")
+    cfg = numrope.RopeConfig(32, 1e6, scaling=numrope.variants.YaRN(2.0, 64), axes=axes.sectioned([4, 6, 6]))
+    x = rng.standard_normal((3, 10, 2, 32)).astype(np.float32)
+    k = rng.standard_normal((3, 10, 1, 32)).astype(np.float32)
+    kw = {"cache": numrope.rope_cache(cfg, 100)} if use_cache else {}
+    first, second = coords_like(rng, 3, (3, 10), 100), coords_like(rng, 3, (10,), 100)
+    lazy = [numrope.apply_rope(da.from_array(x, chunks=(1, 4, 2, 32)), cfg, c, **kw) for c in (first, second)]
+    numrope.apply_rope(x, cfg, second, **kw)  # an in-memory call between building and computing
+    for result, c in zip(lazy, (first, second), strict=True):
+        np.testing.assert_array_equal(np.asarray(result), numrope.apply_rope(x, cfg, c, **kw))
+    q_rot, k_rot = numrope.apply_rope_qk(da.from_array(x, chunks=(2, 3, 2, 32)), k, cfg, first, inverse=True, **kw)
+    want_q, want_k = numrope.apply_rope_qk(x, k, cfg, first, inverse=True, **kw)
+    np.testing.assert_array_equal(np.asarray(q_rot), want_q)
+    np.testing.assert_array_equal(np.asarray(k_rot), want_k)

@@ -89,14 +89,18 @@ def _tables(n_tokens, n_pairs, dtype):
     return pair[0][:n].reshape(n_tokens, n_pairs), pair[1][:n].reshape(n_tokens, n_pairs)
 
 
-def gather(cos, sin, rows, axis):
+def gather(cos, sin, rows, axis, *, keep=False):
     """The per-token tables for checked ``rows`` (n_axes, T) int64 into ``cos``/``sin`` (n_rows, n_pairs).
 
-    The tables are this thread's scratch memory (see :data:`SCRATCH_MAX_BYTES`): valid until the
-    thread's next call, for the rotation that reads them.
+    The tables are this thread's scratch memory (see :data:`SCRATCH_MAX_BYTES`), valid until the
+    thread's next call, for the rotation that reads them; ``keep=True`` gives new arrays instead,
+    for a caller that reads them later (Dask's lazy chunks).
     """
     n_tokens, n_pairs = rows.shape[1], axis.shape[0]
-    cos_out, sin_out = _tables(n_tokens, n_pairs, cos.dtype)
+    if keep:
+        cos_out, sin_out = np.empty((n_tokens, n_pairs), cos.dtype), np.empty((n_tokens, n_pairs), cos.dtype)
+    else:
+        cos_out, sin_out = _tables(n_tokens, n_pairs, cos.dtype)
     if cos_out.size == 0:
         return cos_out, sin_out
     bits = cos.dtype.char == "e"  # Numba has no float16 on the CPU: copy the bit patterns
