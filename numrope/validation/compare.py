@@ -18,6 +18,7 @@ from numrope._checks import check_seq_axis, heads_before_seq
 from numrope._interop import as_numpy
 from numrope.validation import diagnose as _diagnose
 from numrope.validation import diagnose_axes as _diagnose_axes
+from numrope.validation import stream as _stream
 from numrope.validation.case import prepare, ulp
 from numrope.validation.report import Finding, QKReport, RopeReport, _config_text
 from numrope.validation.tolerance import _check_tolerance, default_atol, default_rtol, pair_norms, verdict_ratios
@@ -214,6 +215,10 @@ def compare(
 
     Notes
     -----
+    Inputs of more than :data:`numrope.validation.stream.STREAM_ELEMENTS` elements, memory-mapped
+    ones (``np.load(path, mmap_mode="r")``) and Dask arrays are compared chunk by chunk, in memory
+    that does not grow with them (:mod:`numrope.validation.stream`); the report is the same.
+
     The expected output is numrope's in float64 (cos and sin within an ulp of the exact values).
     Each hypothesis of the diagnosis predicts the output under one mistake, with estimated
     parameters where needed (the base from the measured rotation angles, the position offset
@@ -237,6 +242,22 @@ def compare(
     rtol, atol = _check_tolerance("rtol", rtol), _check_tolerance("atol", atol)
     if offsets is not None:
         positions = _from_offsets(offsets, positions, x, seq_axis)
+    if _stream.wants_streaming(actual, x, cfg):  # large, memory-mapped or Dask inputs: chunk by chunk
+        return _stream.compare_chunked(
+            actual,
+            x,
+            cfg,
+            positions,
+            worst_element=_worst,
+            by_position=_by_position,
+            seq_axis=seq_axis,
+            rtol=rtol,
+            atol=atol,
+            float32_angles=float32_angles,
+            inverse=inverse,
+            seq_len=seq_len,
+            diagnose=diagnose,
+        )
     case = prepare(actual, x, cfg, positions, seq_axis=seq_axis, seq_len=seq_len, inverse=inverse)
     return _report(case, cfg, rtol=rtol, atol=atol, float32_angles=bool(float32_angles), diagnose=bool(diagnose))
 
