@@ -97,3 +97,13 @@ def test_verify_runs_the_per_axis_checks_for_a_multiaxis_config(tmp_path):
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "closed form g(q, k, p-p')" in run.stdout and "R(p)^T R(p') = R(p'-p)" in run.stdout
+
+
+def test_demo_refuses_a_multiaxis_config_in_one_line(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "qwen2_vl_vision", "embed_dim": 1280, "num_heads": 16}))
+    run = subprocess.run(
+        [sys.executable, "-m", "numrope", "demo", "--config", str(config)], capture_output=True, text=True, check=False
+    )
+    assert run.returncode == 2 and run.stdout == ""
+    assert len(run.stderr.splitlines()) == 1 and "multi-axis RoPE (axes h, w)" in run.stderr

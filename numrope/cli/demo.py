@@ -111,7 +111,13 @@ def config_from_args(args):
     given = [name for name, value in (("--head-dim", args.head_dim), ("--base", args.base)) if value is not None]
     if given:
         raise ValueError(f"{' and '.join(given)} cannot be combined with --config, which sets them from the model")
-    return numrope.RopeConfig.from_hf(args.config, layer_type=args.layer_type)
+    cfg = numrope.RopeConfig.from_hf(args.config, layer_type=args.layer_type)
+    if cfg.axes is not None:  # its checks and baselines take one position per token
+        raise ValueError(
+            f"--config {args.config} describes multi-axis RoPE (axes {', '.join(cfg.axes.names)}), which the demo "
+            "does not run; numrope verify --config and numrope validate take it"
+        )
+    return cfg
 
 
 def describe(cfg, seq_len) -> str:
