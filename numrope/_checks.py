@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from numrope._interop import is_bfloat16
-from numrope.config import MAX_ANGLE, RopeConfig
+from numrope.config import MAX_ANGLE, MAX_POSITION, RopeConfig
 from numrope.positions import as_positions, is_int_scalar
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -101,8 +101,9 @@ _last_limit = (None, 0.0)  # the latest frequency array and the positions' bound
 
 
 def check_angles(pos, inv_freq):
-    """Refuse positions whose angles ``|m * theta|`` reach MAX_ANGLE: beyond it numrope's cos and
-    sin are not exact (and, far beyond, not even bounded by 1)."""
+    """Refuse positions from MAX_POSITION on in magnitude (float64 does not hold every integer past
+    it), and positions whose angles ``|m * theta|`` reach MAX_ANGLE: beyond it numrope's cos and
+    sin are not exact."""
     global _last_limit
     if pos.size == 1:  # a decode step's position: no reductions
         lo = hi = pos.item()
@@ -110,6 +111,9 @@ def check_angles(pos, inv_freq):
         lo, hi = _bounds(pos)
     else:
         return
+    if hi >= MAX_POSITION or -lo >= MAX_POSITION:
+        m = hi if hi >= -lo else lo
+        raise ValueError(f"positions must be below 2**53 in magnitude (float64's exact integers), got {m}")
     arr, limit = _last_limit
     if arr is not inv_freq:
         top = float(inv_freq.max()) if inv_freq.size else 0.0
@@ -119,7 +123,7 @@ def check_angles(pos, inv_freq):
         m = hi if hi >= -lo else lo
         raise ValueError(
             f"positions up to {m} turn the fastest pair by {abs(m) * MAX_ANGLE / limit:.6g} radians: "
-            f"numrope's cos and sin are exact for angles |m * theta| below 2**32 = {int(MAX_ANGLE)} and are not "
+            f"numrope's cos and sin are exact for angles |m * theta| below 2**53 = {int(MAX_ANGLE)} and are not "
             f"computed beyond (here |m| < {limit:.6g})"
         )
 

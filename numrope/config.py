@@ -16,7 +16,9 @@ if TYPE_CHECKING:  # pragma: no cover
 LAYOUTS = ("half", "interleaved")
 
 #: numrope's cos and sin of ``m * theta`` are exact for ``|m * theta|`` below this many radians.
-MAX_ANGLE = 2.0**32
+MAX_ANGLE = 2.0**53
+#: Positions must be below this in magnitude: float64 holds every integer up to it, no further.
+MAX_POSITION = 2**53
 
 
 def _check_positive_int(name, value):
@@ -62,7 +64,7 @@ class RopeConfig:
         If ``head_dim`` or ``rotary_dim`` is odd or not positive, ``rotary_dim > head_dim``,
         ``base`` is not a positive finite number, ``layout`` is unknown, or ``axes`` has not
         one entry per pair or indexes a frequency past the last; if a frequency is not finite or
-        reaches 2**32 radians per position (``base=1e-300``, a linear factor of ``1e-320``).
+        reaches 2**53 radians per position (``base=1e-300``, a linear factor of ``1e-320``).
 
     Examples
     --------
@@ -213,7 +215,7 @@ class RopeConfig:
         given += "" if seq_len is None else f", seq_len={seq_len}"
         raise ValueError(
             f"the rotation frequencies of this configuration ({given}) reach {top:g} radians per position: "
-            "they must be finite and below 2**32, the range of angles numrope's cos and sin are exact for"
+            "they must be finite and below 2**53, the range of angles numrope's cos and sin are exact for"
         )
 
     @classmethod

@@ -26,6 +26,23 @@ def _per_head(positions, ndim, ax):
     return positions
 
 
+def _axes_angles(x_shape, cfg, coords, seq_axis, seq_len=None):
+    """Multi-axis RoPE (numrope.axes): pair ``i`` turns by ``coords[axis[i]] * theta_i``, the
+    coordinates ``(n_axes, *batch, S)`` indexing x's batch axes as positions do."""
+    coords = np.asarray(coords, dtype=np.float64)
+    if coords.shape[0] != cfg.n_axes:
+        raise ValueError(f"coordinates must have {cfg.n_axes} rows (axes {cfg.axes.names}), got shape {coords.shape}")
+    ndim = len(x_shape)
+    ax = seq_axis % ndim
+    rows = [_per_head(c, ndim, ax) for c in coords]
+    rows = np.stack(np.broadcast_arrays(*[np.broadcast_to(r, r.shape[:-1] + (x_shape[ax],)) for r in rows]))
+    if seq_len is None and cfg.depends_on_seq_len:
+        seq_len = int(np.floor(rows.max())) + 1 if rows.size else 1
+    theta = cfg.inv_freq(seq_len)
+    angles = np.moveaxis(rows[np.asarray(cfg.axes.axis)], 0, -1) * theta  # (*batch, S, n_pairs)
+    return angles.reshape(angles.shape[:-1] + (1,) * (ndim - ax - 2) + (theta.size,))
+
+
 def _angles(x_shape, cfg, positions, seq_axis, seq_len=None):
     """Angles m * theta_i broadcastable against x's pairs: shape x.shape[:-1] (+ singletons) + (n_pairs,)."""
     ndim = len(x_shape)
@@ -35,6 +52,8 @@ def _angles(x_shape, cfg, positions, seq_axis, seq_len=None):
         positions = np.arange(n)
     elif np.ndim(positions) == 0:
         positions = int(positions) + np.arange(n)
+    elif getattr(cfg, "axes", None) is not None and np.ndim(positions) >= 2:
+        return _axes_angles(x_shape, cfg, positions, seq_axis, seq_len)
     positions = _per_head(np.asarray(positions, dtype=np.float64), ndim, ax)
     positions = np.broadcast_to(positions, positions.shape[:-1] + (n,))
     if seq_len is None and cfg.depends_on_seq_len:
@@ -130,6 +149,11 @@ def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpose
     """
     if inverse and transpose:
         raise ValueError("inverse and transpose are different maps; pass one of them")
+    if getattr(cfg, "axes", None) is not None and np.ndim(positions) >= 2:
+        raise NotImplementedError(
+            "matrix_form takes one position per token; for coordinate vectors (multi-axis RoPE) use "
+            "complex_form, rotate_half_form or numrope.checks.multiaxis.exact_rotation_matrix"
+        )
     x = np.asarray(x, dtype=np.float64)
     ax = seq_axis % x.ndim
     n = x.shape[ax]

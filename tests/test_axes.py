@@ -291,3 +291,19 @@ def test_dask_arrays_chunk_the_per_token_table(use_cache, rng):
     want_q, want_k = numrope.apply_rope_qk(x, k, cfg, first, inverse=True, **kw)
     np.testing.assert_array_equal(np.asarray(q_rot), want_q)
     np.testing.assert_array_equal(np.asarray(k_rot), want_k)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+@pytest.mark.parametrize("seq_axis", [-3, -2])
+def test_plain_numpy_reference_forms_take_coordinates(name, seq_axis, rng):
+    """numrope.reference's complex and rotate-half forms rotate coordinate vectors as this module's reference does."""
+    from numrope import reference as forms
+
+    cfg = CONFIGS[name]
+    x = rng.standard_normal((2, 5, 3, cfg.head_dim) if seq_axis == -3 else (2, 3, 5, cfg.head_dim))
+    coords = coords_like(rng, cfg.n_axes, (2, 5))
+    expected = reference(x, cfg, coords, seq_axis=seq_axis)
+    for form in (forms.complex_form, forms.rotate_half_form):
+        assert_matches(form(x, cfg, coords, seq_axis=seq_axis), expected, x, np.float64, max_angle(coords, cfg))
+    with pytest.raises(NotImplementedError, match="one position per token"):
+        forms.matrix_form(x, cfg, coords, seq_axis=seq_axis)

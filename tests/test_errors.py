@@ -224,27 +224,31 @@ def test_int_offset_past_int64():
 
 @pytest.mark.parametrize(
     "positions",
-    [np.full(4, 2**63 - 1), np.full(4, 2**40), np.full(4, 1e300), np.array([0.0, 1.0, -(2.0**33), 3.0])],
-    ids=["2**63-1", "2**40", "1e300", "-2**33"],
+    [np.full(4, 2**63 - 1), np.full(4, 2**53), np.full(4, 1e300), np.array([0.0, 1.0, -(2.0**53), 3.0])],
+    ids=["2**63-1", "2**53", "1e300", "-2**53"],
 )
-def test_positions_past_the_exact_angle_range(positions):
-    """|m * theta| >= 2**32: cos and sin were inexact from there, unbounded far beyond (|cos| ~ 1e47)."""
-    with pytest.raises(ValueError, match=r"are exact for angles \|m \* theta\| below 2\*\*32"):
+def test_positions_past_float64_integers(positions):
+    """|m| >= 2**53: float64 no longer holds every integer (and cos/sin were unbounded far beyond, |cos| ~ 1e47)."""
+    with pytest.raises(ValueError, match=r"positions must be below 2\*\*53 in magnitude"):
         numrope.apply_rope(X, CFG, positions)
-    with pytest.raises(ValueError, match=r"are exact for angles \|m \* theta\| below 2\*\*32"):
+    with pytest.raises(ValueError, match=r"positions must be below 2\*\*53 in magnitude"):
         numrope.rope_cache(CFG, positions)
-    with pytest.raises(ValueError, match=r"are exact for angles \|m \* theta\| below 2\*\*32"):
+    with pytest.raises(ValueError, match=r"positions must be below 2\*\*53 in magnitude"):
         numrope.apply_rope_qk(X, X, CFG, positions)
 
 
 def test_positions_at_the_edge_of_the_exact_angle_range():
-    slow = numrope.RopeConfig(head_dim=8, scaling=numrope.variants.Linear(factor=4.0))  # theta_0 = 1/4
-    numrope.apply_rope(X, CFG, 2**32 - 4)  # positions up to 2**32 - 1, theta_0 = 1
-    with pytest.raises(ValueError, match=r"positions up to 4294967296 turn the fastest pair by 4\.29497e"):
-        numrope.apply_rope(X, CFG, 2**32 - 3)
-    numrope.apply_rope(X, slow, 2**34 - 4)  # angles below 2**32
-    with pytest.raises(ValueError, match=r"here \|m\| < 1.71799e\+10"):
-        numrope.apply_rope(X, slow, 2**34 - 3)
+    fast = numrope.RopeConfig(head_dim=8, scaling=numrope.variants.Linear(factor=0.25))  # theta_0 = 4
+    numrope.apply_rope(X, CFG, 2**53 - 4)  # positions up to 2**53 - 1, theta_0 = 1
+    with pytest.raises(
+        ValueError, match=r"below 2\*\*53 in magnitude \(float64's exact integers\), got 9007199254740992"
+    ):
+        numrope.apply_rope(X, CFG, 2**53 - 3)
+    numrope.apply_rope(X, fast, 2**51 - 4)  # angles below 2**53
+    with pytest.raises(ValueError, match=r"positions up to 2251799813685248 turn the fastest pair by 9\.0072e\+15"):
+        numrope.apply_rope(X, fast, 2**51 - 3)
+    with pytest.raises(ValueError, match=r"here \|m\| < 2.2518e\+15"):
+        numrope.apply_rope(X, fast, 2**51 - 3)
 
 
 def test_uint64_cu_seqlens_from_2_63():
@@ -258,7 +262,7 @@ def test_uint64_cu_seqlens_from_2_63():
     [
         ({"base": 1e-300}, r"\(base=1e-300\) reach 1e\+225 radians per position"),
         ({"scaling": numrope.variants.Linear(factor=1e-320)}, r"scaling=Linear\(factor=1e-320\)\) reach inf"),
-        ({"scaling": numrope.variants.Linear(factor=1e-10)}, r"reach 1e\+10 radians per position"),
+        ({"scaling": numrope.variants.Linear(factor=1e-16)}, r"reach 1e\+16 radians per position"),
     ],
 )
 def test_frequencies_past_the_exact_angle_range(kwargs, match):

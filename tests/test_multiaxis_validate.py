@@ -150,3 +150,10 @@ def test_validate_command_line(tmp_path, x):
     assert good.returncode == 0, good.stderr
     assert bad.returncode == 1, bad.stderr
     assert json.loads(bad.stdout)["diagnosis"][0]["mistake"] == "dropped"
+
+
+def test_emulate_refuses_multiaxis_configurations(x):
+    from numrope.validation import emulate
+
+    with pytest.raises(NotImplementedError, match="multi-axis"):
+        emulate.apply_rope(x, QWEN2, None)

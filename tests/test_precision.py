@@ -1,9 +1,11 @@
 """cos/sin tables against an arbitrary-precision reference (numrope.checks.precision, mpmath).
 
 numrope.rope_cache claims: float64 within 1 ulp of the exact cos/sin(m theta_i) for every position
-up to 2**31 (inv_freq's float64 values taken as exact), float32 and float16 correctly rounded from
-that. These tests measure the claim with mpmath on random positions over the whole range and on
-adversarial ones, where m theta_i lies next to a multiple of pi/2.
+below 2**53 (inv_freq's float64 values taken as exact; 3 ulp with an attention factor other than 1),
+float32 and float16 correctly rounded from that. These tests measure the claim with mpmath on random
+positions over the whole range and on adversarial ones, where m theta_i lies next to a multiple of
+pi/2: below 2**31, where angles take the near path of numrope's cos/sin, and from 2**32 to 2**53,
+where they take the far path.
 """
 
 import math
@@ -214,3 +216,231 @@ def test_float32_angles_lose_accuracy_with_position():
     assert err["float32 angle"][-1] > 1e-4 > err["float32 angle"][0]
     assert err["float64 angle"][-1] > 10 * err["numrope float64"][-1]
     assert (err["float32 angle"] <= positions * 2.0**-23 + 4 * 2.0**-24).all()
+
+
+# --- far positions, 2**32 to 2**53: the far path of the argument reduction -------------------------
+
+FAR = 2**53  # positions must be below it in magnitude
+
+
+def _far_positions(seed, n):
+    """Random integer positions in [2**32, 2**53), some negated, and the ends of the range."""
+    rng = np.random.default_rng(seed)
+    m = rng.integers(2**32, FAR, n)
+    m[: n // 8] *= -1
+    edges = [2**32, 2**32 + 1, 2**40, 2**52 - 1, 2**52 + 1, FAR - 2, FAR - 1, -(FAR - 1)]
+    return np.concatenate([m, edges])
+
+
+@pytest.mark.parametrize("cfg", [LLAMA2, LLAMA3], ids=["base 1e4", "base 5e5"])
+def test_float64_within_one_ulp_at_far_random_positions(cfg):
+    # the old reduction (exact products k * C_j for k < 2**32 only) was off by 5e-6 at 2**40, 1.15 at 2**56
+    assert _max_ulp(cfg, _far_positions(40, 120)) <= 1.0
+
+
+def test_float64_within_one_ulp_at_far_positions_per_binade():
+    rng = np.random.default_rng(41)
+    positions = np.unique(np.exp2(rng.uniform(32, 53, 160)).astype(np.int64))
+    assert _max_ulp(LLAMA2, positions) <= 1.0
+
+
+def _worst_adversarial(cfg, pairs, max_position, seq_len=None):
+    """(worst error in ulps, where, closest |cos| or |sin|) over the adversarial positions of ``pairs``."""
+    theta = cfg.inv_freq(seq_len)
+    a = cfg.attention_scaling
+    worst, where, closest = 0.0, None, 1.0
+    for i in pairs:
+        positions = precision.adversarial_positions(theta[i : i + 1], max_position)
+        positions = positions[positions >= 2**31]  # the near path's are tested above
+        if not positions.size:
+            continue
+        cos, sin = numrope.rope_cache(cfg, positions, np.float64, seq_len=seq_len)
+        ex = precision.exact_cos_sin(positions, theta[i : i + 1], a)
+        err = np.maximum(
+            precision.ulp_error(cos[:, i : i + 1], ex.cos, ex.cos_lo),
+            precision.ulp_error(sin[:, i : i + 1], ex.sin, ex.sin_lo),
+        )[:, 0]
+        closest = min(closest, float(np.minimum(np.abs(ex.cos), np.abs(ex.sin)).min()) / a)
+        j = int(np.argmax(err))
+        if err[j] > worst:
+            worst, where = float(err[j]), (int(positions[j]), i, float(theta[i]))
+    return worst, where, closest
+
+
+@pytest.mark.parametrize("cfg", [LLAMA2, LLAMA3], ids=["base 1e4", "base 5e5"])
+def test_float64_within_one_ulp_next_to_multiples_of_half_pi_far(cfg):
+    # every pair's best rational approximations of theta / (pi/2) with denominators up to 2**53: the
+    # positions whose angle comes closest to a multiple of pi/2, after cancelling up to 53 bits
+    worst, where, closest = _worst_adversarial(cfg, range(cfg.n_pairs), FAR - 1)
+    assert closest < 1e-14  # the search did reach hard cases
+    assert worst <= 1.0, f"{worst:.3f} ulp at (m, pair, theta) = {where}"
+
+
+def _hardest_frequencies(n_factors, seed):
+    """The 12 Linear-scaled configurations (factors in (1, 2), theta_0 in (1/2, 1)) of ``n_factors``
+    whose adversarial positions below 2**53 bring an angle closest to a multiple of pi/2."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for factor in rng.uniform(1.0, 2.0, n_factors):
+        cfg = numrope.RopeConfig(head_dim=2, scaling=numrope.variants.Linear(factor=float(factor)))
+        positions = precision.adversarial_positions(cfg.inv_freq(), FAR - 1)[-3:]
+        cos, sin = numrope.rope_cache(cfg, positions, np.float64)
+        closeness = np.minimum(np.abs(cos), np.abs(sin))[:, 0]
+        cases.append((float(closeness.min()), cfg, positions))
+    cases.sort(key=lambda case: case[0])
+    return cases[:12]
+
+
+def _assert_hardest_within_one_ulp(cases, closest):
+    assert cases[0][0] < closest  # the search did find hard cases
+    for _closeness, cfg, positions in cases:
+        ulp_cos, ulp_sin = precision.cos_sin_ulp_error(cfg, positions, np.float64)
+        worst = max(ulp_cos.max(), ulp_sin.max())
+        assert worst <= 1.0, f"{worst:.3f} ulp at theta={cfg.inv_freq()[0]!r}, positions {positions.tolist()}"
+
+
+def test_float64_far_within_one_ulp_for_the_hardest_of_many_frequencies():
+    # ~2**52 quarter turns: an angle within ~1e-17 of a multiple of pi/2 after cancelling its 53
+    # leading bits. A reduction with a 169-bit pi/2, or a remainder summed in double-double, is off
+    # by many ulps there.
+    _assert_hardest_within_one_ulp(_hardest_frequencies(4000, 1), 1e-17)
+
+
+@pytest.mark.slow
+def test_float64_far_within_one_ulp_for_the_hardest_of_many_more_frequencies():
+    _assert_hardest_within_one_ulp(_hardest_frequencies(40000, 2), 1e-18)
+
+
+FAR_VARIANTS = [
+    (numrope.RopeConfig(head_dim=128, base=1e4, scaling=numrope.variants.Linear(factor=4.0)), None),
+    (numrope.RopeConfig(head_dim=128, base=5e5, scaling=numrope.variants.Llama3(8.0, 1.0, 4.0, 8192)), None),
+    (numrope.RopeConfig(head_dim=128, base=1e4, scaling=numrope.variants.NTK(factor=8.0)), None),
+    (
+        numrope.RopeConfig(
+            head_dim=128, base=1e4, scaling=numrope.variants.YaRN(factor=16.0, original_max_position_embeddings=4096)
+        ),
+        None,
+    ),
+    (
+        numrope.RopeConfig(
+            head_dim=96,
+            base=1e4,
+            scaling=numrope.variants.LongRoPE(
+                short_factor=list(np.linspace(1.0, 1.5, 48)),
+                long_factor=list(np.linspace(1.0, 40.0, 48)),
+                original_max_position_embeddings=4096,
+                max_position_embeddings=131072,
+            ),
+        ),
+        2**40,
+    ),
+]
+
+
+@pytest.mark.parametrize(("cfg", "seq_len"), FAR_VARIANTS, ids=["linear", "llama3", "ntk", "yarn", "longrope"])
+def test_scaled_variants_at_far_positions(cfg, seq_len):
+    # one ulp, or with an attention factor a != 1 (YaRN, LongRoPE) 3: a times the cosine's error,
+    # plus the rounding of that product
+    bound = 1.0 if cfg.attention_scaling == 1.0 else 3.0
+    ulp_cos, ulp_sin = precision.cos_sin_ulp_error(cfg, _far_positions(42, 48), np.float64, seq_len=seq_len)
+    assert max(ulp_cos.max(), ulp_sin.max()) <= bound
+    worst, where, _ = _worst_adversarial(cfg, [0, cfg.n_pairs // 3, cfg.n_pairs - 1], FAR - 1, seq_len)
+    assert worst <= bound, f"{worst:.3f} ulp at (m, pair, theta) = {where}"
+
+
+def test_narrow_far_tables_are_the_float64_table_rounded_once():
+    positions = _far_positions(43, 200)
+    cos64, sin64 = numrope.rope_cache(LLAMA3, positions, np.float64)
+    for dtype in (np.float32, np.float16):
+        cos, sin = numrope.rope_cache(LLAMA3, positions, dtype)
+        np.testing.assert_array_equal(cos, cos64.astype(dtype))
+        np.testing.assert_array_equal(sin, sin64.astype(dtype))
+
+
+def test_far_and_near_positions_in_one_call():
+    # one call with both takes the far compilation for all rows: the near rows must not change
+    near = np.random.default_rng(44).integers(0, 2**31, 64)
+    both = np.concatenate([near, _far_positions(44, 64)])
+    np.testing.assert_array_equal(
+        numrope.rope_cache(LLAMA2, both, np.float64)[0][:64], numrope.rope_cache(LLAMA2, near, np.float64)[0]
+    )
+    assert _max_ulp(LLAMA2, both) <= 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_apply_rope_at_far_positions_rotates_by_the_table(dtype):
+    # the on-the-fly kernel (no cache) computes the same cos/sin as the table, in the same arithmetic
+    cfg = numrope.RopeConfig(head_dim=64, base=1e4)
+    rng = np.random.default_rng(45)
+    positions = rng.integers(-(FAR - 1), FAR, (2, 9))
+    positions[0, :3] = [0, 7, 2**31]  # near rows too
+    q = rng.standard_normal((2, 9, 3, 64)).astype(dtype)
+    k = rng.standard_normal((2, 9, 1, 64)).astype(dtype)
+    cos, sin = numrope.rope_cache(cfg, positions, dtype)
+    half = cfg.n_pairs
+    for x, got in ((q, numrope.apply_rope(q, cfg, positions)), (k, numrope.apply_rope_qk(q, k, cfg, positions)[1])):
+        c, s = cos[:, :, None], sin[:, :, None]
+        x0, x1 = x[..., :half], x[..., half:]
+        np.testing.assert_array_equal(got, np.concatenate([x0 * c - x1 * s, x1 * c + x0 * s], -1))
+        # in place: the common compilation, finding far angles, must leave x to the far one untouched
+        for rows in (positions, positions % 2**31):
+            y = x.copy()
+            numrope.apply_rope(y, cfg, rows, out=y)
+            np.testing.assert_array_equal(y, numrope.apply_rope(x, cfg, rows))
+    back = numrope.apply_rope(numrope.apply_rope(q, cfg, positions), cfg, positions, inverse=True)
+    np.testing.assert_allclose(back, q, rtol=0, atol=64 * np.finfo(dtype).eps)
+
+
+def test_gpu_tables_at_far_positions():
+    # numrope.cuda's table kernel branches per entry between the near and the far path (the
+    # simulator runs it on the CPU where no GPU is present). On a GPU the compiler may fuse other
+    # multiply-adds than the CPU does, by an ulp.
+    import numrope.cuda
+
+    if not numrope.cuda.is_available():
+        pytest.skip("no CUDA device and no simulator")
+    positions = np.concatenate([_far_positions(46, 24), [0, 1, 2**31 + 5]])
+    cos, sin = numrope.cuda.rope_cache(LLAMA2, positions, np.float64)
+    from numrope.kernels.cuda import SIMULATED
+
+    bound = 1.0 if SIMULATED else 2.0
+    assert _max_ulp(LLAMA2, positions, tables=(cos.copy_to_host(), sin.copy_to_host())) <= bound
+
+
+@pytest.mark.parametrize(
+    "positions", [[2**53], [-(2**53)], [2.0**53], [1.0, 2.0**60], [1e300], [0, 2**63 - 1]], ids=str
+)
+def test_positions_from_2_53_are_refused(positions):
+    positions = np.array(positions)
+    x = np.zeros((1, positions.size, 2, 8))
+    cfg = numrope.RopeConfig(head_dim=8)
+    match = r"positions must be below 2\*\*53 in magnitude"
+    for call in (
+        lambda: numrope.rope_cache(cfg, positions),
+        lambda: numrope.apply_rope(x, cfg, positions),
+        lambda: numrope.apply_rope_qk(x, x, cfg, positions),
+        lambda: numrope.validation.compare(x, x, cfg, positions),
+    ):
+        with pytest.raises(ValueError, match=match):
+            call()
+    with pytest.raises(ValueError, match=match):
+        numrope.apply_rope(x[:, :1], cfg, 2**53 - 1 + positions.size)  # an int offset
+
+
+def test_angles_from_2_53_are_refused():
+    # a frequency above 1 (a linear factor below 1) turns positions below 2**53 further
+    fast = numrope.RopeConfig(head_dim=8, scaling=numrope.variants.Linear(factor=0.5))  # theta_0 = 2
+    assert _max_ulp(fast, [2**52 - 1, -(2**52 - 1)]) <= 1.0
+    with pytest.raises(ValueError, match=r"exact for angles \|m \* theta\| below 2\*\*53"):
+        numrope.rope_cache(fast, [2**52])
+
+
+def test_the_kernels_give_nan_past_their_range():
+    # the callers refuse such angles; should one reach a kernel, it answers NaN, not a wrong number
+    from numrope.kernels import cpu
+
+    theta = np.array([1.0, 2.0**-30])
+    for m in (2.0**54, -(2.0**60), 1e300):
+        cos, sin = cpu.cos_sin_table(np.array([m]), theta, 1.0, np.dtype(np.float64))
+        assert np.isnan(cos[0, 0]) and np.isnan(sin[0, 0])
+        assert np.isfinite(cos[0, 1]) or m == 1e300

@@ -15,7 +15,13 @@ from numba.extending import overload
 
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
 from numrope.kernels.jit import jit_twins, njit, use_parallel
-from numrope.kernels.sincos import _cos_sin, cos_sin_table_parallel, cos_sin_table_serial
+from numrope.kernels.sincos import (
+    _cos_sin,
+    _far_entries,
+    _near_bound,
+    cos_sin_table_parallel,
+    cos_sin_table_serial,
+)
 
 
 def _widen(value):
@@ -116,18 +122,27 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
         _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail)
 
 
-def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks):
+def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks, far):
     """As ``_rotate``, each token's cos/sin computed on the fly from ``positions[b or 0, s]``.
 
     One pass over x: the angle arithmetic overlaps the memory traffic instead of preceding it.
     cos/sin are rounded to ``proto``'s dtype, as a table of that dtype would be; ``proto`` has
     shape (1, half), the shape of each chunk's scratch table. Tokens are split into ``n_chunks``
-    contiguous chunks.
+    contiguous chunks. ``far``: as for :func:`numrope.kernels.sincos._cos_sin_table` (``None``
+    returns False, having written nothing, where some angle is far; ``True`` computes any angle).
     """
     n_s = x.shape[1]
     n_tokens = x.shape[0] * n_s
     half = _UP(inv_freq.shape[0])
     per_row = positions.shape[0] > 1
+    bound = _near_bound(inv_freq)
+    if far is None:
+        n_far = 0
+        for r in range(positions.shape[0]):
+            for s in range(positions.shape[1]):
+                n_far += abs(positions[r, s]) >= bound
+        if n_far:
+            return False
     for chunk in numba.prange(n_chunks):
         cos = np.empty_like(proto)
         sin = np.empty_like(proto)
@@ -141,11 +156,15 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
                 c, sn = _cos_sin(m, inv_freq[i])
                 cos[0, i] = scale * c
                 sin[0, i] = scale * sn
+            if far is not None:
+                if abs(m) >= bound:
+                    _far_entries(m, inv_freq, scale, cos, sin, 0)
             _rotate_token(x, out, b, s, cos, sin, 0, sign, interleaved, copy_tail)
             s += 1
             if s == n_s:
                 s = 0
                 b += 1
+    return True
 
 
 # Every setting is an argument (none a closure constant or global): Numba's disk cache then
@@ -200,7 +219,8 @@ def cos_sin_table(positions, inv_freq, scale, dtype):
     cos = np.empty((flat.size, inv_freq.size), dtype=kernel_dtype)
     sin = np.empty_like(cos)
     kernel = cos_sin_table_parallel if use_parallel(cos.size) else cos_sin_table_serial
-    kernel(flat, inv_freq, scale, cos, sin)
+    if not kernel(flat, inv_freq, scale, cos, sin, None):  # some angle is far: the far compilation
+        kernel(flat, inv_freq, scale, cos, sin, True)
     shape = positions.shape + (inv_freq.size,)
     if dtype.char == "E":
         return round_f64_into(np.empty(shape, dtype), cos), round_f64_into(np.empty(shape, dtype), sin)
@@ -279,18 +299,9 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse):
     proto = np.empty((1, inv_freq.size), dtype)
     sign = _SIGNS[dtype][inverse]
     positions = positions.astype(np.float64, copy=False)
-    kernel(
-        _native(x4),
-        _native(target),
-        positions,
-        inv_freq,
-        scale,
-        proto,
-        sign,
-        interleaved,
-        copy_tail,
-        n_chunks,
-    )
+    args = (_native(x4), _native(target), positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks)
+    if not kernel(*args, None):  # some angle is far: the far compilation (nothing was written)
+        kernel(*args, True)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out

@@ -24,11 +24,11 @@ from numba import cuda
 
 from numrope.kernels import sincos
 from numrope.kernels.half import bf16_bits_to_f32, f32_to_bf16_bits, f64_to_bf16_bits
-from numrope.kernels.sincos import _cos_sin
+from numrope.kernels.sincos import _cos_sin_any
 
 SIMULATED = bool(cuda.config.ENABLE_CUDASIM)
 
-if not SIMULATED:  # the simulator runs the CPU compilation of _cos_sin, primitives included
+if not SIMULATED:  # the simulator runs the CPU compilation of _cos_sin_any, primitives included
     from numba.cuda.extending import overload
 
     @overload(sincos._exact_prod, target="cuda", inline="always")
@@ -67,7 +67,9 @@ def _same(value):
 @cuda.jit
 def table(positions, start, inv_freq, scale, cos, sin):
     """cos[n, i], sin[n, i] = scale * cos/sin(m_n * inv_freq[i]) with m_n = positions[n], or start + n
-    where ``positions`` is empty. Blocks of (tx, ty): x over pairs, y over rows."""
+    where ``positions`` is empty. Blocks of (tx, ty): x over pairs, y over rows. Each entry takes the
+    near or the far path of the exact cos/sin by its own angle (a branch, where the CPU kernels have
+    two compilations: a warp diverges only where its angles straddle 2**32)."""
     n = cuda.blockIdx.x * cuda.blockDim.y + cuda.threadIdx.y
     if n >= cos.shape[0]:
         return
@@ -77,7 +79,7 @@ def table(positions, start, inv_freq, scale, cos, sin):
         m = np.float64(start + n)
     i = cuda.threadIdx.x
     while i < inv_freq.shape[0]:
-        c, s = _cos_sin(m, inv_freq[i])
+        c, s = _cos_sin_any(m, inv_freq[i])
         cos[n, i] = scale * c
         sin[n, i] = scale * s
         i += cuda.blockDim.x

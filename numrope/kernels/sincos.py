@@ -1,10 +1,25 @@
 """cos and sin of ``m * theta`` accurate to the last bit of float64: one source for the CPU and the GPU.
 
-The product ``m * theta`` is formed exactly as a double-double (Dekker's product), reduced modulo
-pi/2 against a 169-bit split of pi/2 (Cody and Waite), and the reduced angle's low word is folded
-in with a first-order correction. For ``|m * theta| < 2**32`` (k < 2**32 quarter turns keeps every
-``k * C_j`` product exact) the result is within one ulp of the exact cosine and sine of the float64
-product.
+The product ``m * theta`` is formed exactly as a double-double (Dekker's product) and reduced modulo
+pi/2 in one of two ways:
+
+* near, ``|m * theta| < 2**32`` (:func:`_cos_sin`): against a 169-bit split of pi/2 whose leading
+  parts carry 21 bits (Cody and Waite), so that ``k * C_j`` is exact for ``k < 2**32`` quarter turns.
+  Branch-free: the CPU loops over it vectorise.
+* far, ``2**32 <= |m * theta| < 1.5 * 2**53`` (:func:`_cos_sin_far`): the nearest ``k`` taken from a
+  double-double ``2/pi``, then ``k`` times pi/2 in 53-bit parts, each product exact (``_exact_prod``),
+  and the eight terms of the remainder summed by three passes of error-free additions (Ogita, Rump
+  and Oishi's cascaded summation), exact to about ``2**-150`` radians.
+
+Either way the reduced angle and its low word go to the same polynomials, and the result is within
+one ulp of the exact cosine and sine of the float64 product. Beyond the far range ``k`` would not
+be an integer in float64: :func:`_cos_sin_any` returns NaN there, and the callers refuse angles from
+``2**53`` on (:func:`numrope._checks.check_angles`) before any kernel runs.
+
+The CPU kernels come in two compilations (see :func:`_cos_sin_table`): the common one holds the near
+path only, in a loop LLVM vectorises, and the far one, run only where some angle needs it, follows
+each row's near loop with the far path for its far entries (:func:`_far_entries`). The GPU kernels
+branch per entry (:func:`_cos_sin_any`).
 
 :func:`_cos_sin` is compiled by Numba for the CPU kernels and by numba.cuda for the GPU kernels.
 The two targets differ in two primitives only, each a function here with a per-target
@@ -32,6 +47,20 @@ _C4 = float.fromhex("0x1.13198a2e03707p-65")
 _C5 = float.fromhex("0x1.a252049c1114dp-120")
 _TWO_OVER_PI = 0.6366197723675814
 _SPLITTER = 134217729.0  # 2**27 + 1, Veltkamp's constant for float64
+
+# The far path. pi/2 = _P1 + _P2 + _P3 + _P4 + O(2**-217), each part the rest rounded to 53 bits;
+# 2/pi = _TWO_OVER_PI + _TWO_OVER_PI_LO + O(2**-108).
+_P1 = float.fromhex("0x1.921fb54442d18p+0")
+_P2 = float.fromhex("0x1.1a62633145c07p-54")
+_P3 = float.fromhex("-0x1.f1976b7ed8fbcp-110")
+_P4 = float.fromhex("0x1.4cf98e804177dp-164")
+_TWO_OVER_PI_LO = float.fromhex("-0x1.6b01ec5417056p-55")
+#: ``|fl(m * theta)|`` from which the far path is taken (the near path's k * C_j are exact below).
+NEAR_LIMIT = 2.0**32
+#: ``|fl(m * theta)|`` from which the far path has no exact result: there the nearest number of quarter
+#: turns, ``k``, nears 2**53, past which float64 holds no longer every integer. numrope accepts angles
+#: below 2**53 (numrope.config.MAX_ANGLE); the margin absorbs the rounding of the checks.
+FAR_LIMIT = 1.5 * 2.0**53
 
 
 @njit(inline="always")
@@ -108,8 +137,22 @@ def _cos_sin_reduced(r, dr):
 
 
 @njit(inline="always")
+def _in_quadrant(c, s, quadrant):
+    """cos and sin of ``r + quadrant * pi/2`` from those of ``r``, for ``quadrant`` in 0.0 .. 3.0."""
+    odd = (quadrant == 1.0) | (quadrant == 3.0)
+    cos = s if odd else c
+    sin = c if odd else s
+    cos = -cos if (quadrant == 1.0) | (quadrant == 2.0) else cos
+    sin = -sin if quadrant >= 2.0 else sin
+    return cos, sin
+
+
+@njit(inline="always")
 def _cos_sin(m, theta):
-    """cos(m * theta), sin(m * theta) for float64 m and theta, the product taken exactly."""
+    """cos(m * theta), sin(m * theta) for float64 m and theta, the product taken exactly.
+
+    Exact to an ulp for ``|fl(m * theta)| < NEAR_LIMIT`` only (see :func:`_cos_sin_any`).
+    """
     p, e = _exact_prod(m, theta)
     k = _round_half_even(p * _TWO_OVER_PI)
     hi = p - k * _C1  # exact: Sterbenz's lemma, k * _C1 is exact
@@ -125,17 +168,106 @@ def _cos_sin(m, theta):
     dr = lo - (r - hi)
     c, s = _cos_sin_reduced(r, dr)
     # quadrant k mod 4 in floating point, branch-free so that the CPU loops vectorise
-    quadrant = k - 4.0 * _round_half_even(0.25 * k - 0.375)
-    odd = (quadrant == 1.0) | (quadrant == 3.0)
-    cos = s if odd else c
-    sin = c if odd else s
-    cos = -cos if (quadrant == 1.0) | (quadrant == 2.0) else cos
-    sin = -sin if quadrant >= 2.0 else sin
-    return cos, sin
+    return _in_quadrant(c, s, k - 4.0 * _round_half_even(0.25 * k - 0.375))
 
 
-def _cos_sin_table(positions, inv_freq, scale, cos, sin):
-    """cos[n, i], sin[n, i] = scale * cos/sin(positions[n] * inv_freq[i])."""
+@njit(inline="always")
+def _distil(a0, a1, a2, a3, a4, a5, a6, a7):
+    """One pass of error-free additions: the same exact sum, its rounded value carried into ``a7``."""
+    a1, a0 = _two_sum(a1, a0)
+    a2, a1 = _two_sum(a2, a1)
+    a3, a2 = _two_sum(a3, a2)
+    a4, a3 = _two_sum(a4, a3)
+    a5, a4 = _two_sum(a5, a4)
+    a6, a5 = _two_sum(a6, a5)
+    a7, a6 = _two_sum(a7, a6)
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@njit(inline="always")
+def _cos_sin_far(m, theta):
+    """cos(m * theta), sin(m * theta) for ``|fl(m * theta)| < FAR_LIMIT``, the product taken exactly.
+
+    The far path: ``m * theta = p + e`` exactly; ``k``, the nearest integer to ``(p + e) * 2/pi``
+    (``|k| < 2**53``), from a double-double 2/pi; and the remainder ``p + e - k * pi/2`` as eight
+    terms, ``k * _Pj`` split exactly into ``hi + lo``: ``p - hi_1`` (exact, Sterbenz's lemma),
+    ``e``, ``-lo_1``, ``-hi_2``, ``-lo_2``, ``-hi_3``, ``-lo_3`` and ``-k * _P4``, rounded, from
+    about 2 down to ``2**-110``. Their sum is the remainder to within ``|k| 2**-217`` and the
+    rounding of ``k * _P4``, together below ``2**-163``. It may be tiny (``m * theta`` next to a
+    multiple of pi/2 after a long cancellation), so it is summed by cascaded summation (Ogita, Rump
+    and Oishi 2005, SumK with K = 4): three error-free passes, then the rest added to the result,
+    which is within ``2**-104`` of it relative plus about ``2**-190`` absolute.
+    """
+    p, e = _exact_prod(m, theta)
+    y, y_lo = _exact_prod(p, _TWO_OVER_PI)
+    k = _round_half_even(y)
+    # y - k is exact; the rest of (p + e) * 2/pi is below 2 in magnitude and known to ~2**-50
+    k += _round_half_even((y - k) + (y_lo + (p * _TWO_OVER_PI_LO + e * _TWO_OVER_PI)))
+    h1, l1 = _exact_prod(k, _P1)
+    h2, l2 = _exact_prod(k, _P2)
+    h3, l3 = _exact_prod(k, _P3)
+    a = _distil(-k * _P4, -l3, -h3, -l2, -h2, -l1, e, p - h1)
+    a = _distil(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+    a = _distil(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
+    r, dr = _two_sum(a[7], ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + a[6]))
+    c, s = _cos_sin_reduced(r, dr)
+    # |k| < 2**53: exact as an integer, whose two low bits are the quadrant
+    return _in_quadrant(c, s, float(int(k) & 3))
+
+
+@njit(inline="always")
+def _cos_sin_any(m, theta):
+    """cos(m * theta), sin(m * theta) by the near or the far path; NaN from FAR_LIMIT on."""
+    angle = abs(m * theta)
+    if angle < NEAR_LIMIT:
+        return _cos_sin(m, theta)
+    if angle < FAR_LIMIT:
+        return _cos_sin_far(m, theta)
+    return math.nan, math.nan
+
+
+@njit(inline="always")
+def _near_bound(inv_freq):
+    """``|m|`` below which every ``|fl(m * inv_freq[i])|`` is below NEAR_LIMIT: inf without frequencies.
+
+    The margin of ``2**-50`` covers the rounding of the bound and of the products: ``|m| < bound``
+    gives ``|m * theta| < NEAR_LIMIT * (1 - 2**-51)``, which rounds below NEAR_LIMIT.
+    """
+    top = 0.0
+    for i in range(inv_freq.shape[0]):
+        top = max(top, abs(inv_freq[i]))
+    return NEAR_LIMIT * (1.0 - 2.0**-50) / top if top > 0.0 else math.inf
+
+
+@njit
+def _far_entries(m, inv_freq, scale, cos, sin, row):
+    """Recompute by the far path the entries of row ``row`` whose angle reaches NEAR_LIMIT.
+
+    Called by the far specialisation of a kernel only, after its near loop has filled the row.
+    """
+    for i in range(inv_freq.shape[0]):
+        if abs(m * inv_freq[i]) >= NEAR_LIMIT:
+            c, s = _cos_sin_any(m, inv_freq[i])
+            cos[row, i] = scale * c
+            sin[row, i] = scale * s
+
+
+def _cos_sin_table(positions, inv_freq, scale, cos, sin, far):
+    """cos[n, i], sin[n, i] = scale * cos/sin(positions[n] * inv_freq[i]); returns whether it wrote them.
+
+    ``far`` selects one of two compilations (Numba prunes the ``is None`` branches by type):
+    ``None``, near angles only: if some angle may reach NEAR_LIMIT it writes nothing and returns False,
+    and the caller runs the kernel again with ``far=True``, which follows each row's near loop with
+    :func:`_far_entries` where the row needs it. So the common compilation holds no far code: a call
+    in the loop nest, even one never taken, cost its vectorised loop a few per cent.
+    """
+    bound = _near_bound(inv_freq)
+    if far is None:
+        n_far = 0
+        for n in numba.prange(positions.shape[0]):
+            n_far += abs(positions[n]) >= bound
+        if n_far:
+            return False
     half = inv_freq.shape[0]
     for n in numba.prange(positions.shape[0]):
         m = positions[n]
@@ -143,6 +275,10 @@ def _cos_sin_table(positions, inv_freq, scale, cos, sin):
             c, s = _cos_sin(m, inv_freq[i])
             cos[n, i] = scale * c
             sin[n, i] = scale * s
+        if far is not None:
+            if abs(m) >= bound:
+                _far_entries(m, inv_freq, scale, cos, sin, n)
+    return True
 
 
 cos_sin_table_parallel, cos_sin_table_serial = jit_twins(_cos_sin_table)

@@ -200,6 +200,11 @@ def apply_rope(
     True
     """
     check_config(cfg)
+    if cfg.axes is not None:  # its float32 formula and its positions are plain RoPE's
+        raise NotImplementedError(
+            "emulate.apply_rope rounds plain RoPE; for multi-axis RoPE (cfg.axes) compare the framework's "
+            "own output with numrope.validation.compare, which takes coordinate vectors"
+        )
     if angles not in ANGLES:
         raise ValueError(f"angles must be 'float32' or 'float64', got {angles!r}")
     arr, precision = as_numpy(x, "x")
