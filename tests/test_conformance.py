@@ -361,7 +361,7 @@ def test_cli_exit_0_and_the_json_shape(only, capsys):
         assert row["framework"] == "numpy_rope" and row["version"] == np.__version__
         assert isinstance(row["max_rel_error"], float) and math.isfinite(row["max_rel_error"])
         assert isinstance(row["diagnosis"], list)
-    assert report["versions"] == {"numpy_rope": np.__version__}
+    assert report["versions"] == {"numpy": np.__version__}  # by distribution
     assert report["machine"]["cpus"] >= 1
 
 

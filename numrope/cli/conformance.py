@@ -107,7 +107,7 @@ def _listing(chosen) -> str:
 
 def run(args) -> int:
     from numrope import conformance
-    from numrope.conformance.report import failures, format_report, plot
+    from numrope.conformance.report import failures, format_report, plot, to_json
 
     if args.plot:
         # checked before anything runs: the plot is the last step
@@ -149,7 +149,7 @@ def run(args) -> int:
             "expected_failures": len(failures(report)) - len(bad),
             "new_failures": [f"{r['framework']} / {r['model']} / {r['dtype']}" for r in bad],
         }
-    print(json.dumps(report, indent=1) if args.json else format_report(report))
+    print(to_json(report) if args.json else format_report(report))
     if expected is not None:
         b = report["baseline"]
         print(

@@ -170,6 +170,7 @@ def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progr
         info["installed"] = why is None
         if why is None:
             info["version"] = adapter.version()
+            info["versions"] = adapter.versions()
             installed.append(adapter)
         else:
             info["missing"] = why
@@ -201,7 +202,7 @@ def run(frameworks=None, models=None, dtypes=None, *, quick=False, seed=0, progr
             "quick": bool(quick),
             "dtypes": chosen_dtypes,
             "machine": _machine(),
-            "versions": {a.name: a.version() for a in installed},
+            "versions": {d: v for a in installed for d, v in a.versions().items()},
             "seconds": round(time.perf_counter() - start, 1),
         }
     )
@@ -278,6 +279,7 @@ def _error_row(segs, message) -> dict:
         "messages": [f"setup: {message}"],
         "error_at": {},
         "decode_rel_error": None,
+        "remarks": [],
         "judged_as": [],
         "segments_skipped": [],
         "error_by_position": [],

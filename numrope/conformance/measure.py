@@ -133,7 +133,7 @@ def measure(adapter, state, model, cfg, dtype, segs, seed):
     """Run one framework on one model in one precision; returns the row (a dict, see :func:`run`)."""
     from numrope.validation import compare_qk
 
-    worst, kinds, messages, bins, at = 0.0, [], [], {}, {}
+    worst, kinds, messages, bins, at, remarks = 0.0, [], [], {}, {}, set()
     measured, skipped, ok, judged_as, decode_error = [], [], True, set(), None
     for index, seg in enumerate(segs):
         if adapter.max_position is not None and seg.max_position > adapter.max_position:
@@ -161,6 +161,7 @@ def measure(adapter, state, model, cfg, dtype, segs, seed):
             decode_error = rel
         elif seg.label in NAMED_CONTEXTS:
             at[seg.label] = rel
+        remarks.update(f.kind for r in (report.q, report.k) for f in r.notes)
         if not report.ok:
             ok = False
             for finding in report.diagnosis:
@@ -176,6 +177,7 @@ def measure(adapter, state, model, cfg, dtype, segs, seed):
         "messages": _unique(messages),
         "error_at": {name: at.get(name) for name in NAMED_CONTEXTS},
         "decode_rel_error": decode_error,
+        "remarks": sorted(remarks),
         "judged_as": sorted(judged_as),
         "segments_skipped": skipped,
         "error_by_position": [[edge, bins[edge]] for edge in sorted(bins)],

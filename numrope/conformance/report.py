@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 
@@ -195,21 +196,42 @@ def format_rst(report: dict) -> str:
     """
     m = report["machine"]
     installed = [f for f in report["frameworks"] if f.get("installed")]
-    versions = ", ".join(f"{SHORT.get(f['name'], f['name'])} {f.get('version', '')}" for f in installed)
     rows = report["results"]
     bad = failures(report)
+    refused = ", ".join(x["model"] for x in report["not_expressible"]) or "none"
     out = [
         ".. list-table:: The run",
         "   :stub-columns: 1",
         "",
         f"   * - machine\n     - {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}",
         f"   * - numrope\n     - {m['numrope']}",
-        f"   * - frameworks\n     - {versions}",
-        f"   * - models\n     - {len(report['models'])} ({len(report['not_expressible'])} not read by numrope)",
+        f"   * - models\n     - {len(report['models'])} (layer types apart); not read by numrope: {refused}",
+        f"   * - precisions\n     - {', '.join(report['dtypes'])}",
         f"   * - rows\n     - {len(rows)} measured, {len(rows) - len(bad)} conform, {len(bad)} do not",
-        f"   * - seed, time\n     - {report['seed']}, {report['seconds']:.0f} s",
+        f"   * - seed; wall time\n     - {report['seed']}; {report['seconds']:.0f} s",
         "",
+        ".. list-table:: The frameworks",
+        "   :header-rows: 1",
+        "",
+        "   * - framework\n     - versions\n     - level\n     - rows\n     - conform\n     - do not (diagnosis)",
     ]
+    for f in installed:
+        mine = [r for r in rows if r["framework"] == f["name"]]
+        wrong = [r for r in mine if not r["ok"]]
+        kinds = sorted({k for r in wrong for k in r["diagnosis"]})
+        versions = ", ".join(f"{d} {v}" for d, v in f.get("versions", {f["name"]: f.get("version", "")}).items())
+        out += [
+            f"   * - {SHORT.get(f['name'], f['name'])}",
+            f"     - {versions}",
+            f"     - {f['level']}",
+            f"     - {len(mine)}",
+            f"     - {len(mine) - len(wrong)}",
+            f"     - {len(wrong)}" + (f" ({', '.join(kinds)})" if kinds else ""),
+        ]
+    out.append("")
+    for f in report["frameworks"]:
+        if not f.get("installed"):
+            out += [f"{f['name']} was not installed: {f['missing']}.", ""]
     by_key = {(r["framework"], r["model"], r["dtype"]): r for r in rows}
     names = [f["name"] for f in installed]
     models = [m["model"] for m in report["models"] if "numrope" in m]
@@ -229,3 +251,32 @@ def format_rst(report: dict) -> str:
             out += [f"     - {_cell(by_key.get((n, model, dtype)))}" for n in names]
         out.append("")
     return "\n".join(out)
+
+
+def to_json(report: dict) -> str:
+    """The report as JSON text: one line per top-level key, and one per row of its lists.
+
+    Examples
+    --------
+    >>> import json
+    >>> from numrope.conformance.report import to_json
+    >>> text = to_json({"results": [{"ok": True}, {"ok": False}], "seed": 0})
+    >>> print(text)
+    {
+    "results": [
+     {"ok": true},
+     {"ok": false}
+    ],
+    "seed": 0
+    }
+    >>> json.loads(text)["seed"]
+    0
+    """
+    parts = []
+    for key, value in report.items():
+        if isinstance(value, list) and value:
+            items = ",\n".join(" " + json.dumps(v, allow_nan=False) for v in value)
+            parts.append(f"{json.dumps(key)}: [\n{items}\n]")
+        else:
+            parts.append(f"{json.dumps(key)}: {json.dumps(value, allow_nan=False)}")
+    return "{\n" + ",\n".join(parts) + "\n}"

@@ -61,6 +61,8 @@ class Adapter:
     name = ""
     label = ""
     distribution = ""
+    #: Other distributions whose versions matter (the array library underneath).
+    runtime: tuple = ()
     modules: tuple = ()
     level = "parameters"
     call = ""
@@ -81,21 +83,27 @@ class Adapter:
                 return f"{self.distribution} is not installed (no module {module!r})"
         return None
 
-    def version(self) -> str:
+    def version(self, distribution: str | None = None) -> str:
+        """The installed version of the framework's distribution (or of ``distribution``)."""
         try:
-            return importlib.metadata.version(self.distribution)
+            return importlib.metadata.version(distribution or self.distribution)
         except importlib.metadata.PackageNotFoundError:
             return "unknown"
+
+    def versions(self) -> dict:
+        """``{distribution: version}`` for the framework and the runtime under it."""
+        return {d: self.version(d) for d in (self.distribution, *self.runtime)}
 
     def describe(self) -> dict:
         """The adapter's metadata as a JSON-able dict."""
         return {
             "name": self.name,
             "label": self.label,
+            "distribution": self.distribution,
             "level": self.level,
             "call": self.call,
             "variants": list(self.variants),
-            "layouts": dict(self.layouts),
+            "layouts": dict(self.layouts),  # by the features a model's pairs read
             "partial": self.partial,
             "dtypes": list(self.dtypes),
             "max_position": self.max_position,
@@ -103,13 +111,23 @@ class Adapter:
 
     def check(self, cfg) -> list:
         """Refuse (Unsupported) what a parameter-level adapter cannot express; return its plumbing notes."""
+        if getattr(cfg, "axes", None) is not None:
+            raise Unsupported(f"{self.label} has no multi-axis RoPE (M-RoPE, 2-D)")
+        if getattr(cfg, "direction", 1) != 1:
+            raise Unsupported(f"{self.label} rotates one way only; this model rotates the other way")
         rope_type = "default" if cfg.scaling is None else cfg.scaling.rope_type
         if rope_type not in self.variants:
             raise Unsupported(f"{self.label} has no {rope_type!r} scaling")
         notes = []
-        if self.layouts[cfg.layout] == "perm":
-            notes.append(f"layout {cfg.layout}: perm")
-        if cfg.rotary_dim != cfg.head_dim and self.partial == "slice":
+        pairs = input_pairs(cfg)
+        if self.layouts[pairs] == "perm":
+            notes.append(f"layout {pairs}: perm")
+        if cfg.layout == "interleaved_in_half_out":
+            notes.append("output reordered to rotate-half order (interleaved in, half out): perm")
+        offset = getattr(cfg, "rotary_offset", 0)
+        if offset:
+            notes.append(f"rotary part at features {offset}..{offset + cfg.rotary_dim - 1}: slice")
+        elif cfg.rotary_dim != cfg.head_dim and self.partial == "slice":
             notes.append("partial rotary: slice")
         return notes
 
@@ -153,31 +171,50 @@ def pair_permutation(layout: str, native: str, rotary_dim: int) -> np.ndarray | 
     raise ValueError(f"unknown layouts {layout!r}, {native!r}")
 
 
+def input_pairs(cfg) -> str:
+    """Which features a model's pairs read: ``"interleaved"`` (adjacent) or ``"half"``."""
+    return "half" if cfg.layout == "half" else "interleaved"
+
+
 class Plumbing:
-    """Moves a head between the model's layout and a framework's (slice and perm), and back."""
+    """Moves a head between the model's layout and a framework's (slice and perm), and back.
+
+    The framework is given the rotary part (the whole head where it rotates a prefix itself:
+    ``partial="native"`` and no rotary offset), with the model's pairs permuted onto its own; its
+    output is permuted back, written in rotate-half order for ``"interleaved_in_half_out"`` models,
+    and put together with the features that pass through.
+    """
 
     def __init__(self, cfg, native: str, partial: str):
-        self.cfg, self.partial = cfg, partial
-        self.perm = pair_permutation(cfg.layout, native, cfg.rotary_dim)
+        self.cfg = cfg
+        self.offset = getattr(cfg, "rotary_offset", 0)
+        self.partial = "slice" if self.offset else partial
+        self.perm = pair_permutation(input_pairs(cfg), native, cfg.rotary_dim)
         self.inverse = None if self.perm is None else np.argsort(self.perm)
+        self.half_out = (
+            pair_permutation("interleaved", "half", cfg.rotary_dim) if cfg.layout == "interleaved_in_half_out" else None
+        )
 
     def into(self, x: np.ndarray) -> np.ndarray:
         """What the framework is given."""
-        rd = self.cfg.rotary_dim
-        rot = x[..., :rd] if self.perm is None else x[..., :rd][..., self.perm]
+        o, rd = self.offset, self.cfg.rotary_dim
+        rot = x[..., o : o + rd]
+        if self.perm is not None:
+            rot = rot[..., self.perm]
         if self.partial == "slice" or rd == x.shape[-1]:
             return np.ascontiguousarray(rot)
         return np.ascontiguousarray(np.concatenate([rot, x[..., rd:]], axis=-1))
 
     def out(self, y: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The framework's output ``y`` back in the model's layout, with the pass-through features of ``x``."""
-        rd = self.cfg.rotary_dim
+        o, rd = self.offset, self.cfg.rotary_dim
         y = np.asarray(y, dtype=np.float32)
         rot = y[..., :rd] if self.inverse is None else y[..., :rd][..., self.inverse]
-        rest = x[..., rd:] if self.partial == "slice" else y[..., rd:]
-        if rest.shape[-1] == 0:
-            return np.ascontiguousarray(rot)
-        return np.concatenate([rot, np.asarray(rest, dtype=np.float32)], axis=-1)
+        if self.half_out is not None:
+            rot = rot[..., self.half_out]
+        after = x[..., o + rd :] if self.partial == "slice" else y[..., rd:]
+        parts = [np.asarray(x[..., :o], dtype=np.float32), rot, np.asarray(after, dtype=np.float32)]
+        return np.ascontiguousarray(np.concatenate([p for p in parts if p.shape[-1]], axis=-1))
 
 
 def together(fn, q, k):

@@ -18,7 +18,15 @@ import re
 
 import numpy as np
 
-from numrope.conformance.adapters._base import Adapter, Unsupported, import_module, together
+from numrope.conformance.adapters._base import (
+    Adapter,
+    Plumbing,
+    Unsupported,
+    import_module,
+    input_pairs,
+    pair_permutation,
+    together,
+)
 
 
 def _mx_rotate(mx, fn, x, dtype, positions, offset):
@@ -46,22 +54,26 @@ class Mlx(Adapter):
         notes = self.check(cfg)
         mx = import_module("mlx.core")
         scale = 1.0 / cfg.scaling.factor if cfg.scaling is not None else 1.0
-        return {"mx": mx, "cfg": cfg, "scale": scale, "notes": notes}
+        pairs = input_pairs(cfg)
+        return {"mx": mx, "cfg": cfg, "scale": scale, "plumbing": Plumbing(cfg, pairs, "native"), "notes": notes}
 
     def rotate(self, state, q, k, positions, dtype, offset=None):
-        mx, cfg = state["mx"], state["cfg"]
+        mx, cfg, plumbing = state["mx"], state["cfg"], state["plumbing"]
 
         def fn(a, off):
             return mx.fast.rope(
                 a,
                 cfg.rotary_dim,
-                traditional=cfg.layout == "interleaved",
+                traditional=input_pairs(cfg) == "interleaved",
                 base=cfg.base,
                 scale=state["scale"],
                 offset=off,
             )
 
-        return together(lambda x: _mx_rotate(mx, fn, x, dtype, positions, offset), q, k)
+        def run(x):
+            return plumbing.out(_mx_rotate(mx, fn, plumbing.into(x), dtype, positions, offset), x)
+
+        return together(run, q, k)
 
 
 def _layer_number(path: str) -> int:
@@ -103,6 +115,7 @@ class MlxLm(Adapter):
     name = "mlx_lm"
     label = "mlx-lm"
     distribution = "mlx-lm"
+    runtime = ("mlx",)
     modules = ("mlx.core", "mlx_lm")
     level = "model"
     call = "the model module's Attention.rope (mlx_lm.models.rope_utils.initialize_rope / nn.RoPE), rope(x, offset=)"
@@ -123,12 +136,37 @@ class MlxLm(Adapter):
                 raise Unsupported(f"mlx-lm's model has no rope in layer {model.layer_index}")
             chosen = matching[0]
         name, rope = chosen
-        return {"mx": mx, "rope": rope, "notes": [f"rope of {name} ({type(rope).__name__})"]}
+        notes = [f"rope of {name} ({type(rope).__name__})"]
+        text = model.text_config()
+        # multi-head latent attention (DeepSeek) rotates the rope part of [nope | rope] heads
+        nope = text.get("qk_nope_head_dim") if text.get("qk_rope_head_dim") else None
+        reorder = None
+        if cfg.layout == "interleaved_in_half_out" and getattr(rope, "traditional", False):
+            # mlx-lm writes the rotated pairs back in place; the model's reference writes them in
+            # rotate-half order: the same permutation of q and k, so attention is unchanged
+            reorder = pair_permutation("interleaved", "half", cfg.rotary_dim)
+            notes.append("output reordered: pairs written in place, put in rotate-half order")
+        return {
+            "mx": mx,
+            "rope": rope,
+            "nope": nope,
+            "rope_dim": text.get("qk_rope_head_dim"),
+            "reorder": reorder,
+            "notes": notes,
+        }
 
     def rotate(self, state, q, k, positions, dtype, offset=None):
-        mx, rope = state["mx"], state["rope"]
+        mx, rope, nope = state["mx"], state["rope"], state["nope"]
 
         def fn(a, off):
             return rope(a, offset=off)
 
-        return together(lambda x: _mx_rotate(mx, fn, x, dtype, positions, offset), q, k)
+        def run(x):
+            split = nope if nope and x.shape[-1] == nope + state["rope_dim"] else 0
+            y = _mx_rotate(mx, fn, np.ascontiguousarray(x[..., split:]), dtype, positions, offset)
+            if state["reorder"] is not None:
+                rd = state["reorder"].size
+                y = np.concatenate([y[..., :rd][..., state["reorder"]], y[..., rd:]], axis=-1)
+            return np.concatenate([x[..., :split].astype(np.float32), y], axis=-1)
+
+        return together(run, q, k)

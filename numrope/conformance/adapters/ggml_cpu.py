@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from numrope.conformance.adapters._base import Adapter, Unsupported, import_module, together
+from numrope.conformance.adapters._base import Adapter, Plumbing, Unsupported, import_module, input_pairs, together
 
 
 def llama3_rope_freqs(cfg) -> np.ndarray:
@@ -74,6 +74,10 @@ class Ggml(Adapter):
         if s is not None and s.rope_type == "linear":
             params["freq_scale"] = 1.0 / s.factor
         elif s is not None and s.rope_type == "yarn":
+            if getattr(s, "extrapolation_factor", 1.0) != 1.0 or not getattr(s, "apply_yarn_scaling", True):
+                raise Unsupported(
+                    "this YaRN sets extrapolation_factor or apply_yarn_scaling, which the adapter does not map"
+                )
             if not s.truncate:
                 raise Unsupported("ggml's YaRN always rounds the correction range to whole dimensions (truncate)")
             params.update(freq_scale=1.0 / s.factor, ext=1.0, beta_fast=s.beta_fast, beta_slow=s.beta_slow)
@@ -86,8 +90,16 @@ class Ggml(Adapter):
         elif s is not None:  # llama3
             params["factors"] = llama3_rope_freqs(cfg)
             notes.append("freq_factors: rope_freqs by the rule of llama.cpp's convert_hf_to_gguf.py")
-        mode = ggml.GGML_ROPE_TYPE_NEOX if cfg.layout == "half" else ggml.GGML_ROPE_TYPE_NORMAL
-        return {"ggml": ggml, "cfg": cfg, "mode": mode, "params": params, "notes": notes}
+        pairs = input_pairs(cfg)
+        mode = ggml.GGML_ROPE_TYPE_NEOX if pairs == "half" else ggml.GGML_ROPE_TYPE_NORMAL
+        return {
+            "ggml": ggml,
+            "cfg": cfg,
+            "mode": mode,
+            "params": params,
+            "plumbing": Plumbing(cfg, pairs, "native"),
+            "notes": notes,
+        }
 
     def _factors(self, state, positions):
         cfg, p = state["cfg"], state["params"]
@@ -103,7 +115,8 @@ class Ggml(Adapter):
         ggml, cfg, p = state["ggml"], state["cfg"], state["params"]
         factors = self._factors(state, positions)
 
-        def fn(x):
+        def fn(head):
+            x = state["plumbing"].into(head)
             b, s, h, d = x.shape
             pos = np.broadcast_to(np.asarray(positions, dtype=np.int32), (b, s)).reshape(-1).copy()
             size = x.size * 4 * 3 + pos.size * 4 + (0 if factors is None else factors.size * 4) + (16 << 20)
@@ -121,6 +134,6 @@ class Ggml(Adapter):
                 y = gu.to_numpy(o).astype(np.float32).copy()
             finally:
                 ggml.ggml_free(ctx)
-            return y.reshape(b, s, h, d)
+            return state["plumbing"].out(y.reshape(b, s, h, d), head)
 
         return together(fn, q, k)

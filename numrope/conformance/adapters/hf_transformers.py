@@ -58,6 +58,7 @@ class Transformers(Adapter):
     name = "transformers"
     label = "Hugging Face transformers"
     distribution = "transformers"
+    runtime = ("torch",)
     modules = ("torch", "transformers")
     level = "model"
     call = "<Model>RotaryEmbedding(config)(x, position_ids) + the apply function the model's attention calls"
@@ -81,11 +82,15 @@ class Transformers(Adapter):
         with _quiet(transformers):
             rotary = _rotary_class(module, family)(text)
         convention = CONVENTIONS.get(family, "cos_sin")
-        notes, half_out = [], False
+        notes, reorder = [], False
         if family == "deepseek_v3" and getattr(text, "rope_interleave", False):
             apply = module.apply_rotary_pos_emb_interleave
-            half_out = True
-            notes.append("output reordered: rotate-half order back to the input's interleaved order")
+            # it reads adjacent pairs and writes them in rotate-half order; where numrope's reading has
+            # the pairs written back in place, the output is put back in that order (the same
+            # permutation of q and k: attention unchanged)
+            reorder = cfg.layout == "interleaved"
+            if reorder:
+                notes.append("output reordered: rotate-half order back to the input's interleaved order")
         elif convention.startswith("complex"):
             apply = module.apply_rotary_emb
         else:
@@ -94,17 +99,28 @@ class Transformers(Adapter):
         if model.layer_type is not None and "layer_type" in inspect.signature(rotary.forward).parameters:
             kwargs["layer_type"] = model.layer_type
         rotary_dim = getattr(text, "rotary_dim", None) if family == "gptj" else None
+        # multi-head latent attention (DeepSeek-V2/V3) splits each head into [nope | rope] and rotates the rope part
+        nope = getattr(text, "qk_nope_head_dim", None) if getattr(text, "qk_rope_head_dim", None) else None
         return {
             "rotary": rotary,
             "apply": apply,
             "convention": convention,
             "kwargs": kwargs,
-            "half_out": half_out,
+            "reorder": reorder,
             "rotary_dim": rotary_dim,
+            "nope": nope,
+            "rope": getattr(text, "qk_rope_head_dim", None),
             "notes": notes,
         }
 
     def rotate(self, state, q, k, positions, dtype, offset=None):
+        nope, rope = state["nope"], state["rope"]
+        if nope and q.shape[-1] == nope + rope:  # the attention's split: rotate the rope part, keep the rest
+            rq, rk = self._rotate(state, q[..., nope:], k[..., nope:], positions, dtype)
+            return tuple(np.concatenate([x[..., :nope].astype(np.float32), r], axis=-1) for x, r in ((q, rq), (k, rk)))
+        return self._rotate(state, q, k, positions, dtype)
+
+    def _rotate(self, state, q, k, positions, dtype):
         import torch
 
         dt = getattr(torch, dtype)
@@ -132,7 +148,7 @@ class Transformers(Adapter):
                     oq, ok = apply(qh, kh, cos, sin)
                 oq, ok = oq.transpose(1, 2), ok.transpose(1, 2)
         out = [t.float().numpy() for t in (oq, ok)]
-        if state["half_out"]:
+        if state["reorder"]:
             perm = pair_permutation("half", "interleaved", out[0].shape[-1])
             out = [o[..., perm] for o in out]
         return out[0], out[1]

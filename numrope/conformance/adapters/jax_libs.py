@@ -24,6 +24,7 @@ class KerasHub(Adapter):
     name = "keras_hub"
     label = "keras-hub (JAX backend)"
     distribution = "keras-hub"
+    runtime = ("keras", "jax")
     modules = ("keras", "keras_hub", "jax")
     call = (
         "keras_hub.layers.RotaryEmbedding(max_wavelength=, scaling_factor=, rope_type=, ...)"
@@ -45,6 +46,8 @@ class KerasHub(Adapter):
         if s is not None and s.rope_type == "linear":
             kwargs.update(rope_type="linear", scaling_factor=float(s.factor))
         elif s is not None:  # yarn
+            if getattr(s, "extrapolation_factor", 1.0) != 1.0 or not getattr(s, "apply_yarn_scaling", True):
+                raise Unsupported("keras-hub's YaRN has no extrapolation_factor or apply_yarn_scaling")
             default_factor = 0.1 * math.log(s.factor) + 1.0
             if not math.isclose(cfg.attention_scaling, default_factor, rel_tol=1e-12):
                 raise Unsupported(
@@ -118,6 +121,7 @@ class Gemma(Adapter):
     name = "gemma"
     label = "gemma (JAX)"
     distribution = "gemma"
+    runtime = ("jax",)
     modules = ("gemma", "jax")
     call = "gemma.gm.math.apply_rope(x, positions, base_frequency=, scale_factor=)"
     variants = ("default", "linear")
@@ -147,6 +151,7 @@ class Penzai(Adapter):
     name = "penzai"
     label = "penzai (JAX)"
     distribution = "penzai"
+    runtime = ("jax",)
     modules = ("penzai", "jax")
     call = "penzai.pz.nn.ApplyRoPE / ApplyRoPEToSubset(embedding_axis=, max_wavelength=, positions_input_name=)"
     variants = ("default",)

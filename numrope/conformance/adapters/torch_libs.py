@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from numrope.conformance.adapters._base import Adapter, Plumbing, import_module, together
+from numrope.conformance.adapters._base import Adapter, Plumbing, import_module, input_pairs, together
 
 
 def _torch_in(torch, x, dtype):
@@ -22,6 +22,7 @@ class Torchtune(Adapter):
     name = "torchtune"
     label = "torchtune"
     distribution = "torchtune"
+    runtime = ("torch", "torchao")
     modules = ("torch", "torchtune")
     call = (
         "RotaryPositionalEmbeddings (interleaved), Qwen2RotaryPositionalEmbeddings (half), "
@@ -54,9 +55,9 @@ class Torchtune(Adapter):
                 old_context_len=s.original_max_position_embeddings,
             )
             native = "interleaved"
-            if cfg.layout == "half":
+            if input_pairs(cfg) == "half":
                 notes.append("layout half: perm (Llama3ScaledRoPE pairs adjacent features)")
-        elif cfg.layout == "half":
+        elif input_pairs(cfg) == "half":
             qwen2 = import_module("torchtune.models.qwen2._positional_embeddings")
             module, native = qwen2.Qwen2RotaryPositionalEmbeddings(rd, max_seq_len=size, base=cfg.base), "half"
         else:
@@ -80,6 +81,7 @@ class RotaryEmbeddingTorch(Adapter):
     name = "rotary_embedding_torch"
     label = "rotary-embedding-torch"
     distribution = "rotary-embedding-torch"
+    runtime = ("torch",)
     modules = ("torch", "rotary_embedding_torch")
     call = (
         "RotaryEmbedding(dim, theta=, interpolate_factor=, theta_rescale_factor=); decoding: "
@@ -127,6 +129,7 @@ class XTransformers(Adapter):
     name = "x_transformers"
     label = "x-transformers"
     distribution = "x-transformers"
+    runtime = ("torch",)
     modules = ("torch", "x_transformers")
     call = (
         "x_transformers.RotaryEmbedding(dim, base=, interpolation_factor=, base_rescale_factor=)(positions) "
