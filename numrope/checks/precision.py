@@ -1,10 +1,11 @@
 """How accurate are the cos/sin tables? Measured against an arbitrary-precision reference (mpmath).
 
 numrope's claim (:func:`numrope.rope_cache`): float64 tables are within one ulp of the exact
-``cos(m theta_i)`` and ``sin(m theta_i)`` for every position up to ``2**31``, taking the float64
-``theta_i`` as exact, and float32 and float16 tables are those values correctly rounded. This
-module measures that claim, and the error of the float32-angle computation most frameworks use,
-against mpmath. mpmath is a test-time dependency, imported on first use.
+``cos(m theta_i)`` and ``sin(m theta_i)`` for every position below ``2**53`` in magnitude (three
+ulps with an attention factor other than 1), taking the float64 ``theta_i`` as exact, and float32
+and float16 tables are those values correctly rounded. This module measures that claim, and the
+error of the float32-angle computation most frameworks use, against mpmath. mpmath is a test-time
+dependency, imported on first use.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 
 from numrope.checks.report import Comparison, Report, _describe
 
-_PREC = 256  # bits: m (31 bits) * theta (53 bits) is exact, and cos/sin keep > 150 bits near zeros
+_PREC = 256  # bits: m (53 bits) * theta (53 bits) is exact, and cos/sin keep > 100 bits near zeros
+_FAR = (2**32, 2**53)  # the positions of the far argument reduction (for theta_0 = 1), and their bound
 
 
 def _mpmath():
@@ -387,6 +389,7 @@ def check_precision(
     *,
     n_random: int = 64,
     max_position: int = 2**31,
+    far: bool = True,
     seq_len: int | None = None,
     seed: int = 0,
 ) -> Report:
@@ -399,11 +402,16 @@ def check_precision(
     positions : array_like of int, optional
         Positions to check. Default: ``n_random`` random positions below ``max_position``, every
         position given by :func:`adversarial_positions` for the first, a middle and the last pair,
-        and ``0``, ``1`` and ``max_position - 1``.
+        and ``0``, ``1`` and ``max_position - 1``; with ``far``, also positions from ``2**32`` to
+        ``2**53``.
     n_random : int, default 64
         Number of random positions in the default set.
     max_position : int, default 2**31
-        Upper end of the default positions.
+        Upper end of the default positions (those with ``far`` aside).
+    far : bool, default True
+        Add to the default positions ``n_random // 4`` random positions in ``[2**32, 2**53)``,
+        ``2**53 - 1``, and the adversarial positions of the three pairs in that range: the angles
+        of the first pairs there take the far path of numrope's argument reduction.
     seq_len : int, optional
         Sequence length for the variants that depend on it.
     seed : int
@@ -442,6 +450,10 @@ def check_precision(
                 adversarial_positions(picks, max_position - 1),
             ]
         )
+        if far:
+            lo, hi = _FAR
+            hard = adversarial_positions(picks, hi - 1)
+            positions = np.concatenate([positions, [hi - 1], rng.integers(lo, hi, n_random // 4), hard[hard >= lo]])
     pos = np.unique(np.asarray(positions))
     ex = exact_cos_sin(pos, cfg.inv_freq(seq_len), cfg.attention_scaling)
     scaled = cfg.attention_scaling != 1.0
