@@ -96,7 +96,9 @@ def pair_maps(case, cfg):
         A = np.where(ok[..., None, None], A, np.eye(2))
         Mt = np.linalg.solve(A, B)  # y_h = x_h Mt, so M = Mt^T
         R = Y - np.einsum("tphi,tpij->tphj", X, Mt)
-        misfit = np.sqrt(np.sum(R**2, axis=(2, 3)) / np.sum(Y**2, axis=(2, 3)))
+        # over |y|, or a trace of |x| where the output is zero (a zero map fits it exactly)
+        scale = np.maximum(np.sum(Y**2, axis=(2, 3)), 1e-24 * np.sum(X**2, axis=(2, 3)))
+        misfit = np.sqrt(np.sum(R**2, axis=(2, 3)) / scale)
     misfit = np.where(ok & np.isfinite(misfit), misfit, np.inf)
     return np.swapaxes(Mt, -1, -2), misfit
 

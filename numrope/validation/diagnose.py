@@ -217,6 +217,9 @@ HYPOTHESES = (
     hypotheses.batch_rows,
 )
 
+#: The two hypotheses that can explain the same frequencies (NTK scaling is a base of its own).
+FREQUENCY_KINDS = {"base": hypotheses.base, "scaling": diagnose_scaling.scaling}
+
 #: Two at a time, in this order: a mistake that changes how the angles are read (the pairing, the
 #: direction) or which frequencies turn comes before one whose parameter is estimated from them.
 PAIR_ORDER = (
@@ -247,8 +250,14 @@ def _first_of_pair(test, judge, start):
 
 def _singles(judge, start):
     found = []
-    for test in HYPOTHESES:
-        if test is diagnose_scaling.scaling and any("base" in m.kinds for m in found):
+    order = HYPOTHESES
+    if start.cfg.depends_on_seq_len:  # there another base is the variant at another length: said as such
+        order = tuple(sorted(HYPOTHESES, key=lambda h: h is hypotheses.base))
+    for test in order:
+        if {test, *(FREQUENCY_KINDS[k] for m in found for k in m.kinds if k in FREQUENCY_KINDS)} >= {
+            hypotheses.base,
+            diagnose_scaling.scaling,
+        }:
             continue  # the same frequencies, said once
         for m in test(judge, start):
             if judge.accepts(m):

@@ -20,6 +20,7 @@ import numpy as np
 
 from numrope.cache import default_seq_len
 from numrope.validation.angles import fit_frequencies, frequency_tolerance
+from numrope.validation.hypotheses import _gain_ratio
 from numrope.validation.mistakes import replace
 from numrope.validation.report import Finding
 from numrope.variants import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
@@ -207,6 +208,14 @@ def scaling(judge, m):
         return int((known & (np.abs(theta - fit.theta) > np.maximum(tol, frequency_tolerance(fit, theta)))).sum())
 
     now = misses(theta_now)
+    gain = _gain_ratio(case, cfg) / m.scale  # the attention factor received (its inverse for an inverse rotation)
+    if case.inverse and not m.flip and gain > 0:
+        gain = 1.0 / gain
+
+    def off_gain(c):  # of candidates that match as many pairs, the one whose attention factor is received first
+        a = c.attention_scaling
+        return abs(math.log(a / gain)) if gain > 0 and math.isfinite(gain) else 0.0
+
     if now == 0:
         return
     unscaled = dataclasses.replace(cfg, scaling=None).inv_freq()
@@ -224,15 +233,15 @@ def scaling(judge, m):
         if theta.shape == theta_now.shape and np.isfinite(theta).all():
             miss = misses(theta)
             if miss < now:
-                ranked.append((miss, len(ranked), cand, mistake, what, None))
+                ranked.append((miss, off_gain(cand), len(ranked), cand, mistake, what, None))
     if cfg.depends_on_seq_len:
         for n in _dynamic_lengths(cfg, fit.theta, length):
             theta = cfg.inv_freq(n)
             miss = misses(theta)
             if miss < now:
-                ranked.append((miss, len(ranked), cfg, "seq_len", length, n))
-    ranked.sort(key=lambda r: r[:2])
-    for _, _, cand, mistake, what, n in ranked[:MAX_JUDGED]:
+                ranked.append((miss, off_gain(cfg), len(ranked), cfg, "seq_len", length, n))
+    ranked.sort(key=lambda r: r[:3])
+    for _, _, _, cand, mistake, what, n in ranked[:MAX_JUDGED]:
         used = cand.scaling
         message = _message(judge.cfg if mistake != "seq_len" else cfg, used, mistake, what, n)
         details = {"mistake": mistake, "scaling": _describe(used)}

@@ -206,6 +206,8 @@ def estimate_base(case, cfg, m=None, rec=None):
     slope, _ = np.polyfit(e[use], np.log(theta[use] / change[use]), 1)
     log_base = -slope
     for _ in range(6):  # Gauss-Newton on log(base) over every token and pair, each pair's phase at 0 free
+        if not abs(log_base) < 700:  # no float64 base: the angles follow no base
+            return None
         base = math.exp(log_base)
         c0, c1 = replace(cfg, base=base), replace(cfg, base=base * (1 + 1e-7))
         if c0 is None or c1 is None:
@@ -219,14 +221,14 @@ def estimate_base(case, cfg, m=None, rec=None):
             residual - np.angle(np.exp(1j * residual).sum(axis=0))
         )  # an offset turns each pair by a constant
         slope_m = p[:, None] * (t1 - t0) / math.log1p(1e-7)
-        keep = np.abs(residual) < 1.0
+        keep = (np.abs(residual) < 1.0) & (kept if use is kept else True)  # scaled pairs may be the other mistake
         n = np.maximum(keep.sum(axis=0), 1)
         slope_m = (slope_m - (slope_m * keep).sum(axis=0) / n) * keep
         denominator = np.sum(slope_m**2)
         if denominator == 0:
             break
         log_base += np.sum(residual * slope_m) / denominator
-        if not math.isfinite(log_base):
+        if not abs(log_base) < 700:
             return None
     return math.exp(log_base)
 
