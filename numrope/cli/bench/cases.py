@@ -23,7 +23,12 @@ JAX = "JAX"  # the same form under jax.jit
 NUMPY_COS_SIN = "np.cos+sin"  # NumPy's cos and sin of the same float64 angles
 
 
-BARE_NUMBA = "bare Numba"  # a plain @njit loop doing the same decode step
+BARE_NUMBA = "bare Numba"  # a plain @njit loop doing the same decode step, vectorised
+
+#: The dtypes of the prefill cases (table and out=, both layouts); bfloat16 where ml_dtypes is installed.
+PREFILL_DTYPES = ("float32", "float16", "float64", "bfloat16")
+#: The share of the copy floor each prefill case is held to: the bfloat16 kernel rounds in integer arithmetic.
+PREFILL_GOALS = {"float32": 0.95, "float16": 0.95, "float64": 0.95, "bfloat16": 0.90}
 
 
 @dataclasses.dataclass
@@ -47,7 +52,23 @@ class Context:
     rng: np.random.Generator = dataclasses.field(default_factory=lambda: np.random.default_rng(0))
 
     def random(self, shape, dtype="float32"):
-        return self.rng.standard_normal(shape, dtype=np.float32).astype(dtype)
+        return self.rng.standard_normal(shape, dtype=np.float32).astype(_dtype(dtype))
+
+
+def _dtype(name):
+    """A dtype by name; bfloat16 is ml_dtypes' (None where it is not installed)."""
+    if name != "bfloat16":
+        return np.dtype(name)
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return np.dtype(ml_dtypes.bfloat16)
+
+
+def prefill_key(dtype, layout):
+    """The key of a prefill case (table and out=, BSHD): "prefill" for float32 half, as in older reports."""
+    return "prefill" if (dtype, layout) == ("float32", "half") else f"prefill:{dtype}:{layout}"
 
 
 def _baselines(ctx, x, cfg, positions, seq_axis=-3):
@@ -89,9 +110,14 @@ def cache_case(ctx):
 
 
 def table_case(ctx, dtype="float32", seq_axis=-3, layout="half", mode="out="):
-    """apply_rope with a precomputed table, into a preallocated ``out`` (or in place, or inverse)."""
+    """apply_rope with a precomputed table, into a preallocated ``out`` (or in place, or inverse).
+
+    None for bfloat16 where ml_dtypes is not installed.
+    """
     import numrope
 
+    if _dtype(dtype) is None:
+        return None
     x = _x(ctx, dtype, seq_axis)
     out = np.empty_like(x)
     cfg = numrope.RopeConfig(ctx.shape[3], layout=layout)
@@ -100,7 +126,7 @@ def table_case(ctx, dtype="float32", seq_axis=-3, layout="half", mode="out="):
     inverse = mode == "inverse"
     axes = "BSHD" if seq_axis == -3 else "BHSD"
     return Case(
-        "prefill" if (dtype, seq_axis, layout, mode) == ("float32", -3, "half", "out=") else "table",
+        prefill_key(dtype, layout) if (seq_axis, mode) == (-3, "out=") else "table",
         f"table, {mode}: {axes} {layout}",
         x.shape,
         dtype,
@@ -213,7 +239,7 @@ def decode_case(ctx):
     out = np.empty_like(x)
     cfg = numrope.RopeConfig(d)
     cos, sin = numrope.rope_cache(cfg, s + 1)
-    bare = floor_kernels()[1]
+    bare = floor_kernels()[1]  # vectorised as numrope's kernels are: the comparison is the call overhead
     x3, out3, rows = x.reshape(1, h, d), out.reshape(1, h, d), np.array([s])
     return Case(
         "decode",
@@ -228,11 +254,12 @@ def decode_case(ctx):
 
 CASES = (
     cache_case,
-    table_case,
+    *(
+        functools.partial(table_case, dtype=dtype, layout=layout)
+        for dtype in PREFILL_DTYPES
+        for layout in ("half", "interleaved")
+    ),
     functools.partial(table_case, seq_axis=-2),
-    functools.partial(table_case, layout="interleaved"),
-    functools.partial(table_case, dtype="float16"),
-    functools.partial(table_case, dtype="float64"),
     functools.partial(table_case, mode="in place"),
     functools.partial(table_case, mode="inverse"),
     end_to_end_case,
@@ -249,7 +276,16 @@ CASES = (
 
 
 #: The cases the performance targets are read from (``--targets-only``).
-TARGET_CASES = (cache_case, table_case, end_to_end_case, decode_case)
+TARGET_CASES = (
+    cache_case,
+    *(
+        functools.partial(table_case, dtype=dtype, layout=layout)
+        for dtype in PREFILL_DTYPES
+        for layout in ("half", "interleaved")
+    ),
+    end_to_end_case,
+    decode_case,
+)
 
 
 def measure(case, repeat, min_time):
@@ -293,11 +329,17 @@ def targets(rows, memory, import_seconds):
             {"target": target, "measured": measured, "unit": unit, "goal": goal, "met": met, "copy_speed": copy_speed}
         )
 
-    if "prefill" in by_key:
-        f = by_key["prefill"]["fraction_of_floor"]
-        add("prefill, table and out=: share of the copy floor", f, ">= 0.80", f >= 0.8)
+    if any(key.startswith("prefill") for key in by_key):
+        for dtype in PREFILL_DTYPES:
+            for layout in ("half", "interleaved"):
+                row, goal = by_key.get(prefill_key(dtype, layout)), PREFILL_GOALS[dtype]
+                f = None if row is None else row["fraction_of_floor"]  # None: bfloat16 without ml_dtypes
+                name = f"prefill, table and out=, {dtype} {layout}: share of the copy floor"
+                add(name, f, f">= {goal:.2f}", None if f is None else f >= goal)
     if "end_to_end" in by_key:
         row = by_key["end_to_end"]
+        f = row["fraction_of_floor"]
+        add("apply_rope(x, cfg): share of its floor (a parallel copy into a new array)", f, ">= 0.90", f >= 0.9)
         for name in (VECTORISED, TORCH):
             s = row["speedup"].get(name)
             # What a rotation exactly as fast as the parallel copy would measure: the baseline's time over
@@ -310,7 +352,7 @@ def targets(rows, memory, import_seconds):
         add(f"rope_cache float64 speed-up over {NUMPY_COS_SIN} of the angles", s, ">= 1x", s >= 1, "x")
     if "decode" in by_key:
         r = by_key["decode"]["seconds"] / by_key["decode"]["baselines"][BARE_NUMBA]
-        add(f"decode step time over a {BARE_NUMBA}", r, "<= 3x", r <= 3, "x")
+        add(f"decode step time over a {BARE_NUMBA} call", r, "<= 2.5x", r <= 2.5, "x")
     if memory is not None:
         r = memory["ratio"]
         add("apply_rope(x, cfg) peak memory over output + cache", r, "<= 1.05", r <= 1.05)

@@ -26,7 +26,8 @@ def floor_kernels():
     rotate_tokens : numba dispatcher
         ``rotate_tokens(x, out, cos, sin, positions)`` rotates ``x`` of shape
         ``(tokens, heads, head_dim)`` in the half layout by table rows ``positions``, written as a
-        plain ``@njit`` loop with no checks: the "bare Numba call" a decoding step is compared with.
+        plain ``@njit`` loop with no checks whose inner loop LLVM vectorises (unsigned indices, as in
+        numrope's kernels): the "bare Numba call" a decoding step is compared with.
 
     Notes
     -----
@@ -41,10 +42,12 @@ def floor_kernels():
                 dst[r, j] = src[r, j]
 
     def rotate_tokens(x, out, cos, sin, positions):
-        half = cos.shape[1]
+        # unsigned indices, as numrope's kernels use: with a signed ``i + half`` Numba adds a
+        # negative-index wraparound that keeps LLVM from vectorising the loop
+        half = np.uintp(cos.shape[1])
         for t in range(x.shape[0]):
             p = positions[t]
-            for h in range(x.shape[1]):
+            for h in range(np.uintp(x.shape[1])):
                 for i in range(half):
                     c = cos[p, i]
                     s = sin[p, i]
@@ -57,8 +60,9 @@ def floor_kernels():
 
 
 def _rows(a):
-    """A 2-D (rows, last axis) view of a C-contiguous array; float16 as its bit patterns."""
-    a = a.view(np.uint16) if a.dtype == np.float16 else a
+    """A 2-D (rows, last axis) view of a C-contiguous array; 2-byte floats (float16, bfloat16) as their bit
+    patterns."""
+    a = a.view(np.uint16) if a.dtype.itemsize == 2 else a
     return a.reshape(-1, a.shape[-1])
 
 
@@ -68,7 +72,7 @@ def parallel_copy(src, dst):
     Parameters
     ----------
     src, dst : numpy.ndarray
-        C-contiguous arrays of the same shape and dtype (float16, float32 or float64).
+        C-contiguous arrays of the same shape and dtype (float16, bfloat16, float32 or float64).
 
     Returns
     -------
