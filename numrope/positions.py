@@ -109,8 +109,8 @@ def positions_from_offsets(offsets, seq_len) -> np.ndarray:
 
     Parameters
     ----------
-    offsets : array_like of int, shape (*batch,)
-        The position of each sequence's first token; usually one axis, ``(batch,)``.
+    offsets : array_like of int
+        The position of each sequence's first token, shape ``(batch,)`` (or more batch axes).
     seq_len : int
         The number of tokens of each sequence.
 

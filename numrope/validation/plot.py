@@ -86,7 +86,11 @@ def plot_report(report, path=None, *, fig=None):
         if gain_ax is None:
             gain_ax = freq_ax.twinx()
             gain_ax.set_ylabel("gain received / attention factor", color="tab:green")
-        gain_ax.plot(pairs, _array(angles["gain"]) / angles["gain_expected"], color="tab:green", lw=1, alpha=0.7)
+        gain = _array(angles["gain"]) / angles["gain_expected"]
+        gain_ax.plot(pairs, gain, color="tab:green", lw=1, alpha=0.7)
+        finite = gain[np.isfinite(gain)]
+        if finite.size:  # rounding noise around 1 is not worth a full axis
+            gain_ax.set_ylim(min(0.8, 0.95 * finite.min()), max(1.2, 1.05 * finite.max()))
     err_ax.set_xlabel("position")
     err_ax.set_ylabel("largest |error| / |pair|")
     err_ax.set_yscale("log")

@@ -2,20 +2,20 @@
 
 Three forms are in use:
 
-==============  ============================================  =====================================
-``kind``        the table                                     framework
-==============  ============================================  =====================================
-``"vllm"``      ``cos_sin_cache`` of shape                    vLLM's ``RotaryEmbedding``
-                ``(max_position, rotary_dim)``:
-                ``cat(cos, sin)`` along the last axis
-``"hf"``        a pair ``(cos, sin)``, each                   Hugging Face transformers' rotary
-                ``(positions, head_dim)`` or                  modules (the ``position_embeddings``
-                ``(positions, rotary_dim)``:                  every attention layer receives)
-                ``cat(f, f)`` of the per-pair values
-``"freqs_cis"`` complex ``(positions, rotary_dim / 2)``:      Meta's ``precompute_freqs_cis``
-                ``exp(i m theta)`` (or its                    (llama, llama-models)
-                ``view_as_real``, ``(..., 2)``)
-==============  ============================================  =====================================
+===============  ===========================================  =====================================
+``kind``         the table                                    framework
+===============  ===========================================  =====================================
+``"vllm"``       ``cos_sin_cache`` of shape                   vLLM's ``RotaryEmbedding``
+                 ``(max_position, rotary_dim)``:
+                 ``cat(cos, sin)`` along the last axis
+``"hf"``         a pair ``(cos, sin)``, each                  Hugging Face transformers' rotary
+                 ``(positions, head_dim)`` or                 modules (the ``position_embeddings``
+                 ``(positions, rotary_dim)``:                 every attention layer receives)
+                 ``cat(f, f)`` of the per-pair values
+``"freqs_cis"``  complex ``(positions, rotary_dim / 2)``:     Meta's ``precompute_freqs_cis``
+                 ``exp(i m theta)`` (or its                   (llama, llama-models)
+                 ``view_as_real``, ``(..., 2)``)
+===============  ===========================================  =====================================
 
 :func:`from_framework` returns numrope's ``(cos, sin)`` tables (one column per pair, as
 :func:`numrope.rope_cache` builds them), ready for ``apply_rope(..., cache=(cos, sin))``.
