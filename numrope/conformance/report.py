@@ -127,7 +127,7 @@ def draw(report, fig=None):
     if fig is None:
         from matplotlib.figure import Figure
 
-        fig = Figure(figsize=(6 * max(len(report["dtypes"]), 1), 4.5), layout="constrained")
+        fig = Figure(figsize=(5 * max(len(report["dtypes"]), 1), 5), layout="constrained")
     dtypes = [d for d in report["dtypes"] if any(r["dtype"] == d for r in report["results"])] or report["dtypes"]
     axes = fig.subplots(1, len(dtypes), sharey=True, squeeze=False)[0]
     names = [f["name"] for f in report["frameworks"] if f.get("installed")]
@@ -146,8 +146,10 @@ def draw(report, fig=None):
         ax.set_title(dtype)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("largest error / pair norm")
-    axes[-1].legend(fontsize="small", loc="upper left")
-    fig.suptitle(f"RoPE of {len(report['models'])} models in each framework, against numrope")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize="small")
+    models = len({m["model"].split("/")[0] for m in report["models"]})
+    fig.suptitle(f"RoPE of {models} models in each framework, against numrope")
     return fig
 
 
@@ -174,7 +176,7 @@ SHORT = {
 def _cell(row) -> str:
     if row is None:
         return "·"
-    err = _fmt(row["max_rel_error"])
+    err = _fmt(row["max_rel_error"]) + (" †" if row.get("segments_skipped") else "")
     if row["ok"]:
         return err
     return f"**{err} ✗** ({', '.join(row['diagnosis'])})"
@@ -184,7 +186,8 @@ def format_rst(report: dict) -> str:
     """The report as reStructuredText for the documentation: the setup, then one grid per precision.
 
     Each grid has a row per model and a column per framework; a cell is the largest error relative
-    to the pair's norm, marked ✗ with the diagnosis where the row does not conform, ``·`` where the
+    to the pair's norm, marked ✗ with the diagnosis where the row does not conform, † where the
+    framework was not run on the model's longest contexts (``segments_skipped``), ``·`` where the
     framework cannot express the model's RoPE or does not compute in that precision.
 
     Examples
@@ -205,7 +208,8 @@ def format_rst(report: dict) -> str:
         "",
         f"   * - machine\n     - {m['platform']}, {m['cpus']} CPUs, Python {m['python']}, NumPy {m['numpy']}",
         f"   * - numrope\n     - {m['numrope']}",
-        f"   * - models\n     - {len(report['models'])} (layer types apart); not read by numrope: {refused}",
+        f"   * - models\n     - {len({x['model'].split('/')[0] for x in report['models']})} "
+        f"({len(report['models'])} with Gemma 3's layer types apart); not read by numrope: {refused}",
         f"   * - precisions\n     - {', '.join(report['dtypes'])}",
         f"   * - rows\n     - {len(rows)} measured, {len(rows) - len(bad)} conform, {len(bad)} do not",
         f"   * - seed; wall time\n     - {report['seed']}; {report['seconds']:.0f} s",
