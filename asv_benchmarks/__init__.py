@@ -31,9 +31,21 @@ def use_threads(threads):
     numba.set_num_threads(threads)
 
 
+def dtype_of(name):
+    """A dtype by name; ``"bfloat16"`` is ml_dtypes' (NotImplementedError, which asv reports as a skip,
+    where ml_dtypes is not installed)."""
+    if name != "bfloat16":
+        return np.dtype(name)
+    try:
+        import ml_dtypes
+    except ImportError as exc:
+        raise NotImplementedError("bfloat16 needs ml_dtypes") from exc
+    return np.dtype(ml_dtypes.bfloat16)
+
+
 def random(shape, dtype="float32", seed=0):
-    """Standard normal values of the given shape and dtype, C-contiguous."""
-    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32).astype(dtype)
+    """Standard normal values of the given shape and dtype (bfloat16 by name), C-contiguous."""
+    return np.random.default_rng(seed).standard_normal(shape, dtype=np.float32).astype(dtype_of(dtype))
 
 
 def prefill(dtype="float32", axes="BSHD", heads=HEADS, seed=0):
@@ -43,5 +55,5 @@ def prefill(dtype="float32", axes="BSHD", heads=HEADS, seed=0):
 
 
 def table_dtype(dtype):
-    """The cos/sin table dtype for x of ``dtype``: float64 for float64, float32 otherwise."""
-    return np.float64 if np.dtype(dtype) == np.float64 else np.float32
+    """The cos/sin table dtype for x of ``dtype``: float64 for float64, float32 otherwise (bfloat16 too)."""
+    return np.float64 if dtype_of(dtype) == np.float64 else np.float32

@@ -10,7 +10,7 @@ from . import HEAD_DIM, SEQ, THREADS, prefill, table_dtype, use_threads
 class Prefill:
     """With a precomputed table and a preallocated ``out=``: the kernel alone, at memory speed."""
 
-    params = (["float16", "float32", "float64"], ["BSHD", "BHSD"], ["half", "interleaved"], THREADS)
+    params = (["float16", "bfloat16", "float32", "float64"], ["BSHD", "BHSD"], ["half", "interleaved"], THREADS)
     param_names = ("dtype", "axes", "layout", "threads")
 
     def setup(self, dtype, axes, layout, threads):
@@ -79,6 +79,34 @@ class Inverse:
         numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.out, inverse=inverse)
 
 
+class PrefillFloor:
+    """Each prefill (table, out=, BSHD) against a parallel copy of the same arrays, in one process: the
+    targets of ``numrope bench`` (0.95 of the copy; 0.90 for bfloat16)."""
+
+    params = (["float16", "bfloat16", "float32", "float64"], ["half", "interleaved"], THREADS)
+    param_names = ("dtype", "layout", "threads")
+
+    def setup(self, dtype, layout, threads):
+        from numrope.cli.bench.timing import parallel_copy, time_calls
+
+        use_threads(threads)
+        self.x, _ = prefill(dtype)
+        self.out = np.empty_like(self.x)
+        cfg = numrope.RopeConfig(HEAD_DIM, layout=layout)
+        cache = numrope.rope_cache(cfg, SEQ, dtype=table_dtype(dtype))
+        self.calls = {
+            "apply": lambda: numrope.apply_rope(self.x, cfg, cache=cache, out=self.out),
+            "copy": lambda: parallel_copy(self.x, self.out),
+        }
+        self.time_calls = time_calls
+
+    def track_fraction_of_copy_floor(self, dtype, layout, threads):
+        t = self.time_calls(self.calls)
+        return t["copy"] / t["apply"]
+
+    track_fraction_of_copy_floor.unit = "fraction"
+
+
 class Bandwidth:
     """Achieved bandwidth, and ratios taken in one process: against a parallel copy and NumPy."""
 
@@ -109,6 +137,20 @@ class Bandwidth:
         return t["copy"] / t["apply"]
 
     track_fraction_of_copy_floor.unit = "fraction"
+
+    def track_end_to_end_fraction_of_floor(self, threads):
+        """apply_rope(x, cfg) (cos/sin and a new output) against its floor: a parallel copy into a new array."""
+        from numrope.cli.bench.timing import parallel_copy
+
+        t = self.time_calls(
+            {"apply": lambda: numrope.apply_rope(self.x, self.cfg), "copy": lambda: parallel_copy(self.x, self.new())}
+        )
+        return t["copy"] / t["apply"]
+
+    track_end_to_end_fraction_of_floor.unit = "fraction"
+
+    def new(self):
+        return np.empty_like(self.x)
 
     def track_speedup_over_vectorised_numpy(self, threads):
         """apply_rope(x, cfg) end to end (cos/sin and output included) against numrope.reference.vectorised_numpy."""

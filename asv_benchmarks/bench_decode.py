@@ -38,7 +38,7 @@ class Decode:
         self.bare(*self.bare_args)
 
     def track_time_over_bare_numba(self, batch, cache, threads):
-        """time_decode over time_bare_numba, measured interleaved in one process (target: <= 3)."""
+        """time_decode over time_bare_numba, measured interleaved in one process (target: <= 2.5)."""
         from numrope.cli.bench.timing import time_calls
 
         decode = functools.partial(self.time_decode, batch, cache, threads)
