@@ -108,6 +108,17 @@ def test_qwen2_yarn_with_the_wrong_factor():
     assert details(report, "scaling")["parameter"] == "factor"
 
 
+def test_qwen2_yarn_without_its_attention_factor():
+    """A YaRN config whose attention factor is dropped on the way (vllm-project/vllm#46280 in reverse)."""
+    cfg = _cfg("qwen2", "Qwen2Config", QWEN2_YARN)
+    without = {**QWEN2_YARN, "rope_scaling": {**QWEN2_YARN["rope_scaling"], "attention_factor": 1.0}}
+    q, q_rot = transformers_output("qwen2", "Qwen2Config", without, FAR)
+    report = check(q_rot, q, cfg, FAR)
+    assert kinds(report) == ["attention_scaling"], report
+    assert details(report, "attention_scaling")["mistake"] == "missing"
+    assert "YaRN's 0.1 ln(s) + 1 for s = 4" in report.diagnosis[0].message
+
+
 @pytest.mark.parametrize(("meant", "used"), [("dynamic", "linear"), ("linear", "dynamic")])
 def test_linear_and_dynamic_mixed_up(meant, used):
     def config(rope_type):

@@ -87,21 +87,41 @@ def attention_scaling(judge, m):
     candidates += [(float(f"{factor:.4g}"), "factor"), (factor, "factor")]
     for scale, mistake in candidates:
         finding = Finding(
-            "attention_scaling", scaling_message(mistake, a, scale), {"mistake": mistake, "factor": scale}
+            "attention_scaling", scaling_message(mistake, a, scale, cfg), {"mistake": mistake, "factor": scale}
         )
         for scale_all in (False, True):
             yield m.with_("attention_scaling", finding, scale=m.scale * scale, scale_all=scale_all)
 
 
-def scaling_message(mistake, a, scale):
+def _whose(cfg):
+    """Where cfg's attention factor comes from, in words ("" for none)."""
+    s = cfg.scaling if cfg is not None else None
+    if s is None or abs(cfg.attention_scaling - 1) <= 1e-12:
+        return ""
+    if getattr(s, "rope_type", "") == "yarn":
+        if s.attention_scaling is not None:
+            return " (YaRN's attention_factor of the config)"
+        if s.mscale and s.mscale_all_dim:
+            return f" (YaRN's mscale ratio for factor {s.factor:g})"
+        return f" (YaRN's 0.1 ln(s) + 1 for s = {s.factor:g})"
+    if getattr(s, "rope_type", "") == "longrope":
+        return " (LongRoPE's attention factor)"
+    return f" ({type(s).__name__}'s attention factor)"
+
+
+def scaling_message(mistake, a, scale, cfg=None):
     if mistake == "missing":
         return (
-            f"the attention scaling {a:.6g} is missing: the rotated features are {scale:.6g} times the expected "
+            f"the attention scaling {a:.6g}{_whose(cfg)} is missing: the rotated features are {scale:.6g} times the "
+            "expected "
             "(cos and sin not multiplied by it; a framework that folds it into the softmax scale instead has the "
             "same q.k but not the same rotated q and k)"
         )
     if mistake == "doubled":
-        return f"the attention scaling {a:.6g} is applied twice: the rotated features are {scale:.6g} times too large"
+        return (
+            f"the attention scaling {a:.6g}{_whose(cfg)} is applied twice: the rotated features are {scale:.6g} "
+            "times too large"
+        )
     return f"the rotated features are {scale:.6g} times the expected (cfg's attention scaling is {a:.6g})"
 
 
