@@ -331,6 +331,8 @@ def frequency_precision(judge, m):
 
     theta = m.frequencies(judge.case)
     for precision in ("bfloat16", "float16"):
+        if not (np.abs(theta) < _LARGEST[precision]).all():
+            continue
         rounded = round_to(theta, precision).astype(np.float64)
         if (rounded == theta).all():
             continue
