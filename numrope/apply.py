@@ -167,6 +167,10 @@ def apply_rope(
     >>> bool(np.allclose(numrope.apply_rope(q_rot, cfg, inverse=True), q, atol=1e-6))
     True
     """
+    if cache is not None and seq_axis == -3 and inverse is False and transpose is False and seq_len is None:
+        done = (_cpu_module or _cpu()).table_step(x, cfg, positions, cache, out)  # a decoding step, or None
+        if done is not None:
+            return done
     if type(x) is not np.ndarray and is_dask_array(x):
         if getattr(cfg, "axes", None) is not None:  # coordinate vectors: a per-token table, chunked with x
             from numrope import _axes

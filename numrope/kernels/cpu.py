@@ -13,8 +13,9 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
+from numrope.config import RopeConfig
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
-from numrope.kernels.jit import jit_twins, njit, use_parallel
+from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
 from numrope.kernels.sincos import (
     _cos_sin,
     _far_entries,
@@ -305,3 +306,112 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse):
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
+
+# The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
+# as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
+# per scalar), so this kernel takes the offset and one int of flags instead of an index array, a sign and
+# two flags, and its launcher checks only what the common call needs.
+
+_FLAG_INTERLEAVED, _FLAG_COPY_TAIL = 1, 2
+
+
+def _rotate_rows(x, out, cos, sin, start, flags):
+    """As ``_rotate`` forwards, token ``(b, s)`` reading table row ``start + s``; ``flags``: 1 interleaved, 2 copy
+    the features past the rotary part. The loops of ``_rotate_head`` without its sign and layout codes."""
+    half = _UP(cos.shape[1])
+    n_s = x.shape[1]
+    for t in numba.prange(x.shape[0] * n_s):
+        b = t // n_s
+        s = t - b * n_s
+        p = start + s
+        for h in range(_UP(x.shape[2])):
+            like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
+            if flags & _FLAG_INTERLEAVED:
+                for i in range(half):
+                    c = _widen(cos[p, i])
+                    sn = _widen(sin[p, i])
+                    j0 = _UP(2) * i
+                    j1 = j0 + _UP(1)
+                    x0 = _widen(x[b, s, h, j0])
+                    x1 = _widen(x[b, s, h, j1])
+                    out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
+                    out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
+            else:
+                for i in range(half):
+                    c = _widen(cos[p, i])
+                    sn = _widen(sin[p, i])
+                    j = i + half
+                    x0 = _widen(x[b, s, h, i])
+                    x1 = _widen(x[b, s, h, j])
+                    out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
+                    out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
+            if flags & _FLAG_COPY_TAIL:
+                for j in range(_UP(2) * half, _UP(x.shape[3])):
+                    out[b, s, h, j] = x[b, s, h, j]
+
+
+rotate_rows_parallel, rotate_rows_serial = jit_twins(_rotate_rows)
+_LAYOUT_FLAGS = {"half": 0, "interleaved": _FLAG_INTERLEAVED}
+
+
+def table_step(x, cfg, positions, cache, out):
+    """``apply_rope(x, cfg, positions, cache=cache, out=out)`` for the common decoding call, or None.
+
+    The call: ``x`` a 4-D float32 or float64 array ``(batch, seq, heads, head_dim)``, ``positions`` an int
+    offset whose rows all lie in the table, ``cache`` a pair of 2-D tables of x's dtype (or float64 for
+    float32 x) from :func:`numrope.rope_cache`, ``out`` None, x itself, or an array of x's shape and dtype
+    owning memory that x does not (``x`` owning its memory too); ``cfg`` a RopeConfig with one axis, the half
+    or interleaved layout, the rotary part first and no reversal. Anything else returns None, having done
+    nothing: the caller then takes the general path, whose checks say what is wrong, if anything. Each
+    condition here is one the general path's checks would also accept, so the results are the same.
+    """
+    if type(x) is not np.ndarray or type(positions) is not int:
+        return None
+    facts = _step_facts
+    if cfg is not facts[0]:  # a RopeConfig is immutable: what was found true of it stays true
+        facts = _config_facts(cfg)
+        if facts is None:
+            return None
+    if (type(cache) is not tuple and type(cache) is not list) or len(cache) != 2:
+        return None
+    cos, sin = cache
+    if type(cos) is not np.ndarray or type(sin) is not np.ndarray:
+        return None
+    dtype, table = x.dtype, cos.dtype
+    if sin.dtype is not table:
+        return None
+    if not (table is _F64 if dtype is _F64 else dtype is _F32 and (table is _F32 or table is _F64)):
+        return None
+    shape, rows = x.shape, cos.shape
+    if len(shape) != 4 or len(rows) != 2 or rows != sin.shape or shape[3] != facts[2] or rows[1] != facts[3]:
+        return None
+    if not 0 <= positions <= rows[0] - shape[1]:  # (no element: the kernel's loops do nothing)
+        return None
+    flags = facts[1]
+    if out is None:
+        out = np.empty(shape, dtype)
+    elif type(out) is not np.ndarray or out.dtype is not dtype or out.shape != shape or not out.flags.writeable:
+        return None
+    elif out is not x and (out.base is not None or x.base is not None):
+        return None  # views may overlap: the general path tells the cases apart
+    if out is not x:
+        flags |= _FLAG_COPY_TAIL
+    size = x.size
+    parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
+    (rotate_rows_parallel if parallel else rotate_rows_serial)(x, out, cos, sin, positions, flags)
+    return out
+
+
+_step_facts = (None, 0, 0, 0)  # (cfg, layout flags, head_dim, pairs) of the last configuration table_step took
+
+
+def _config_facts(cfg):
+    """``(cfg, layout flags, head_dim, pairs)`` for a configuration :func:`table_step` takes, or None."""
+    global _step_facts
+    if type(cfg) is not RopeConfig or cfg.axes is not None or getattr(cfg, "rotary_offset", 0) != 0:
+        return None
+    flags = _LAYOUT_FLAGS.get(cfg.layout)
+    if flags is None or getattr(cfg, "direction", 1) != 1:
+        return None
+    _step_facts = (cfg, flags, cfg.head_dim, cfg.rotary_dim >> 1)
+    return _step_facts

@@ -1,0 +1,107 @@
+"""The decoding step's path (numrope.kernels.cpu.table_step): taken for the common call with a table and an int
+offset, equal to the general path bit for bit, and never taken where the general path would refuse the call."""
+
+import numpy as np
+import pytest
+
+import numrope
+from numrope.kernels import cpu
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    """Records what table_step returned: None (not taken) or the result."""
+    calls = []
+    original = cpu.table_step
+
+    def recording(*args):
+        result = original(*args)
+        calls.append(result is not None)
+        return result
+
+    monkeypatch.setattr(cpu, "table_step", recording)
+    return calls
+
+
+def general(monkeypatch, *args, **kwargs):
+    """apply_rope by the general path only."""
+    with monkeypatch.context() as m:
+        m.setattr(cpu, "table_step", lambda *a: None)
+        return numrope.apply_rope(*args, **kwargs)
+
+
+CASES = [
+    ("float32", "float32", "half", None),
+    ("float32", "float64", "half", None),
+    ("float64", "float64", "interleaved", None),
+    ("float32", "float32", "interleaved", 8),  # the features past the rotary part are copied
+]
+
+
+@pytest.mark.parametrize(("x_dtype", "table_dtype", "layout", "rotary_dim"), CASES)
+@pytest.mark.parametrize("shape", [(1, 1, 4, 16), (3, 5, 2, 16)], ids=["decode", "batch-and-tokens"])
+@pytest.mark.parametrize("output", ["out", "new", "in place"])
+def test_taken_and_equal_to_the_general_path(
+    x_dtype, table_dtype, layout, rotary_dim, shape, output, spy, rng, monkeypatch
+):
+    cfg = numrope.RopeConfig(16, layout=layout, rotary_dim=rotary_dim)
+    cache = numrope.rope_cache(cfg, 40, table_dtype)
+    x = rng.standard_normal(shape).astype(x_dtype)
+    offset = 40 - shape[1]  # the last rows of the table
+    want = general(monkeypatch, x, cfg, offset, cache=cache)
+    y = x.copy()
+    out = {"out": np.full_like(x, np.nan), "new": None, "in place": y}[output]
+    got = numrope.apply_rope(y, cfg, offset, cache=cache, out=out)
+    assert spy == [True]
+    np.testing.assert_array_equal(got, want)
+    if out is not None:
+        assert got is out
+
+
+def test_not_taken_where_the_call_is_not_the_common_one(spy, rng):
+    cfg = numrope.RopeConfig(16)
+    cache = numrope.rope_cache(cfg, 40)
+    x = rng.standard_normal((1, 1, 4, 16)).astype(np.float32)
+    base = rng.standard_normal((1, 1, 4, 32)).astype(np.float32)
+    calls = [
+        lambda: numrope.apply_rope(x, cfg, np.int64(5), cache=cache),  # not a Python int
+        lambda: numrope.apply_rope(x.astype(np.float16), cfg, 5, cache=cache),  # float16 data
+        lambda: numrope.apply_rope(x, cfg, 5, cache=tuple(t.astype(np.float16) for t in cache)),  # float16 table
+        lambda: numrope.apply_rope(x.astype(np.float64), cfg, 5, cache=cache),  # float64 x, float32 table
+        lambda: numrope.apply_rope(x[0], cfg, 5, cache=cache),  # 3-D
+        lambda: numrope.apply_rope(base[..., :16], cfg, 5, cache=cache, out=base[..., 16:]),  # views of one buffer
+        lambda: numrope.apply_rope(x, numrope.RopeConfig(16, layout="interleaved"), 5, cache=cache[::-1]),
+    ]
+    for call in calls:
+        call()
+    assert spy[:-1] == [False] * (len(calls) - 1)
+    assert spy[-1] is True  # another configuration: its own facts, checked again
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"positions": 39}, IndexError, "outside the cache table"),  # one row past the table for 2 tokens
+        ({"positions": -1}, IndexError, "negative"),
+        ({"out": "read-only"}, ValueError, "read-only"),
+        ({"out": np.empty((1, 2, 4, 16), np.float64)}, TypeError, "out must have dtype float32"),
+        ({"out": np.empty((1, 2, 4, 8), np.float32)}, ValueError, "out must have shape"),
+        ({"cache": "generator"}, TypeError, "cache must be a"),
+        ({"cache": "short"}, ValueError, "rotary_dim // 2"),
+    ],
+)
+def test_refusals_are_the_general_path_s(kwargs, error, match, spy, rng):
+    cfg = numrope.RopeConfig(16)
+    cos, sin = numrope.rope_cache(cfg, 40)
+    x = rng.standard_normal((1, 2, 4, 16)).astype(np.float32)
+    call = {"positions": 5, "cache": (cos, sin), "out": None} | kwargs
+    if isinstance(call["out"], str):  # "read-only"
+        call["out"] = np.empty_like(x)
+        call["out"].flags.writeable = False
+    if isinstance(call["cache"], str) and call["cache"] == "generator":
+        call["cache"] = (t for t in (cos, sin))
+    elif isinstance(call["cache"], str):  # "short"
+        call["cache"] = (cos[:, :4], sin[:, :4])
+    with pytest.raises(error, match=match):
+        numrope.apply_rope(x, cfg, call["positions"], cache=call["cache"], out=call["out"])
+    assert spy == [False]
