@@ -26,6 +26,7 @@ EXAMPLES = {
     "llama3": lambda: scaling.Llama3(
         factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=SEQ
     ),
+    "proportional": lambda: scaling.Proportional(partial_rotary_factor=0.25),  # Gemma 4's full attention
 }
 
 

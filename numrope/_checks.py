@@ -116,7 +116,7 @@ def check_angles(pos, inv_freq):
         raise ValueError(f"positions must be below 2**53 in magnitude (float64's exact integers), got {m}")
     arr, limit = _last_limit
     if arr is not inv_freq:
-        top = float(inv_freq.max()) if inv_freq.size else 0.0
+        top = float(np.abs(inv_freq).max()) if inv_freq.size else 0.0  # negative with direction=-1
         limit = MAX_ANGLE / top if top > 0 else math.inf
         _last_limit = (inv_freq, limit)
     if hi >= limit or -lo >= limit:

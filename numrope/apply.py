@@ -154,9 +154,10 @@ def apply_rope(
     -----
     Pair ``(x0, x1)`` at position ``m`` becomes ``(x0 cos - x1 sin, x1 cos + x0 sin)`` of the
     angle ``m * theta_i`` (RoFormer, Su et al. 2021, eq. 34), the pairs chosen by
-    ``cfg.layout``; features past ``cfg.rotary_dim`` are copied. The cos/sin values are those of
-    :func:`rope_cache`. The arithmetic is done in float32 for float16 and float32 inputs (float16
-    rounded once at the end) and in float64 for float64 inputs, or in the cache's dtype if wider.
+    ``cfg.layout`` (:meth:`RopeConfig.pair_indices`); the features outside the rotary part are copied.
+    The cos/sin values are those of :func:`rope_cache`. The arithmetic is done in float32 for float16
+    and float32 inputs (float16 rounded once at the end) and in float64 for float64 inputs, or in the
+    cache's dtype if wider.
 
     Examples
     --------
@@ -212,16 +213,16 @@ def apply_rope(
     x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
     target = check_out(out, x)
     lead = x.shape[:ax]
-    interleaved = cfg.layout == "interleaved"
+    layout, offset = cfg.layout, cfg.rotary_offset
     if cache is None and math.prod(pos.shape[:-1]) == math.prod(lead):
         # each row of tokens has its own positions (none shared): compute the angles in the same pass
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
         inv_freq = _inv_freq_for(cfg, pos, seq_len)
         scale = inverse_scale(cfg) if divide else cfg.attention_scaling
-        result = _cpu().rotate_at(x, target, ax, interleaved, rows, inv_freq, scale, backward)
+        result = _cpu().rotate_at(x, target, ax, layout, rows, inv_freq, scale, backward, offset)
     else:
         cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len, divide)
-        result = _cpu().rotate(x, target, ax, interleaved, cos, sin, per_token(rows, lead), backward)
+        result = _cpu().rotate(x, target, ax, layout, cos, sin, per_token(rows, lead), backward, offset)
     return result if result is out or out is None else written(out, result)
 
 
@@ -333,9 +334,9 @@ def apply_rope_qk(
         # rotate a copy of them. k's result may overwrite q, which is read first.
         k = k.copy()
     cos, sin, rows = _tables_for(cfg, pos, cache, (q, k), seq_len, divide)
-    cpu, interleaved = _cpu(), cfg.layout == "interleaved"
+    cpu, layout, offset = _cpu(), cfg.layout, cfg.rotary_offset
     q_idx = per_token(rows, q.shape[:ax])
     k_idx = q_idx if k.shape[:ax] == q.shape[:ax] else per_token(rows, k.shape[:ax])
-    q_result = cpu.rotate(q, q_target, ax, interleaved, cos, sin, q_idx, backward)
-    k_result = cpu.rotate(k, k_target, ax, interleaved, cos, sin, k_idx, backward)
+    q_result = cpu.rotate(q, q_target, ax, layout, cos, sin, q_idx, backward, offset)
+    k_result = cpu.rotate(k, k_target, ax, layout, cos, sin, k_idx, backward, offset)
     return written(out[0], q_result), written(out[1], k_result)

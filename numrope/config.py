@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from numrope.axes import AxisMap
     from numrope.variants import RopeScaling
 
-LAYOUTS = ("half", "interleaved")
+LAYOUTS = ("half", "interleaved", "interleaved_in_half_out")
 
 #: numrope's cos and sin of ``m * theta`` are exact for ``|m * theta|`` below this many radians.
 MAX_ANGLE = 2.0**53
@@ -44,16 +44,27 @@ class RopeConfig:
         How many leading features of each head rotate (partial rotary, as in GPT-NeoX and Phi).
         Defaults to ``head_dim``; must be even and at most ``head_dim``. Features from
         ``rotary_dim`` on pass through unchanged.
-    layout : {"half", "interleaved"}, default "half"
+    layout : {"half", "interleaved", "interleaved_in_half_out"}, default "half"
         Which features form a pair. ``"half"`` pairs feature ``i`` with ``i + rotary_dim/2`` (the
         ``rotate_half`` form of GPT-NeoX and Hugging Face transformers); ``"interleaved"`` pairs
         ``2i`` with ``2i + 1`` (the RoFormer paper, GPT-J and Meta's complex-number form).
+        ``"interleaved_in_half_out"`` reads pair ``i`` from features ``2i, 2i + 1`` and writes it to
+        ``i, i + rotary_dim/2`` (transformers' ``apply_rotary_pos_emb_interleave`` of DeepSeek-V3 and
+        its kin): the interleaved rotation followed by a fixed permutation of the output, which
+        queries and keys share, so that ``q . k`` is that of ``"interleaved"``. See :meth:`pair_indices`.
     scaling : numrope.variants.RopeScaling, optional
         A long-context scaling variant (linear, NTK, YaRN, ...). ``None`` is plain RoPE.
     axes : numrope.axes.AxisMap, optional
         Multi-axis RoPE (M-RoPE of vision-language models, 2-D RoPE of vision encoders): which
         coordinate and which frequency each pair uses (one entry per pair). Positions are then
         coordinate vectors, ``(n_axes, ..., seq)``; see :mod:`numrope.axes`. ``None`` is one axis.
+    rotary_offset : int, default 0
+        The first rotating feature: features ``rotary_offset .. rotary_offset + rotary_dim - 1``
+        rotate, the others pass through. Multi-head latent attention (DeepSeek-V2/V3) rotates the
+        last ``qk_rope_head_dim`` features of each head: ``rotary_offset = head_dim - rotary_dim``.
+    direction : {1, -1}, default 1
+        ``-1`` rotates by ``-m theta_i`` (every frequency negated), as nanochat's ``rotate_half``
+        does; ``q . k`` then depends on ``n - m`` with the opposite sign.
 
     Raises
     ------
@@ -61,7 +72,8 @@ class RopeConfig:
         If ``head_dim`` or ``rotary_dim`` is not an int, ``scaling`` is not a scaling variant or
         ``axes`` not an AxisMap.
     ValueError
-        If ``head_dim`` or ``rotary_dim`` is odd or not positive, ``rotary_dim > head_dim``,
+        If ``head_dim`` or ``rotary_dim`` is odd or not positive, ``rotary_offset + rotary_dim > head_dim``,
+        ``rotary_offset`` is negative, ``direction`` is not 1 or -1,
         ``base`` is not a positive finite number, ``layout`` is unknown, or ``axes`` has not
         one entry per pair or indexes a frequency past the last; if a frequency is not finite or
         reaches 2**53 radians per position (``base=1e-300``, a linear factor of ``1e-320``).
@@ -82,6 +94,8 @@ class RopeConfig:
     layout: str = "half"
     scaling: RopeScaling | None = None
     axes: AxisMap | None = None
+    rotary_offset: int = 0
+    direction: int = 1
 
     def __post_init__(self):
         head_dim = _check_positive_int("head_dim", self.head_dim)
@@ -93,6 +107,15 @@ class RopeConfig:
             raise ValueError(f"rotary_dim must be even (features rotate in pairs), got {rotary_dim}")
         if rotary_dim > head_dim:
             raise ValueError(f"rotary_dim ({rotary_dim}) must be at most head_dim ({head_dim})")
+        if isinstance(self.rotary_offset, bool) or not isinstance(self.rotary_offset, (int, np.integer)):
+            raise TypeError(f"rotary_offset must be an int, got {type(self.rotary_offset).__name__}")
+        if not 0 <= self.rotary_offset <= head_dim - rotary_dim:
+            raise ValueError(
+                f"rotary_offset must be in [0, head_dim - rotary_dim] = [0, {head_dim - rotary_dim}] (the rotary part "
+                f"must fit in the head), got {self.rotary_offset}"
+            )
+        if isinstance(self.direction, bool) or self.direction not in (1, -1):
+            raise ValueError(f"direction must be 1 or -1, got {self.direction!r}")
         if isinstance(self.base, bool) or not isinstance(self.base, (int, float, np.integer, np.floating)):
             raise TypeError(f"base must be a real number, got {type(self.base).__name__} {self.base!r}")
         base = float(self.base)
@@ -112,6 +135,8 @@ class RopeConfig:
         object.__setattr__(self, "head_dim", head_dim)
         object.__setattr__(self, "rotary_dim", rotary_dim)
         object.__setattr__(self, "base", base)
+        object.__setattr__(self, "rotary_offset", int(self.rotary_offset))
+        object.__setattr__(self, "direction", int(self.direction))
         if self.axes is not None:
             self._check_axes(rotary_dim)
         if not self.depends_on_seq_len:  # the others are checked as each sequence length forms them
@@ -148,12 +173,21 @@ class RopeConfig:
         """The number of coordinates of each position: 1 for plain RoPE, ``axes.n_axes`` for multi-axis RoPE."""
         return 1 if self.axes is None else self.axes.n_axes
 
-    def pair_indices(self) -> tuple[np.ndarray, np.ndarray]:
+    def pair_indices(self, output: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The feature indices ``(j0, j1)`` of each rotating pair, as two int arrays of length ``n_pairs``.
 
-        Pair ``i`` is ``(i, i + n_pairs)`` in the ``"half"`` layout and ``(2i, 2i + 1)`` in the
-        ``"interleaved"`` one; features from ``rotary_dim`` on pass through. Every plain-NumPy form
-        in numrope pairs features through this method.
+        Pair ``i`` with angle ``m theta_i`` maps ``(x[j0], x[j1])`` to
+        ``(y[k0], y[k1]) = (x[j0] cos - x[j1] sin, x[j1] cos + x[j0] sin)``: ``pair_indices()`` are
+        the features it reads, ``(j0, j1)``, and ``pair_indices(output=True)`` those it writes,
+        ``(k0, k1)``. Both are ``(i, i + n_pairs)`` in the ``"half"`` layout and ``(2i, 2i + 1)`` in the
+        ``"interleaved"`` one; ``"interleaved_in_half_out"`` reads ``(2i, 2i + 1)`` and writes
+        ``(i, i + n_pairs)``. Everything is shifted by ``rotary_offset``; the features outside the
+        rotary part pass through. Every plain-NumPy form in numrope pairs features through this method.
+
+        Parameters
+        ----------
+        output : bool, default False
+            The features the pairs are written to rather than read from.
 
         Examples
         --------
@@ -162,11 +196,14 @@ class RopeConfig:
         (array([0, 1]), array([2, 3]))
         >>> numrope.RopeConfig(head_dim=4, layout="interleaved").pair_indices()
         (array([0, 2]), array([1, 3]))
+        >>> cfg = numrope.RopeConfig(head_dim=6, rotary_dim=4, rotary_offset=2, layout="interleaved_in_half_out")
+        >>> cfg.pair_indices(), cfg.pair_indices(output=True)
+        ((array([2, 4]), array([3, 5])), (array([2, 3]), array([4, 5])))
         """
         i = np.arange(self.n_pairs)
-        if self.layout == "interleaved":
-            return 2 * i, 2 * i + 1
-        return i, i + self.n_pairs
+        if self.layout == "interleaved" or (self.layout == "interleaved_in_half_out" and not output):
+            return self.rotary_offset + 2 * i, self.rotary_offset + 2 * i + 1
+        return self.rotary_offset + i, self.rotary_offset + i + self.n_pairs
 
     @property
     def depends_on_seq_len(self) -> bool:
@@ -186,7 +223,8 @@ class RopeConfig:
         numpy.ndarray
             float64 array of shape ``(rotary_dim // 2,)``. For plain RoPE
             ``theta_i = base ** (-2 i / rotary_dim)``; a scaling variant transforms these. With
-            ``axes``, pair ``i`` has the frequency ``theta[axes.freq[i]]``.
+            ``axes``, pair ``i`` has the frequency ``theta[axes.freq[i]]``; with ``direction=-1``
+            every frequency is negated.
             A fresh, writable array on every call.
 
         Notes
@@ -208,7 +246,7 @@ class RopeConfig:
     def _check_frequencies(self, inv_freq, seq_len=None):
         """``inv_freq`` if finite and below MAX_ANGLE (position 1 would turn further than cos/sin are exact for)."""
         with np.errstate(invalid="ignore"):
-            if np.isfinite(inv_freq).all() and not (inv_freq >= MAX_ANGLE).any():
+            if np.isfinite(inv_freq).all() and not (np.abs(inv_freq) >= MAX_ANGLE).any():
                 return inv_freq
         top = float(np.max(np.abs(inv_freq)))
         given = f"base={self.base:g}" + ("" if self.scaling is None else f", scaling={self.scaling!r}")
@@ -219,7 +257,9 @@ class RopeConfig:
         )
 
     @classmethod
-    def from_hf(cls, config, *, layer_type: str | None = None, part: str = "text") -> RopeConfig:
+    def from_hf(
+        cls, config, *, layer_type: str | None = None, layer: int | None = None, part: str = "text"
+    ) -> RopeConfig | None:
         """The RoPE of a Hugging Face model, from its config.json (transformers 4.x or 5.x format).
 
         Parameters
@@ -229,15 +269,24 @@ class RopeConfig:
         layer_type : str, optional
             For models whose layer types rotate differently (Gemma 3's ``"full_attention"`` and
             ``"sliding_attention"``), which one.
-        part : {"text", "vision"}, default "text"
-            Which part of a vision-language model: the language model, or the vision tower
-            (its ``vision_config``, read by :func:`numrope.models.multiaxis.vision_fields_from_hf`).
+        layer : int, optional
+            One layer by its index: for models whose layers differ (Llama 4's and SmolLM3's
+            ``no_rope_layers``, hybrid models whose Mamba layers have no attention).
+        part : str, default "text"
+            Which part of the model: ``"text"``, the language model (for a composite config the
+            sub-config transformers' ``get_text_config(decoder=True)`` finds); ``"vision"``, the
+            vision tower (its ``vision_config``, read by :func:`numrope.models.multiaxis.vision_fields_from_hf`);
+            or the key of a sub-config (``"encoder_config"``, dotted for nested ones).
             Multi-axis RoPE (M-RoPE, 2-D vision RoPE) is read into ``axes``; see
             :mod:`numrope.models.multiaxis`.
 
         Returns
         -------
-        RopeConfig
+        RopeConfig or None
+            None means that the layer asked for with ``layer`` (or every layer of ``layer_type``)
+            has no RoPE: the model gives it no position encoding, or it is no attention layer.
+            Without ``layer`` and ``layer_type``, the RoPE of the layers that have one;
+            :func:`numrope.models.hf.rope_layers` says which those are.
 
         Raises
         ------
@@ -246,8 +295,10 @@ class RopeConfig:
             non-positive factors or bases, a missing or unknown ``layer_type``; the message names
             the key and the value.
         NotImplementedError
-            A multi-axis RoPE numrope does not read (HunYuan-VL's XD-RoPE, MLCD's learned class
-            token angles, model types it has not checked), named with the reason.
+            What numrope does not implement, named with the reason: a model type whose RoPE it
+            does not reproduce (the list is :data:`numrope.models.families.REFUSED`), a multi-axis RoPE
+            it does not read (HunYuan-VL's XD-RoPE, MLCD's learned class token angles, model types it
+            has not checked), a rope parameter that changes the rotation and that it does not read.
 
         Notes
         -----
@@ -268,9 +319,8 @@ class RopeConfig:
             from numrope.models import multiaxis
 
             return cls(**multiaxis.vision_fields_from_hf(config))
-        if part != "text":
-            raise ValueError(f"part must be 'text' or 'vision', got {part!r}")
-        return cls(**hf.rope_fields_from_hf(config, layer_type=layer_type))
+        fields = hf.rope_fields_from_hf(config, layer_type=layer_type, layer=layer, part=part)
+        return None if fields is None else cls(**fields)
 
     def to_hf(self) -> dict:
         """The Hugging Face config keys (transformers 5.x format) that describe this configuration.
@@ -309,7 +359,9 @@ class RopeConfig:
     @functools.cached_property
     def _static_inv_freq(self) -> np.ndarray:
         if self.scaling is None:
-            return self._unscaled_inv_freq if self.axes is None else self._per_pair(self._unscaled_inv_freq)
+            if self.axes is None and self.direction == 1:
+                return self._unscaled_inv_freq
+            return self._per_pair(self._unscaled_inv_freq)
         return self._per_pair(self.scaling.inv_freq(self._unscaled_inv_freq, self, None))
 
     def _per_pair(self, inv_freq) -> np.ndarray:
@@ -317,5 +369,7 @@ class RopeConfig:
         inv_freq = np.asarray(inv_freq, dtype=np.float64)
         if self.axes is not None:
             inv_freq = inv_freq[self.axes.freq_index]
+        if self.direction == -1:
+            inv_freq = -inv_freq
         inv_freq.flags.writeable = False
         return inv_freq

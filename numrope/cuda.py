@@ -283,11 +283,11 @@ def _launch(cuda, kernels, cfg, pairs, ax, table, inverse, threads):
         return
     if len(args) == 1:
         (x_dev, out_dev, tail, io) = args[0]
-        kernel = kernels.rotate(cfg.layout, io, wide)
+        kernel = kernels.rotate(cfg.layout, io, wide, cfg.rotary_offset)
         kernel[blocks, (tx, ty, tz)](x_dev, out_dev, cos, sin, idx, offset, row_stride, inverse, tail)
     else:
         (q_dev, q_out, tail_q, io_q), (k_dev, k_out, tail_k, io_k) = args
-        kernel = kernels.rotate_qk(cfg.layout, io_q, io_k, wide)
+        kernel = kernels.rotate_qk(cfg.layout, io_q, io_k, wide, cfg.rotary_offset)
         kernel[blocks, (tx, ty, tz)](
             q_dev, q_out, k_dev, k_out, cos, sin, idx, offset, row_stride, inverse, tail_q, tail_k
         )
@@ -436,6 +436,8 @@ def apply_rope(
         positions, cache = _per_token(cuda, cfg, positions, cache, xa.meta, ax, xa.compute_dtype, seq_len, threads)
     pos = check_positions(positions, xa.meta.shape, ax)
     oa, result = _out(cuda, out, xa, cfg, "out")
+    if oa is xa and cfg.layout == "interleaved_in_half_out":  # the pairs move between features: read a copy
+        xa = _copy(cuda, xa, cfg, "x")
     cos, sin, index = cuda_tables.tables(
         cuda, kernels, cfg, positions, pos, cache, xa.compute_dtype, seq_len, threads, divide
     )
@@ -534,8 +536,10 @@ def apply_rope_qk(
     # overwrites (out=(k, q), q is k, fused buffers) is rotated from a copy.
     if overlaps(qo.meta, km):
         ka = _copy(cuda, ka, cfg, "k")
-    if overlaps(ko.meta, qm):
-        qa = _copy(cuda, qa, cfg, "q")
+    if overlaps(ko.meta, qm) or (qo is qa and cfg.layout == "interleaved_in_half_out"):
+        qa = _copy(cuda, qa, cfg, "q")  # (the pairs of interleaved_in_half_out move between features)
+    if ko is ka and cfg.layout == "interleaved_in_half_out":
+        ka = _copy(cuda, ka, cfg, "k")
     dtype = _F64 if _F64 in (qa.compute_dtype, ka.compute_dtype) else _F32
     cos, sin, index = cuda_tables.tables(cuda, kernels, cfg, positions, pos, cache, dtype, seq_len, threads, divide)
     pairs = [

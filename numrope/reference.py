@@ -64,22 +64,18 @@ def _angles(x_shape, cfg, positions, seq_axis, seq_len=None):
     return angles.reshape(angles.shape[:-1] + (1,) * (ndim - ax - 2) + (theta.size,))
 
 
-def _pairs(x, cfg):
-    """The two members of each rotating pair, in the layout's order."""
-    rot = x[..., : cfg.rotary_dim]
-    if cfg.layout == "interleaved":
-        return rot[..., 0::2], rot[..., 1::2]
-    return rot[..., : cfg.n_pairs], rot[..., cfg.n_pairs :]
+def _pairs(x, cfg, backward=False):
+    """The two members of each rotating pair, where the map reads them (the inverse and the transpose
+    read where the forward map writes: the layouts ``"interleaved_in_half_out"`` tells apart)."""
+    j0, j1 = cfg.pair_indices(output=backward)
+    return x[..., j0], x[..., j1]
 
 
-def _unpairs(first, second, x, cfg):
+def _unpairs(first, second, x, cfg, backward=False):
     out = np.array(x, dtype=np.float64)
-    if cfg.layout == "interleaved":
-        out[..., 0 : cfg.rotary_dim : 2] = first
-        out[..., 1 : cfg.rotary_dim : 2] = second
-    else:
-        out[..., : cfg.n_pairs] = first
-        out[..., cfg.n_pairs : cfg.rotary_dim] = second
+    k0, k1 = cfg.pair_indices(output=not backward)
+    out[..., k0] = first
+    out[..., k1] = second
     return out
 
 
@@ -101,9 +97,9 @@ def complex_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpos
     x = np.asarray(x, dtype=np.float64)
     sign, factor = _direction(cfg, inverse, transpose)
     angles = sign * _angles(x.shape, cfg, positions, seq_axis, seq_len)
-    x0, x1 = _pairs(x, cfg)
+    x0, x1 = _pairs(x, cfg, sign < 0)
     z = (x0 + 1j * x1) * (factor * np.exp(1j * angles))
-    return _unpairs(z.real, z.imag, x, cfg)
+    return _unpairs(z.real, z.imag, x, cfg, sign < 0)
 
 
 def rotate_half_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpose=False, seq_len=None):
@@ -116,29 +112,44 @@ def rotate_half_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, tran
     angles = sign * _angles(x.shape, cfg, positions, seq_axis, seq_len)
     cos = factor * np.cos(angles)
     sin = factor * np.sin(angles)
-    rot = x[..., : cfg.rotary_dim]
-    if cfg.layout == "interleaved":
+    lo, hi = cfg.rotary_offset, cfg.rotary_offset + cfg.rotary_dim
+    rot = x[..., lo:hi]
+    if cfg.layout == "interleaved_in_half_out":
+        # transformers' apply_rotary_pos_emb_interleave: de-interleave, then the half layout; the inverse
+        # and the transpose take the half layout back and interleave it again
+        if sign > 0:
+            rot = np.concatenate([rot[..., 0::2], rot[..., 1::2]], axis=-1)
+        rotated = np.concatenate([-rot[..., cfg.n_pairs :], rot[..., : cfg.n_pairs]], axis=-1)
+        part = rot * np.concatenate([cos, cos], axis=-1) + rotated * np.concatenate([sin, sin], axis=-1)
+        if sign < 0:
+            part = np.stack([part[..., : cfg.n_pairs], part[..., cfg.n_pairs :]], axis=-1).reshape(part.shape)
+    elif cfg.layout == "interleaved":
         cos, sin = np.repeat(cos, 2, axis=-1), np.repeat(sin, 2, axis=-1)
         rotated = np.stack([-rot[..., 1::2], rot[..., 0::2]], axis=-1).reshape(rot.shape)
+        part = rot * cos + rotated * sin
     else:
         cos, sin = np.concatenate([cos, cos], axis=-1), np.concatenate([sin, sin], axis=-1)
         rotated = np.concatenate([-rot[..., cfg.n_pairs :], rot[..., : cfg.n_pairs]], axis=-1)
-    return np.concatenate([rot * cos + rotated * sin, x[..., cfg.rotary_dim :]], axis=-1)
+        part = rot * cos + rotated * sin
+    return np.concatenate([x[..., :lo], part, x[..., hi:]], axis=-1)
 
 
 def rope_matrix(cfg, m, seq_len=None):
     """The ``head_dim x head_dim`` matrix ``R_{Theta,m}`` (times the attention scaling), float64.
 
-    Block ``i`` rotates features ``(j0_i, j1_i)`` by ``m * theta_i``; features past ``rotary_dim``
-    map to themselves.
+    Block ``i`` takes features ``(j0_i, j1_i)`` to ``(k0_i, k1_i)`` (:meth:`numrope.RopeConfig.pair_indices`,
+    the same for all but the ``"interleaved_in_half_out"`` layout) turned by ``m * theta_i``; features
+    outside the rotary part map to themselves.
     """
     theta = cfg.inv_freq(seq_len)
     r = np.eye(cfg.head_dim)
+    r[cfg.rotary_offset : cfg.rotary_offset + cfg.rotary_dim] = 0.0  # the rotary rows, set pair by pair
     j0, j1 = cfg.pair_indices()
+    k0, k1 = cfg.pair_indices(output=True)
     c = cfg.attention_scaling * np.cos(m * theta)
     s = cfg.attention_scaling * np.sin(m * theta)
-    r[j0, j0], r[j0, j1] = c, -s
-    r[j1, j0], r[j1, j1] = s, c
+    r[k0, j0], r[k0, j1] = c, -s
+    r[k1, j0], r[k1, j1] = s, c
     return r
 
 
@@ -184,6 +195,8 @@ def vectorised_numpy(x, cfg, positions=None, *, seq_axis=-3):
     deliberately not tuned and leaves out the attention scaling; its angles lose accuracy with the
     position (the error of float32 angles). For correctness use the forms above.
     """
+    if cfg.layout not in ("half", "interleaved") or cfg.rotary_offset or cfg.direction != 1:
+        raise NotImplementedError("the speed baseline rotates the half and interleaved layouts from feature 0 only")
     x = np.asarray(x)
     ax = seq_axis % x.ndim
     n = x.shape[ax]

@@ -37,7 +37,7 @@ import pytest
 
 import numrope
 from numrope.models import hf
-from numrope.variants import NTK, Linear, Llama3, LongRoPE, YaRN
+from numrope.variants import Linear, Llama3, LongRoPE, NTKAware, YaRN
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))
@@ -57,9 +57,11 @@ EXPECTED = {
     ("llama-3.2-1b.json", None): (64, 64, 500000.0, "half", "llama3", 1.0),
     # 3584 / 28 = 128; YaRN s = 4: 0.1 ln 4 + 1
     ("qwen2.5-7b-instruct-yarn.json", None): (128, 128, 1e6, "half", "yarn", 0.1 * math.log(4) + 1),
-    # MLA: RoPE on qk_rope_head_dim = 64 features, pairs interleaved; mscale == mscale_all_dim -> 1
-    ("deepseek-v2-lite.json", None): (64, 64, 10000.0, "interleaved", "yarn", 1.0),
-    ("deepseek-v3.json", None): (64, 64, 10000.0, "interleaved", "yarn", 1.0),
+    # MLA: heads of qk_nope_head_dim 128 + qk_rope_head_dim 64 = 192, RoPE on the last 64; DeepSeek-V2
+    # pairs them as complex numbers (interleaved), V3 reads pairs (2i, 2i+1) and writes them de-interleaved
+    # (rope_interleave true); mscale == mscale_all_dim -> attention factor 1
+    ("deepseek-v2-lite.json", None): (192, 64, 10000.0, "interleaved", "yarn", 1.0),
+    ("deepseek-v3.json", None): (192, 64, 10000.0, "interleaved_in_half_out", "yarn", 1.0),
     # head_dim 64; YaRN s = 32: 0.1 ln 32 + 1
     ("gpt-oss-20b.json", None): (64, 64, 150000.0, "half", "yarn", 0.1 * math.log(32) + 1),
     # 3072 / 32 = 96; LongRoPE s = 131072 / 4096 = 32: sqrt(1 + ln 32 / ln 4096) = sqrt(17/12)
@@ -89,6 +91,7 @@ def test_real_configs(name, layer_type):
     head_dim, rotary_dim, base, layout, rope_type, attention = EXPECTED[name, layer_type]
     cfg = numrope.RopeConfig.from_hf(FIXTURES / name, layer_type=layer_type)
     assert (cfg.head_dim, cfg.rotary_dim, cfg.base, cfg.layout) == (head_dim, rotary_dim, base, layout)
+    assert cfg.rotary_offset == (128 if name.startswith("deepseek") else 0)
     assert (cfg.scaling.rope_type if cfg.scaling else None) == rope_type
     assert cfg.attention_scaling == pytest.approx(attention, rel=1e-15)
 
@@ -188,11 +191,10 @@ def test_per_layer_type_configs_need_a_layer_type():
             numrope.RopeConfig.from_hf(FIXTURES / name)
         with pytest.raises(ValueError, match="layer_type 'chunked_attention' is not"):
             numrope.RopeConfig.from_hf(FIXTURES / name, layer_type="chunked_attention")
+    # a layer type whose entry is null has no RoPE (Beam's full-attention layers): the answer is None
     nope = {"head_dim": 64, "rope_parameters": {"full_attention": None, "sliding_attention": {"rope_theta": 1e4}}}
-    with pytest.raises(
-        ValueError, match=r"'full_attention' has no RoPE \(rope_parameters\['full_attention'\] is null\)"
-    ):
-        numrope.RopeConfig.from_hf(nope, layer_type="full_attention")
+    assert numrope.RopeConfig.from_hf(nope, layer_type="full_attention") is None
+    assert numrope.RopeConfig.from_hf(nope, layer_type="sliding_attention") == numrope.RopeConfig(64)
 
 
 def test_shared_rope_accepts_the_configs_own_layer_types():
@@ -222,7 +224,7 @@ def test_legacy_names_and_aliases():
     assert numrope.RopeConfig.from_hf(both).scaling.rope_type == "dynamic"
     # vLLM's dynamic-with-alpha (Hunyuan) is a fixed base change
     alpha = {"head_dim": 8, "rope_scaling": {"rope_type": "dynamic", "alpha": 1000.0}}
-    assert numrope.RopeConfig.from_hf(alpha).scaling == NTK(factor=1000.0)
+    assert numrope.RopeConfig.from_hf(alpha).scaling == NTKAware(alpha=1000.0)
     # Hunyuan's configs carry factor 1.0 beside alpha; vLLM takes alpha: base 1e4 * 1000**(128/126)
     hunyuan = {
         "head_dim": 128,
@@ -231,7 +233,7 @@ def test_legacy_names_and_aliases():
         "rope_scaling": {"type": "dynamic", "alpha": 1000.0, "factor": 1.0, "mscale": 1.0},
     }
     cfg = numrope.RopeConfig.from_hf(hunyuan)
-    assert cfg.scaling == NTK(factor=1000.0)
+    assert cfg.scaling == NTKAware(alpha=1000.0)
     base = 10000.0 * 1000.0 ** (128 / 126)
     # both float64 pow with |ln theta| <= ln(base) = 16.2: relative error <= (16.2 + 4) eps64 each
     np.testing.assert_allclose(cfg.inv_freq(), base ** (-np.arange(0, 128, 2) / 128), rtol=41 * 2.0**-52)
@@ -358,9 +360,15 @@ def test_missing_keys_fall_back_like_transformers():
             r"short_factor\[1\] must be positive, got 0",
         ),
         (
-            {"head_dim": 64, "rope_scaling": {"rope_type": "ntk", "factor": 2.0, "mixed_b": 0.75}},
-            ValueError,
-            "mixed_b = 0.75: mixed NTK scaling is not supported",
+            {"head_dim": 64, "rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 8,
+                                              "finetuned": True}},
+            NotImplementedError,
+            r"finetuned = True in the parameters of rope_type 'yarn': numrope does not implement it",
+        ),
+        (
+            {"head_dim": 64, "rope_scaling": {"rope_type": "mllama4"}},
+            NotImplementedError,
+            "rope_type 'mllama4'",
         ),
         ({"num_attention_heads": 32}, ValueError, "config has no head_dim and no hidden_size to derive it from"),
         ({}, ValueError, "no head_dim and no hidden_size and num_attention_heads"),

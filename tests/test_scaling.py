@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import numrope
 from numrope import reference
-from numrope.variants import NTK, DynamicNTK, Linear, Llama3, LongRoPE, RopeScaling, YaRN
+from numrope.variants import NTK, DynamicNTK, Linear, Llama3, LongRoPE, NTKAware, Proportional, RopeScaling, YaRN
 
 EPS64 = np.finfo(np.float64).eps
 REL = 16 * EPS64  # a few float64 roundings in each formula, with a safety factor
@@ -183,14 +183,42 @@ def test_linear_divides_every_frequency():
     assert_rel(cfg.inv_freq(), unscaled(64, 10000.0, 32) / 8)
 
 
-def test_ntk_changes_the_base():
+def test_ntk_aware_changes_the_base():
     # base' = 10000 * 4**(32/30); theta_i' = theta_i * 4**(-2i/30): 1 at i = 0, 1/4 at i = 15.
-    cfg = numrope.RopeConfig(head_dim=32, scaling=NTK(factor=4.0))
+    cfg = numrope.RopeConfig(head_dim=32, scaling=NTKAware(alpha=4.0))
     theta = unscaled(32, 10000.0)
     i = np.arange(16)
     assert_rel(cfg.inv_freq(), theta * 4.0 ** (-2 * i / 30))
     assert cfg.inv_freq()[0] == 1.0
     assert_rel(cfg.inv_freq()[-1], theta[-1] / 4)
+
+
+def test_ntk_is_vllms_fixed_ntk():
+    # vLLM's NTKScalingRotaryEmbedding: base' = base s, then every frequency / s**(2/d):
+    # (base s)**(-2i/d) / s**(2/d) = theta_i s**(-(2i + 2)/d). d = 32, s = 4: pair 0 is 4**(-1/16),
+    # pair 15 exactly 1/4.
+    cfg = numrope.RopeConfig(head_dim=32, scaling=NTK(factor=4.0))
+    theta = unscaled(32, 10000.0)
+    i = np.arange(16)
+    assert_rel(cfg.inv_freq(), (10000.0 * 4.0) ** (-2 * i / 32) / 4.0 ** (2 / 32))
+    assert_rel(cfg.inv_freq()[0], 4.0 ** (-1 / 16))
+    assert_rel(cfg.inv_freq()[-1], theta[-1] / 4)
+
+
+def test_ntk_mixed_b():
+    # mixed_b = b: theta_i / lambda_i, lambda_i = exp(a (i+1)**b), a = ln s / (d/2)**b, the base kept.
+    # d = 16, s = 8, b = 0.5: a = ln 8 / sqrt(8); lambda_7 = exp(ln 8) = 8 (the last pair / s).
+    s, b, d = 8.0, 0.5, 16
+    cfg = numrope.RopeConfig(head_dim=d, scaling=NTK(factor=s, mixed_b=b))
+    k = np.arange(1, 9)
+    lam = np.exp(math.log(s) / math.sqrt(8) * np.sqrt(k))
+    assert_rel(cfg.inv_freq(), unscaled(d, 10000.0) / lam)
+    assert_rel(cfg.inv_freq()[-1], unscaled(d, 10000.0)[-1] / 8)
+    # b = 1 is the unmixed formula: lambda_i = s**((i + 1)/(d/2))
+    assert_rel(
+        numrope.RopeConfig(head_dim=d, scaling=NTK(s, mixed_b=1.0)).inv_freq(),
+        numrope.RopeConfig(head_dim=d, scaling=NTK(s)).inv_freq(),
+    )
 
 
 def test_dynamic_ntk_depends_on_sequence_length():
@@ -297,8 +325,20 @@ def test_longrope_factor_lists_must_match_rotary_dim():
         (lambda: YaRN(factor=4.0, original_max_position_embeddings=64, mscale=-0.1), ValueError, "mscale must be"),
         (lambda: LongRoPE((1.0, -2.0), (1.0, 1.0), 64, factor=2.0), ValueError, r"short_factor\[1\] must be positive"),
         (lambda: LongRoPE(3.0, (1.0,), 64, factor=2.0), TypeError, "short_factor must be a list of numbers"),
-        (lambda: Llama3(8.0, 4.0, 1.0, 8192), ValueError, r"high_freq_factor \(1\) must be greater than low_freq"),
-        (lambda: Llama3(8.0, 1.0, 1.0, 8192), ValueError, "high_freq_factor .* must be greater"),
+        (lambda: Llama3(8.0, 4.0, 1.0, 8192), ValueError, r"high_freq_factor \(1\) must be at least low_freq"),
+        (lambda: NTKAware(alpha=0.0), ValueError, "alpha must be positive"),
+        (lambda: NTK(2.0, mixed_b=float("nan")), ValueError, "mixed_b must be finite"),
+        (lambda: Proportional(partial_rotary_factor=1.5), ValueError, r"partial_rotary_factor must be in \(0, 1\]"),
+        (
+            lambda: YaRN(4.0, 64, apply_yarn_scaling=False, mscale=1.0),
+            ValueError,
+            "apply_yarn_scaling=False leaves attn_factor",
+        ),
+        (
+            lambda: LongRoPE((1.0,), (1.0,), 64, factor=2.0, short_mscale=1.0, long_mscale=2.0),
+            NotImplementedError,
+            "different attention factors for short and long sequences",
+        ),
         (lambda: Llama3(0.0, 1.0, 4.0, 8192), ValueError, "factor must be positive"),
     ],
 )
@@ -308,7 +348,7 @@ def test_bad_fields_raise_naming_the_field(make, error, match):
 
 
 def test_ntk_variants_need_more_than_one_pair():
-    for scaling in (NTK(factor=2.0), DynamicNTK(factor=2.0, max_position_embeddings=8)):
+    for scaling in (NTKAware(alpha=2.0), DynamicNTK(factor=2.0, max_position_embeddings=8)):
         with pytest.raises(ValueError, match="needs rotary_dim > 2, got 2"):
             numrope.RopeConfig(head_dim=4, rotary_dim=2, scaling=scaling)
 
@@ -383,4 +423,67 @@ def test_scaled_frequencies_are_decreasing_and_between_theta_over_factor_and_the
 def test_every_variant_is_a_rope_scaling():
     for cls in numrope.variants.VARIANTS.values():
         assert issubclass(cls, RopeScaling) and cls.rope_type
-    assert set(numrope.variants.VARIANTS) == {"linear", "ntk", "dynamic", "yarn", "longrope", "llama3"}
+    assert set(numrope.variants.VARIANTS) == {"linear", "ntk", "dynamic", "yarn", "longrope", "llama3", "proportional"}
+    assert issubclass(numrope.variants.NTKAware, RopeScaling)
+
+
+# -- Llama 4, Gemma 4 and vLLM's keys --------------------------------------------------------------
+
+
+def test_llama3_with_equal_low_and_high_factors_has_no_smoothed_band():
+    # Llama 4 Scout: factor 16, low = high = 1, L0 = 8192: kept where w < 8192, divided where w > 8192.
+    cfg = numrope.RopeConfig(head_dim=128, base=500000.0, scaling=Llama3(16.0, 1.0, 1.0, 8192))
+    theta = unscaled(128, 500000.0)
+    wavelength = 2 * math.pi / theta
+    expected = np.where(wavelength > 8192, theta / 16, theta)
+    assert_rel(cfg.inv_freq(), expected)
+    assert 0 < (wavelength > 8192).sum() < 64
+
+
+def test_proportional_rotates_the_first_pairs_with_exponents_over_the_head():
+    # Gemma 4 full attention: head 512, partial_rotary_factor 0.25 -> floor(0.25 * 512 / 2) = 64 pairs turn,
+    # theta_i = 1e6**(-2i / 512) (not 2i / 128); the 192 others have frequency 0.
+    cfg = numrope.RopeConfig(head_dim=512, base=1e6, scaling=Proportional(partial_rotary_factor=0.25))
+    theta = cfg.inv_freq()
+    assert_rel(theta[:64], 1e6 ** (-2 * np.arange(64) / 512))
+    assert (theta[64:] == 0).all()
+    # factor divides every frequency; 0.5 of 10 features is 2.5 pairs, floored to 2
+    assert_rel(numrope.RopeConfig(10, scaling=Proportional(0.5, factor=4.0)).inv_freq()[:2], unscaled(10, 1e4)[:2] / 4)
+    assert (numrope.RopeConfig(10, scaling=Proportional(0.5)).inv_freq()[2:] == 0).all()
+    # the pairs that do not turn pass through exactly
+    x = np.random.default_rng(0).standard_normal((1, 5, 2, 512))
+    out = numrope.apply_rope(x, cfg, np.arange(5) * 1000)
+    j0, j1 = cfg.pair_indices()
+    assert (out[..., j0[64:]] == x[..., j0[64:]]).all() and (out[..., j1[64:]] == x[..., j1[64:]]).all()
+
+
+def test_yarn_vllm_keys():
+    # vLLM: theta_i' = theta_i e (1 - g_i) + theta_i / s (1 - e (1 - g_i)), attention factor
+    # attn_factor (0.1 ln s + 1), or attn_factor alone without apply_yarn_scaling.
+    base = dict(factor=4.0, original_max_position_embeddings=2048)
+    plain = numrope.RopeConfig(16, scaling=YaRN(**base))
+    g = YaRN(**base).ramp(16, 10000.0)
+    theta = unscaled(16, 10000.0)
+    e = 0.5
+    cfg = numrope.RopeConfig(16, scaling=YaRN(**base, extrapolation_factor=e))
+    assert_rel(cfg.inv_freq(), theta * e * (1 - g) + theta / 4 * (1 - e * (1 - g)))
+    assert_rel(numrope.RopeConfig(16, scaling=YaRN(**base, extrapolation_factor=1.0)).inv_freq(), plain.inv_freq())
+    assert numrope.RopeConfig(16, scaling=YaRN(**base, attn_factor=2.0)).attention_scaling == pytest.approx(
+        2 * (0.1 * math.log(4) + 1), rel=REL
+    )
+    assert (
+        numrope.RopeConfig(16, scaling=YaRN(**base, attn_factor=0.5, apply_yarn_scaling=False)).attention_scaling == 0.5
+    )
+
+
+def test_longrope_vllm_mscales():
+    # one mscale for both regimes is the attention factor; either one alone must match the other's default
+    lr = LongRoPE(SHORT, LONG, 64, factor=2.0, short_mscale=1.25, long_mscale=1.25)
+    assert numrope.RopeConfig(8, scaling=lr).attention_scaling == 1.25
+    default = math.sqrt(1 + math.log(2.0) / math.log(64))
+    assert (
+        numrope.RopeConfig(8, scaling=LongRoPE(SHORT, LONG, 64, factor=2.0, long_mscale=default)).attention_scaling
+        == default
+    )
+    with pytest.raises(NotImplementedError, match=r"short_mscale=None, long_mscale=1\.5"):
+        LongRoPE(SHORT, LONG, 64, factor=2.0, long_mscale=1.5)

@@ -267,22 +267,71 @@ def test_layouts_match_apply_rotary_pos_emb(model_type, config_kwargs, layout, r
     assert np.abs(k_hf.numpy() - k_ours).max() <= bound
 
 
-def test_deepseek_v3_interleaved_pairs(rng):
-    """DeepSeek-V3 rotates adjacent pairs; transformers returns them de-interleaved (q.k unchanged)."""
+def test_deepseek_v3_reads_pairs_interleaved_and_writes_them_de_interleaved(rng):
+    """DeepSeek-V3's heads are [nope 128 | rope 64]: apply_rotary_pos_emb_interleave rotates the pairs
+    (2i, 2i+1) of the rope part and writes them back as (i, i + 32), the layout interleaved_in_half_out."""
     from transformers.models.deepseek_v3 import modeling_deepseek_v3 as ds
 
     cfg = numrope.RopeConfig.from_hf(FIXTURES / "deepseek-v3.json")
-    assert cfg.layout == "interleaved"
+    assert (cfg.layout, cfg.head_dim, cfg.rotary_dim, cfg.rotary_offset) == ("interleaved_in_half_out", 192, 64, 128)
     positions = np.arange(50, dtype=np.float64) * 101
-    q = rng.standard_normal((1, 50, 3, 64))
-    k = rng.standard_normal((1, 50, 1, 64))
+    q = rng.standard_normal((1, 50, 3, 192))
+    k = rng.standard_normal((1, 50, 1, 192))
     cos, sin = hf_tables(cfg, positions)
-    q_hf, k_hf = ds.apply_rotary_pos_emb_interleave(torch.from_numpy(q), torch.from_numpy(k), cos, sin, unsqueeze_dim=2)
+    q_pe, k_pe = ds.apply_rotary_pos_emb_interleave(
+        torch.from_numpy(q[..., 128:]), torch.from_numpy(k[..., 128:]), cos, sin, unsqueeze_dim=2
+    )
     q_ours, k_ours = numrope.apply_rope_qk(q, k, cfg, positions)
-    deinterleave = np.r_[0:64:2, 1:64:2]
     bound = 8 * np.finfo(np.float64).eps * max(np.abs(q).max(), np.abs(k).max())
-    assert np.abs(q_hf.numpy() - q_ours[..., deinterleave]).max() <= bound
-    assert np.abs(k_hf.numpy() - k_ours[..., deinterleave]).max() <= bound
+    assert np.abs(np.concatenate([q[..., :128], q_pe.numpy()], -1) - q_ours).max() <= bound
+    assert np.abs(np.concatenate([k[..., :128], k_pe.numpy()], -1) - k_ours).max() <= bound
+    # the inverse takes the de-interleaved output back to the input
+    q_back, k_back = numrope.apply_rope_qk(q_ours, k_ours, cfg, positions, inverse=True)
+    assert np.abs(q_back - q).max() <= bound and np.abs(k_back - k).max() <= bound
+    # with rope_interleave false the same model uses the half layout
+    raw = json.loads((FIXTURES / "deepseek-v3.json").read_text()) | {"rope_interleave": False}
+    assert numrope.RopeConfig.from_hf(raw).layout == "half"
+
+
+def test_llama4_scaling_with_equal_low_and_high_factors():
+    """Llama 4 sets low_freq_factor == high_freq_factor: transformers' _compute_llama3_parameters keeps or
+    divides each frequency (no smoothed band), as numrope does."""
+    config = transformers.Llama4TextConfig(
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 16.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 1.0,
+            "original_max_position_embeddings": 8192,
+        }
+    )
+    cfg = numrope.RopeConfig.from_hf(config.to_dict())
+    assert (cfg.layout, cfg.scaling.low_freq_factor, cfg.scaling.high_freq_factor) == ("interleaved", 1.0, 1.0)
+    inv_freq, attention = rope_utils.ROPE_INIT_FUNCTIONS["llama3"](config, None)
+    assert attention == cfg.attention_scaling == 1.0
+    rel = np.abs(inv_freq.double().numpy() - cfg.inv_freq()) / cfg.inv_freq()
+    theta = cfg.inv_freq()
+    bound = (np.abs(np.log(theta)) + 8) * EPS32
+    assert (rel <= bound).all()
+    # layer 3 is one of Llama 4's NoPE layers (no_rope_layers[3] == 0): from_hf answers None
+    assert numrope.RopeConfig.from_hf(config.to_dict(), layer=3) is None
+    assert numrope.RopeConfig.from_hf(config.to_dict(), layer=2) == cfg
+
+
+def test_proportional_matches_transformers(rng):
+    """Gemma 4's full-attention layers: rope_type 'proportional' over global_head_dim 512."""
+    config = transformers.Gemma4TextConfig()
+    cfg = numrope.RopeConfig.from_hf(config.to_dict(), layer_type="full_attention")
+    assert (cfg.head_dim, cfg.rotary_dim, cfg.scaling.rope_type) == (512, 512, "proportional")
+    from transformers.models.gemma4 import modeling_gemma4
+
+    inv_freq = modeling_gemma4.Gemma4TextRotaryEmbedding(config).full_attention_inv_freq
+    assert inv_freq.shape == cfg.inv_freq().shape
+    theta = cfg.inv_freq()
+    assert (inv_freq.numpy()[theta == 0] == 0).all()
+    rel = np.abs(inv_freq.double().numpy()[theta > 0] - theta[theta > 0]) / theta[theta > 0]
+    assert (rel <= (np.abs(np.log(theta[theta > 0])) + 8) * EPS32).all()
 
 
 def test_yarn_attention_factor_formula_values():

@@ -14,6 +14,8 @@ from numrope.cli import main
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 SMALL = ["verify", "--head-dim", "16", "--max-position", "512"]
 CATEGORIES = ("identity", "matrix form", "group property", "orthogonality", "decay", "precision", "counter-example")
+#: The standard configurations: 4 layouts and rotary parts, one per scaling variant.
+N_STANDARD = 4 + len(numrope.variants.VARIANTS)
 
 
 def _run(capsys, argv):
@@ -26,7 +28,7 @@ def test_verify_standard_configurations(capsys):
     pytest.importorskip("mpmath")
     code, out, _ = _run(capsys, SMALL)
     assert code == 0, out
-    assert "10 configuration(s)" in out
+    assert f"{N_STANDARD} configuration(s)" in out
     lines = out.splitlines()
     for category in CATEGORIES:
         assert any(line.startswith(category) for line in lines), category
@@ -172,7 +174,7 @@ def test_the_counts_in_the_text_match_the_table(capsys, config):
     code, out, _ = _run(capsys, argv)
     assert code == 0, out
     rows = _table(out)
-    n_configs = 10 if config is None else 1
+    n_configs = N_STANDARD if config is None else 1
     # per configuration: identity (3 comparisons) in float64 and float32, rotation (5), decay (3);
     # then the counter-example's 3
     n_comparisons = n_configs * (3 * 2 + 5 + 3) + 3
@@ -185,14 +187,14 @@ def test_progress_goes_to_stderr_only_when_asked_or_on_a_terminal(capsys, monkey
     code, out, err = _run(capsys, [*SMALL, "--no-precision", "--progress"])
     assert code == 0
     steps = [s for s in err.split("\r") if s.strip()]
-    assert steps[0].startswith("[") and "1/11 half" in steps[0]
-    assert "11/11 counter-example" in steps[-1]
+    assert steps[0].startswith("[") and f"1/{N_STANDARD + 1} half" in steps[0]
+    assert f"{N_STANDARD + 1}/{N_STANDARD + 1} counter-example" in steps[-1]
     assert "\r" not in out
     code, out, err = _run(capsys, [*SMALL, "--no-precision"])  # pytest's stderr is not a terminal
     assert code == 0 and err == ""
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     code, out, err = _run(capsys, [*SMALL, "--no-precision"])
-    assert code == 0 and "11/11" in err
+    assert code == 0 and f"{N_STANDARD + 1}/{N_STANDARD + 1}" in err
 
 
 def test_help_shows_no_markup(capsys):

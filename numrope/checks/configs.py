@@ -86,6 +86,9 @@ def scaling_examples(head_dim: int = 128) -> list:
         "llama3": lambda: scaling.Llama3(
             factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0, original_max_position_embeddings=8192
         ),
+        # every pair turns: the long-term decay of the relative-position bound needs all of them to
+        # (Gemma 4's 0.25 leaves three quarters of the pairs still)
+        "proportional": lambda: scaling.Proportional(partial_rotary_factor=1.0, factor=2.0),
     }
     variants = getattr(scaling, "VARIANTS", None)
     if variants is None:

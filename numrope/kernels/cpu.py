@@ -75,7 +75,19 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin."""
     half = _UP(cos.shape[1])
     like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
-    if interleaved:
+    if interleaved >= 2:  # pairs read from one layout and written to the other (see _layout_code)
+        for i in range(half):
+            c = _widen(cos[p, i])
+            sn = sign * _widen(sin[p, i])
+            if interleaved == 2:
+                j0, j1, k0, k1 = _UP(2) * i, _UP(2) * i + _UP(1), i, i + half
+            else:
+                j0, j1, k0, k1 = i, i + half, _UP(2) * i, _UP(2) * i + _UP(1)
+            x0 = _widen(x[b, s, h, j0])
+            x1 = _widen(x[b, s, h, j1])
+            out[b, s, h, k0] = _narrow(x0 * c - x1 * sn, like)
+            out[b, s, h, k1] = _narrow(x1 * c + x0 * sn, like)
+    elif interleaved:
         for i in range(half):
             c = _widen(cos[p, i])
             sn = sign * _widen(sin[p, i])
@@ -109,7 +121,8 @@ def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
 def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
     """out = x rotated pair by pair; token (b, s) uses table row ``idx[b or 0, s]``.
 
-    Pairs are (2i, 2i+1) if ``interleaved`` else (i, i + half). For each:
+    Pairs are (2i, 2i+1) if ``interleaved`` is 1 and (i, i + half) if it is 0; 2 reads (2i, 2i+1) and writes
+    (i, i + half), 3 the reverse (``out`` must then not be ``x``). For each:
     ``out[j0], out[j1] = x0 c - x1 s, x1 c + x0 s`` with ``s`` times ``sign`` (+1, or -1 to rotate
     backwards), in the wider of the table's and x's dtypes (float16 counting as float32).
     ``copy_tail`` copies the features past the rotary part (False when ``out`` is ``x``).
@@ -262,15 +275,46 @@ def _native(a):
     return a if bits is None else a.view(bits)
 
 
-def rotate(x, out, ax, interleaved, cos, sin, idx, inverse):
-    """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis."""
+def _layout_code(layout, inverse):
+    """The kernels' pair layout: 0 half, 1 interleaved (a bool ``interleaved`` is one of these), 2 read
+    interleaved and write half (``"interleaved_in_half_out"``), 3 the reverse, its inverse and transpose."""
+    if isinstance(layout, str):
+        code = _LAYOUT_CODES[layout]
+    elif isinstance(layout, (bool, np.bool_)):
+        code = int(layout)
+    else:
+        return int(layout)  # a code already
+    return 3 if code == 2 and inverse else code
+
+
+_LAYOUT_CODES = {"half": 0, "interleaved": 1, "interleaved_in_half_out": 2}
+
+
+def _rotary_views(x4, target, copy_tail, offset):
+    """The views from feature ``offset`` on (the rotary part and what follows), the features before it
+    copied where out is not x."""
+    if not offset:
+        return x4, target
+    if copy_tail:
+        target[..., :offset] = x4[..., :offset]
+    return x4[..., offset:], target[..., offset:]
+
+
+def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
+    """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis.
+
+    ``interleaved``: the layout (a bool, or a ``RopeConfig.layout``); ``offset``: the first rotating feature.
+    """
     if x.size == 0:
         return out
+    interleaved = _layout_code(interleaved, inverse)
+    if interleaved >= 2 and np.shares_memory(x, out):
+        x = x.copy()  # the pairs move: every feature must be read before any is written
     if x.dtype.char in _BITS and cos.dtype.char == "d":
         # float64 arithmetic for float16 or bfloat16 data: the kernels round to those from float32
         # only, so rotate a float64 copy and round it once into out
         wide = x.astype(_F64)
-        return round_f64_into(out, rotate(wide, wide, ax, interleaved, cos, sin, idx, inverse))
+        return round_f64_into(out, rotate(wide, wide, ax, interleaved, cos, sin, idx, inverse, offset))
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     kernel = rotate_parallel if use_parallel(x.size) else rotate_serial
     sign = _SIGNS[_F32 if cos.dtype.char in _BITS else cos.dtype][inverse]
@@ -278,19 +322,24 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse):
     if x.dtype.char in _BITS or cos.dtype.char in _BITS:
         # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
         x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
+    x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
     kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
 
 
-def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse):
+def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offset=0):
     """Rotate checked x into checked out, computing each token's cos/sin in the same pass.
 
-    ``positions`` has one row per 4-D batch row of x (or a single row).
+    ``positions`` has one row per 4-D batch row of x (or a single row); ``interleaved`` and ``offset`` as
+    for :func:`rotate`.
     """
     if x.size == 0:
         return out
+    interleaved = _layout_code(interleaved, inverse)
+    if interleaved >= 2 and np.shares_memory(x, out):
+        x = x.copy()  # the pairs move: every feature must be read before any is written
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     parallel = use_parallel(x.size)
     kernel = rotate_at_parallel if parallel else rotate_at_serial
@@ -300,7 +349,8 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse):
     proto = np.empty((1, inv_freq.size), dtype)
     sign = _SIGNS[dtype][inverse]
     positions = positions.astype(np.float64, copy=False)
-    args = (_native(x4), _native(target), positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks)
+    x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
+    args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks)
     if not kernel(*args, None):  # some angle is far: the far compilation (nothing was written)
         kernel(*args, True)
     if copy_back:

@@ -47,16 +47,29 @@ if not SIMULATED:  # the simulator runs the CPU compilation of _cos_sin_any, pri
 
 
 @numba.njit(inline="always")
-def _half_pair(i, half):
-    return i, i + half
+def _half_pair(i, half, backward):
+    return i, i + half, i, i + half
 
 
 @numba.njit(inline="always")
-def _interleaved_pair(i, half):
-    return 2 * i, 2 * i + 1
+def _interleaved_pair(i, half, backward):
+    return 2 * i, 2 * i + 1, 2 * i, 2 * i + 1
 
 
-_PAIRS = {"half": _half_pair, "interleaved": _interleaved_pair}
+@numba.njit(inline="always")
+def _interleaved_in_half_out_pair(i, half, backward):
+    # read (2i, 2i + 1), write (i, i + half); the inverse and the transpose the other way round
+    if backward:
+        return i, i + half, 2 * i, 2 * i + 1
+    return 2 * i, 2 * i + 1, i, i + half
+
+
+#: Per layout: pair ``i`` -> the features it is read from (j0, j1) and written to (k0, k1).
+_PAIRS = {
+    "half": _half_pair,
+    "interleaved": _interleaved_pair,
+    "interleaved_in_half_out": _interleaved_in_half_out_pair,
+}
 
 
 @numba.njit(inline="always")
@@ -90,30 +103,33 @@ _STORES = {"float": _same, "bf16": f32_to_bf16_bits}
 
 
 @functools.cache
-def _heads(layout, io, wide):
-    """Device functions that rotate pair ``i`` of one token in every head ``h0, h0 + dh, ...``."""
+def _heads(layout, io, wide, offset=0):
+    """Device functions that rotate pair ``i`` of one token in every head ``h0, h0 + dh, ...``, and copy
+    the features outside the rotary part (``offset .. offset + 2 half - 1``)."""
     pair = _PAIRS[layout]
     load = _LOADS[io] or wide
     store = _STORES[io]
 
     @cuda.jit(device=True)
-    def rotate_heads(x, out, b, s, i, half, c, sn, h0, dh):
-        j0, j1 = pair(i, half)
+    def rotate_heads(x, out, b, s, i, half, c, sn, h0, dh, backward):
+        j0, j1, k0, k1 = pair(i, half, backward)
         h = h0
         while h < x.shape[2]:
-            x0 = load(x[b, s, h, j0])
-            x1 = load(x[b, s, h, j1])
-            out[b, s, h, j0] = store(x0 * c - x1 * sn)
-            out[b, s, h, j1] = store(x1 * c + x0 * sn)
+            x0 = load(x[b, s, h, offset + j0])
+            x1 = load(x[b, s, h, offset + j1])
+            out[b, s, h, offset + k0] = store(x0 * c - x1 * sn)
+            out[b, s, h, offset + k1] = store(x1 * c + x0 * sn)
             h += dh
 
     @cuda.jit(device=True)
-    def copy_tail(x, out, b, s, j0, dj, h0, dh):
+    def copy_tail(x, out, b, s, j0, dj, h0, dh, half):
+        # the n-th feature outside the rotary part: n before it, n + 2 half from it on
         j = j0
-        while j < x.shape[3]:
+        while j < x.shape[3] - 2 * half:
+            f = j if j < offset else j + 2 * half
             h = h0
             while h < x.shape[2]:
-                out[b, s, h, j] = x[b, s, h, j]
+                out[b, s, h, f] = x[b, s, h, f]
                 h += dh
             j += dj
 
@@ -136,9 +152,9 @@ def _token(n_b, n_s, idx, offset, row_stride):
 
 
 @functools.cache
-def rotate(layout, io, wide):
+def rotate(layout, io, wide, offset=0):
     """The kernel rotating one array (see :func:`rotate_qk`)."""
-    rotate_heads, copy_tail = _heads(layout, io, wide)
+    rotate_heads, copy_tail = _heads(layout, io, wide, offset)
 
     @cuda.jit
     def kernel(x, out, cos, sin, idx, offset, row_stride, inverse, tail):
@@ -153,25 +169,26 @@ def rotate(layout, io, wide):
         while i < half:  # one pass when half <= dx; no range(): its trip count costs a division
             c = wide(cos[p, i])
             sn = -wide(sin[p, i]) if inverse else wide(sin[p, i])
-            rotate_heads(x, out, b, s, i, half, c, sn, ty, dy)
+            rotate_heads(x, out, b, s, i, half, c, sn, ty, dy, inverse)
             i += dx
         if tail:
-            copy_tail(x, out, b, s, 2 * half + tx, dx, ty, dy)
+            copy_tail(x, out, b, s, tx, dx, ty, dy, half)
 
     return kernel
 
 
 @functools.cache
-def rotate_qk(layout, io_q, io_k, wide):
+def rotate_qk(layout, io_q, io_k, wide, offset=0):
     """The kernel rotating queries and keys of the same tokens in one launch.
 
     Arguments: ``q, q_out, k, k_out`` 4-D; ``cos, sin`` (rows, pairs); token ``(b, s)`` reads row
     ``idx[b or 0, s]``, or ``offset + b * row_stride + s`` where ``idx`` has no columns; ``inverse``
     negates sin; ``tail_q``/``tail_k`` copy the features past the rotary part. ``wide`` is the
-    arithmetic's type (np.float32 or np.float64).
+    arithmetic's type (np.float32 or np.float64). ``layout`` and ``offset`` are those of the RopeConfig;
+    for ``"interleaved_in_half_out"`` the outputs must not be the inputs (the pairs move between features).
     """
-    rotate_q, copy_q = _heads(layout, io_q, wide)
-    rotate_k, copy_k = _heads(layout, io_k, wide)
+    rotate_q, copy_q = _heads(layout, io_q, wide, offset)
+    rotate_k, copy_k = _heads(layout, io_k, wide, offset)
 
     @cuda.jit
     def kernel(q, q_out, k, k_out, cos, sin, idx, offset, row_stride, inverse, tail_q, tail_k):
@@ -186,13 +203,13 @@ def rotate_qk(layout, io_q, io_k, wide):
         while i < half:
             c = wide(cos[p, i])
             sn = -wide(sin[p, i]) if inverse else wide(sin[p, i])
-            rotate_q(q, q_out, b, s, i, half, c, sn, ty, dy)
-            rotate_k(k, k_out, b, s, i, half, c, sn, ty, dy)
+            rotate_q(q, q_out, b, s, i, half, c, sn, ty, dy, inverse)
+            rotate_k(k, k_out, b, s, i, half, c, sn, ty, dy, inverse)
             i += dx
         if tail_q:
-            copy_q(q, q_out, b, s, 2 * half + tx, dx, ty, dy)
+            copy_q(q, q_out, b, s, tx, dx, ty, dy, half)
         if tail_k:
-            copy_k(k, k_out, b, s, 2 * half + tx, dx, ty, dy)
+            copy_k(k, k_out, b, s, tx, dx, ty, dy, half)
 
     return kernel
 

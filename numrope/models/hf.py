@@ -11,45 +11,36 @@ transformers 4.x and 5.x:
   layers rotate differently;
 * model-specific spellings: GPT-NeoX's ``rotary_pct`` and ``rotary_emb_base``, GPT-J's
   ``rotary_dim``, Phi-3's top-level ``original_max_position_embeddings``, Gemma 3's
-  ``rope_local_base_freq`` (4.x), DeepSeek's ``qk_rope_head_dim``, ChatGLM's ``kv_channels``
-  and ``rope_ratio``; multimodal configs nest the language model's keys in ``text_config``.
+  ``rope_local_base_freq`` and ModernBERT's ``global_rope_theta`` / ``local_rope_theta`` (4.x),
+  multi-head latent attention's ``qk_nope_head_dim`` and ``qk_rope_head_dim``, ChatGLM's
+  ``kv_channels`` and ``rope_ratio``; composite configs nest the language model (``text_config``,
+  ``decoder``, ...).
 
-:func:`rope_fields_from_hf` reads all of them for :meth:`numrope.RopeConfig.from_hf` and
-:func:`rope_config_to_hf` writes one back (``RopeConfig.to_hf``).
-The parameter names of the scaling variants are those of :mod:`numrope.variants`.
+The model type says the rest -- which features pair up, where the rotary part lies, which layers
+have no RoPE: :mod:`numrope.models.families`. :func:`rope_fields_from_hf` reads all of it for
+:meth:`numrope.RopeConfig.from_hf`; :func:`rope_config_to_hf` writes a configuration back
+(``RopeConfig.to_hf``). The parameter names of the scaling variants are those of :mod:`numrope.variants`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 from collections.abc import Mapping
 
 import numpy as np
 
-from numrope import variants as _scaling
+from numrope.models import _hf_layers as _layers
 from numrope.models import multiaxis as _multiaxis
-from numrope.models.families import INTERLEAVED_MODEL_TYPES, MODEL_DEFAULTS
+from numrope.models._hf_scaling import positive_int as _int
+from numrope.models._hf_scaling import real as _real
+from numrope.models._hf_scaling import scaling_from_hf
+from numrope.models._hf_write import rope_config_to_hf
+from numrope.models._no_rope import NO_ROPE
+from numrope.models.families import COS_WIDTH, MULTI_AXIS, REFUSED
+from numrope.models.families import GENERIC as _GENERIC
 
-#: Keys whose presence at the top level says that a config describes a language model itself
-#: rather than wrapping one in ``text_config``.
-_TEXT_KEYS = (
-    "rope_theta",
-    "rope_parameters",
-    "rope_scaling",
-    "head_dim",
-    "hidden_size",
-    "num_attention_heads",
-    "rotary_emb_base",
-    "kv_channels",
-    "qk_rope_head_dim",
-)
-
-#: Scaling variants that carry ``original_max_position_embeddings``; transformers falls back to
-#: ``max_position_embeddings`` when a config leaves it out.
-_NEEDS_ORIGINAL = ("yarn", "longrope", "llama3")
+__all__ = ["layer_types", "load_config", "rope_config_to_hf", "rope_fields_from_hf", "rope_layers", "scaling_from_hf"]
 
 
 def load_config(path) -> dict:
@@ -106,21 +97,47 @@ def _as_mapping(config) -> Mapping:
     raise TypeError(f"config must be a dict, a path to a config.json or a model directory, got {type(config).__name__}")
 
 
-def _text_config(config: Mapping) -> dict:
-    """The language model's keys, with the defaults of its model type filled in."""
-    text = config.get("text_config")
-    if isinstance(text, Mapping) and not any(config.get(k) is not None for k in _TEXT_KEYS):
-        config = text
-    out = dict(config)
-    for key, value in MODEL_DEFAULTS.get(out.get("model_type"), {}).items():
-        if out.get(key) is None:
-            out[key] = value
-    return out
-
-
 def _is_nested(rope_parameters: Mapping) -> bool:
     """Whether rope_parameters holds one dict per layer type (Gemma 3 in transformers 5.x)."""
     return bool(rope_parameters) and all(v is None or isinstance(v, Mapping) for v in rope_parameters.values())
+
+
+def _legacy_per_type(config) -> dict | None:
+    """transformers 4.x per-layer-type RoPE: Gemma 3's ``rope_local_base_freq``, ModernBERT's
+    ``global_rope_theta`` / ``local_rope_theta``; as a 5.x ``rope_parameters`` dict, or None."""
+    if config.get("rope_parameters"):
+        return None
+    scaling = config.get("rope_scaling")
+    if scaling is not None and not isinstance(scaling, Mapping):
+        return None
+    if config.get("rope_local_base_freq") is not None:  # Gemma 3: the sliding layers are unscaled
+        full = dict(scaling or {})
+        full.setdefault("rope_theta", config.get("rope_theta"))
+        local = {"rope_type": "default", "rope_theta": config["rope_local_base_freq"]}
+        return {"full_attention": full, "sliding_attention": local}
+    if config.get("global_rope_theta") is not None or config.get("local_rope_theta") is not None:
+        # ModernBERT (configuration_modernbert.convert_rope_params_to_dict): rope_scaling applies to both
+        full, local = dict(scaling or {}), dict(scaling or {})
+        full["rope_theta"] = config.get("global_rope_theta", 160_000.0)
+        local["rope_theta"] = config.get("local_rope_theta", 10_000.0)
+        return {"full_attention": full, "sliding_attention": local}
+    return None
+
+
+def _rope_dict(config):
+    """The 5.x-shaped rope dict: rope_parameters, a legacy per-layer-type one, or rope_scaling."""
+    legacy = _legacy_per_type(config)
+    if legacy is not None:
+        return legacy, True
+    rope_parameters = config.get("rope_parameters")
+    if rope_parameters:
+        if not isinstance(rope_parameters, Mapping):
+            raise TypeError(f"rope_parameters must be a JSON object, got {type(rope_parameters).__name__}")
+        return rope_parameters, _is_nested(rope_parameters)
+    rope_scaling = config.get("rope_scaling")
+    if rope_scaling is not None and not isinstance(rope_scaling, Mapping):
+        raise TypeError(f"rope_scaling must be a JSON object or null, got {type(rope_scaling).__name__}")
+    return dict(rope_scaling or {}), False
 
 
 def layer_types(config) -> tuple[str, ...]:
@@ -136,7 +153,8 @@ def layer_types(config) -> tuple[str, ...]:
     tuple of str
         The keys of a per-layer-type ``rope_parameters`` (transformers 5.x), or
         ``("full_attention", "sliding_attention")`` for a transformers 4.x config with
-        ``rope_local_base_freq`` (Gemma 3); empty when every layer has the same RoPE.
+        ``rope_local_base_freq`` (Gemma 3) or ``global_rope_theta`` (ModernBERT); empty when
+        every layer has the same RoPE.
 
     Examples
     --------
@@ -146,96 +164,135 @@ def layer_types(config) -> tuple[str, ...]:
     ...     "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}})
     ('full_attention', 'sliding_attention')
     """
-    config = _text_config(_as_mapping(config))
-    rope_parameters = config.get("rope_parameters")
-    if isinstance(rope_parameters, Mapping) and _is_nested(rope_parameters):
-        return tuple(rope_parameters)
-    if not rope_parameters and config.get("rope_local_base_freq") is not None:
-        return ("full_attention", "sliding_attention")
-    return ()
+    config, _ = _layers.text_config(_as_mapping(config))
+    rope, nested = _rope_dict(config)
+    return tuple(rope) if nested else ()
 
 
-def _check_shared_layer_type(config, layer_type):
-    """layer_type with a config whose layers all share one RoPE: fine if the config names it."""
-    if layer_type is None:
-        return
-    declared = config.get("layer_types") or ()
-    if layer_type not in declared:
-        known = f"its layer types are {sorted(set(declared))}" if declared else "it declares no layer types"
-        raise ValueError(f"layer_type {layer_type!r} is not a layer type of this config: {known}")
+def rope_layers(config, *, part: str = "text") -> tuple[bool, ...] | None:
+    """Which layers apply RoPE: one bool per layer, or None where the config does not say how many.
+
+    Parameters
+    ----------
+    config : dict, str or os.PathLike
+        As for :meth:`numrope.RopeConfig.from_hf`.
+    part : str, default "text"
+        As for :meth:`numrope.RopeConfig.from_hf`.
+
+    Returns
+    -------
+    tuple of bool or None
+        ``False`` for the layers :meth:`numrope.RopeConfig.from_hf` answers ``None`` for: the layers
+        a model leaves without position encoding (Llama 4's and SmolLM3's ``no_rope_layers``, Cohere 2's
+        full-attention layers, ...), and the layers that are no attention layers (Mamba, linear
+        attention, convolutions).
+
+    Examples
+    --------
+    >>> from numrope.models import hf
+    >>> hf.rope_layers({"model_type": "llama4_text", "head_dim": 128, "num_hidden_layers": 8,
+    ...                 "no_rope_layers": [1, 1, 1, 0, 1, 1, 1, 0]})
+    (True, True, True, False, True, True, True, False)
+    """
+    text, fam = _layers.text_config(_as_mapping(config), part)
+    layers = _layers.layers_of(text, None)
+    if not layers:
+        return None
+    if _layers.model_has_rope(text, fam) is not None:
+        return (False,) * len(layers)
+    return tuple(_layers.rope_on(text, fam, i) for i in layers)
 
 
-def _rope_parameters(config: dict, layer_type):
-    """(params, nested): the rope dict for the chosen layer type, in either format."""
-    rope_parameters = config.get("rope_parameters")
-    if rope_parameters:
-        if not isinstance(rope_parameters, Mapping):
-            raise TypeError(f"rope_parameters must be a JSON object, got {type(rope_parameters).__name__}")
-        if _is_nested(rope_parameters):
-            choices = sorted(rope_parameters)
-            if layer_type is None:
-                raise ValueError(
-                    f"this config has one RoPE per layer type ({', '.join(choices)}): choose one with layer_type="
-                )
-            if layer_type not in rope_parameters:
-                raise ValueError(
-                    f"layer_type {layer_type!r} is not in rope_parameters, whose layer types are {choices}"
-                )
-            params = rope_parameters[layer_type]
-            if params is None:
-                raise ValueError(f"layer type {layer_type!r} has no RoPE (rope_parameters[{layer_type!r}] is null)")
-            return dict(params), True
-        _check_shared_layer_type(config, layer_type)
-        return dict(rope_parameters), False
-    rope_scaling = config.get("rope_scaling")
-    if rope_scaling is not None and not isinstance(rope_scaling, Mapping):
-        raise TypeError(f"rope_scaling must be a JSON object or null, got {type(rope_scaling).__name__}")
-    params = dict(rope_scaling or {})
-    if config.get("rope_local_base_freq") is not None:  # Gemma 3, transformers 4.x
-        choices = ["full_attention", "sliding_attention"]
-        if layer_type is None:
-            raise ValueError(
-                "this config has one RoPE per layer type (full_attention: rope_theta and rope_scaling; "
-                "sliding_attention: rope_local_base_freq, unscaled): choose one with layer_type="
+def _refuse(config, text):
+    own = text.get("model_type") if not text.get("__inherited_model_type__") else None
+    if own in NO_ROPE:
+        raise ValueError(
+            f"model type {own!r} has no RoPE: its transformers modeling code has no rotary embedding "
+            "(numrope.models._no_rope.NO_ROPE)"
+        )
+    for model_type in (config.get("model_type"), text.get("model_type")):
+        if model_type in REFUSED:
+            raise NotImplementedError(f"model type {model_type!r}: {REFUSED[model_type]}")
+        if model_type in MULTI_AXIS:
+            raise NotImplementedError(
+                f"model type {model_type!r} rotates by several coordinates: {MULTI_AXIS[model_type]}; "
+                "numrope.models.multiaxis does not read it, and it is not one-axis RoPE"
             )
-        if layer_type == "sliding_attention":
-            return {"rope_type": "default", "rope_theta": config["rope_local_base_freq"]}, True
-        if layer_type != "full_attention":
-            raise ValueError(f"layer_type {layer_type!r} is not one of {choices}")
-        return params, True
-    _check_shared_layer_type(config, layer_type)
-    return params, False
 
 
-def _real(key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{key} must be a number, got {type(value).__name__} {value!r}")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{key} must be positive and finite, got {value:g}")
-    return value
+def _resolve_layers(text, fam, layer_type, layer):
+    """(layer_type, the indices of the layers asked about that have RoPE), or None where none has."""
+    types = _layers.layer_types(text)
+    if layer is not None:
+        if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+            raise TypeError(f"layer must be an int, got {type(layer).__name__} {layer!r}")
+        layer = int(layer)
+        n = _layers.n_layers(text) if types is None else len(types)
+        if n is not None and not 0 <= layer < n:
+            raise ValueError(f"layer {layer} is not a layer of this config: it has {n} (0 .. {n - 1})")
+        own = _layers.layer_type_of(text, layer)
+        if layer_type is not None and own is not None and layer_type != own:
+            raise ValueError(f"layer {layer} is a {own!r} layer, not {layer_type!r}")
+        if not _layers.rope_on(text, fam, layer):
+            return None
+        return (own if own is not None else layer_type), [layer]
+    if layer_type is not None and types is not None and layer_type not in types:
+        raise ValueError(
+            f"layer_type {layer_type!r} is not a layer type of this config: its layer types are "
+            f"{sorted(set(map(str, types)))}"
+        )
+    candidates = _layers.layers_of(text, layer_type)
+    if not candidates:
+        return layer_type, []
+    with_rope = [i for i in candidates if _layers.rope_on(text, fam, i)]
+    if not with_rope:
+        if layer_type is None:
+            raise ValueError("no layer of this config applies RoPE")
+        return None
+    return layer_type, with_rope
 
 
-def _int(key, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{key} must be an int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{key} must be positive, got {value}")
-    return int(value)
+def _rope_entry(text, fam, rope, nested, layer_type, layers):
+    """(the rope dict for these layers, whether it is one layer type's entry), or None for no RoPE."""
+    if not nested:
+        if layer_type is not None and _layers.layer_types(text) is None:
+            raise ValueError(
+                f"layer_type {layer_type!r} is not a layer type of this config: it declares no layer types"
+            )
+        return dict(rope), False
+    if layer_type is None:
+        types = {_layers.layer_type_of(text, i) for i in layers}
+        keys = {fam.rope_keys.get(t, t) for t in types} if layers and None not in types else set(rope)
+        keys = {k for k in keys if rope.get(k) is not None} if len(keys) > 1 else keys
+        if len(keys) != 1:
+            choices = ", ".join(sorted(rope))
+            raise ValueError(f"this config has one RoPE per layer type ({choices}): choose one with layer_type=")
+        key = keys.pop()
+    else:
+        key = fam.rope_keys.get(layer_type, layer_type)
+    if key not in rope:
+        raise ValueError(f"layer_type {layer_type!r} is not one of the layer types of rope_parameters, {sorted(rope)}")
+    if rope[key] is None:
+        return None
+    return dict(rope[key]), True
 
 
-def _head_dim(config) -> int:
-    model_type = config.get("model_type")
-    if config.get("qk_rope_head_dim") is not None:  # DeepSeek-V2/V3: RoPE has its own slice of the head
-        return _int("qk_rope_head_dim", config["qk_rope_head_dim"])
-    if model_type == "chatglm" and config.get("kv_channels") is not None:
-        return _int("kv_channels", config["kv_channels"])
-    if config.get("head_dim") is not None:
-        return _int("head_dim", config["head_dim"])
-    hidden, heads = config.get("hidden_size"), config.get("num_attention_heads")
+def _head_dim(text, fam, layers) -> int:
+    def value(key):
+        return _layers.per_layer_value(text, key, layers)
+
+    if fam.mla or (value("qk_rope_head_dim") is not None and value("qk_nope_head_dim") is not None):
+        nope, rope = value("qk_nope_head_dim"), value("qk_rope_head_dim")
+        if nope is None or rope is None:
+            raise ValueError("multi-head latent attention needs qk_nope_head_dim and qk_rope_head_dim")
+        nope = 0 if nope == 0 else _int("qk_nope_head_dim", nope)
+        return nope + _int("qk_rope_head_dim", rope)
+    if text.get("model_type") == "chatglm" and text.get("kv_channels") is not None:
+        return _int("kv_channels", text["kv_channels"])
+    key = fam.head_dim_key or "head_dim"
+    if value(key) is not None:
+        return _int(key, value(key))
+    hidden, heads = value("hidden_size"), value("num_attention_heads")
     if hidden is None or heads is None:
         missing = [k for k, v in (("hidden_size", hidden), ("num_attention_heads", heads)) if v is None]
         raise ValueError(f"config has no head_dim and no {' and '.join(missing)} to derive it from")
@@ -252,135 +309,82 @@ def _fraction_of(key, value, head_dim):
     return rotary_dim
 
 
-def _rotary_dim(config, params, head_dim) -> int:
-    model_type = config.get("model_type")
+def _rotary(text, fam, params, head_dim, layers):
+    """(rotary_dim, rotary_offset, n): ``n`` the dimension of the exponents ``2i / n`` (odd where a
+    cos-width family rounds it up to the rotary part, ``rotary_dim = n + 1``)."""
+    model_type = text.get("model_type")
+    if fam.mla or (text.get("qk_rope_head_dim") is not None and text.get("qk_nope_head_dim") is not None):
+        rope = _int("qk_rope_head_dim", _layers.per_layer_value(text, "qk_rope_head_dim", layers))
+        return rope, head_dim - rope, rope  # [nope | rope]: the last features rotate
+    if (params.get("rope_type") or params.get("type")) == "proportional":
+        return head_dim, 0, head_dim  # partial_rotary_factor is the variant's: the exponents span the whole head
     prf = params.get("partial_rotary_factor")
     if prf is None:
-        prf = config.get("partial_rotary_factor")
+        prf = text.get("partial_rotary_factor")
     if prf is not None:
-        return _fraction_of("partial_rotary_factor", prf, head_dim)
-    if config.get("rotary_pct") is not None:  # GPT-NeoX, Pythia
-        return _fraction_of("rotary_pct", config["rotary_pct"], head_dim)
-    if model_type == "chatglm":  # ChatGLM rotates the first half of each head
-        return head_dim // 2
-    if config.get("rotary_dim") is not None:  # GPT-J, CodeGen
-        return _int("rotary_dim", config["rotary_dim"])
-    return head_dim
-
-
-def _base(config, params) -> float:
-    if params.get("rope_theta") is not None:
-        return _real("rope_theta", params["rope_theta"])
-    if config.get("rope_theta") is not None:
-        return _real("rope_theta", config["rope_theta"])
-    if config.get("rotary_emb_base") is not None:  # GPT-NeoX
-        return _real("rotary_emb_base", config["rotary_emb_base"])
-    if config.get("model_type") == "chatglm":  # ChatGLM: base 10000 * rope_ratio
-        return 10000.0 * _real("rope_ratio", config.get("rope_ratio", 1))
-    return 10000.0
-
-
-def _layout(config) -> str:
-    interleave = config.get("rope_interleave")
-    if interleave is not None:
-        if not isinstance(interleave, bool):
-            raise TypeError(f"rope_interleave must be true or false, got {interleave!r}")
-        return "interleaved" if interleave else "half"
-    return "interleaved" if config.get("model_type") in INTERLEAVED_MODEL_TYPES else "half"
-
-
-def scaling_from_hf(params: Mapping, config: Mapping | None = None, *, nested: bool = False):
-    """The scaling variant a ``rope_scaling`` / ``rope_parameters`` dict describes (``None`` for plain RoPE).
-
-    Parameters
-    ----------
-    params : dict
-        The dict, with ``rope_type`` (or the older ``type``); ``"default"`` or no type at all is
-        plain RoPE.
-    config : dict, optional
-        The whole config, for the keys kept at its top level (``max_position_embeddings``, and
-        Phi-3's ``original_max_position_embeddings``).
-    nested : bool, default False
-        Whether ``params`` is one layer type's entry; then a top-level
-        ``original_max_position_embeddings`` does not override the one inside ``params``.
-
-    Returns
-    -------
-    numrope.variants.RopeScaling or None
-
-    Raises
-    ------
-    ValueError
-        An unknown ``rope_type``, a missing required key, or a bad value (named).
-    TypeError
-        A value of the wrong type (named).
-
-    Notes
-    -----
-    Follows transformers' ``standardize_rope_params``: ``original_max_position_embeddings``
-    comes from the top level of the config if it is there, else from ``params``, else it is
-    ``max_position_embeddings``; a YaRN ``factor`` left out is ``max_position_embeddings /
-    original_max_position_embeddings``. The legacy names ``"su"`` (LongRoPE) and ``"deepseek_yarn"``
-    are accepted, and vLLM's ``{"rope_type": "dynamic", "alpha": a}`` (Hunyuan), a fixed base
-    change, reads as ``NTK(factor=a)`` whatever its ``factor`` (as in vLLM, ``alpha`` wins).
-
-    Examples
-    --------
-    >>> from numrope.models import hf
-    >>> hf.scaling_from_hf({"type": "linear", "factor": 2})
-    Linear(factor=2.0)
-    >>> print(hf.scaling_from_hf({"rope_type": "default"}))
-    None
-    """
-    config = config or {}
-    rope_type = params.get("rope_type") or params.get("type") or "default"
-    if not isinstance(rope_type, str):
-        raise TypeError(f"rope_type must be a string, got {rope_type!r}")
-    if rope_type == "default":
-        return None
-    name = _scaling.ALIASES.get(rope_type, rope_type)
-    params = dict(params)
-    if name == "dynamic" and params.get("alpha") is not None:
-        # vLLM's DynamicNTKAlphaRotaryEmbedding: alpha wins over factor (Hunyuan sets both, factor 1)
-        name, params["factor"] = "ntk", params["alpha"]
-    if name == "ntk":
-        if params.get("mixed_b") is not None:
-            raise ValueError(f"mixed_b = {params['mixed_b']!r}: mixed NTK scaling is not supported")
-        if params.get("factor") is None and params.get("alpha") is not None:
-            params["factor"] = params["alpha"]
-    cls = _scaling.VARIANTS.get(name)
-    if cls is None:
-        known = ", ".join(["default", *_scaling.VARIANTS, *_scaling.ALIASES])
-        raise ValueError(f"unknown rope_type {rope_type!r}; numrope knows {known}")
-    if name in _NEEDS_ORIGINAL:
-        original = params.get("original_max_position_embeddings")
-        if not nested and config.get("original_max_position_embeddings") is not None:
-            original = config["original_max_position_embeddings"]
-        if original is None:
-            original = config.get("max_position_embeddings")
-        params["original_max_position_embeddings"] = original
-    if name == "yarn" and params.get("factor") is None:
-        # transformers: without a factor, YaRN scales from the original to the full context
-        longest, original = config.get("max_position_embeddings"), params.get("original_max_position_embeddings")
-        if longest is not None and original is not None:
-            params["factor"] = _real("max_position_embeddings", longest) / _real(
-                "original_max_position_embeddings", original
+        rotary_dim = _fraction_of("partial_rotary_factor", prf, head_dim)
+    elif text.get("rotary_pct") is not None:  # GPT-NeoX, Pythia
+        rotary_dim = _fraction_of("rotary_pct", text["rotary_pct"], head_dim)
+    elif model_type == "chatglm":  # ChatGLM rotates the first half of each head
+        rotary_dim = head_dim // 2
+    elif text.get("rotary_dim") is not None and model_type in ("gptj", "codegen"):
+        rotary_dim = _int("rotary_dim", text["rotary_dim"])
+    else:
+        if text.get("rotary_dim") not in (None, head_dim) and model_type not in ("minimax_m2",):
+            raise NotImplementedError(
+                f"rotary_dim = {text['rotary_dim']} in a {model_type!r} config: transformers 5.24 rotates the whole "
+                f"head of {head_dim} here (it converts rotary_dim into partial_rotary_factor for MiniMax-M2 only); "
+                "numrope reads neither until the model's code and its config agree"
             )
-    kwargs = {}
-    for field in dataclasses.fields(cls):
-        key = field.metadata.get("hf_key", field.name)
-        top_level = field.metadata.get("hf") == _scaling.TOP_LEVEL["hf"]
-        value = config.get(key) if top_level else params.get(key)
-        if value is None:
-            if field.default is dataclasses.MISSING:
-                where = "the config" if top_level else f"the parameters of rope_type {rope_type!r}"
-                raise ValueError(f"{key} is required in {where} and is missing")
-            continue
-        kwargs[field.name] = value
-    return cls(**kwargs)
+        rotary_dim = head_dim
+    if rotary_dim > head_dim:
+        raise ValueError(f"the rotary part ({rotary_dim}) is larger than head_dim ({head_dim})")
+    n = rotary_dim
+    if rotary_dim % 2 and model_type in COS_WIDTH and rotary_dim < head_dim:
+        rotary_dim += 1  # the apply function slices by the cos table's width, 2 ceil(n / 2)
+    if rotary_dim % 2:
+        raise ValueError(f"the rotary part must have an even size (features rotate in pairs), got {rotary_dim}")
+    return rotary_dim, (head_dim - rotary_dim if fam.rope_last else 0), n
 
 
-def rope_fields_from_hf(config, *, layer_type: str | None = None) -> dict:
+def _base(text, params) -> float:
+    if params.get("rope_theta") is not None:
+        base = _real("rope_theta", params["rope_theta"])
+    elif text.get("rope_theta") is not None:
+        base = _real("rope_theta", text["rope_theta"])
+    elif text.get("rotary_emb_base") is not None:  # GPT-NeoX
+        base = _real("rotary_emb_base", text["rotary_emb_base"])
+    elif text.get("model_type") == "chatglm":  # ChatGLM: base 10000 * rope_ratio
+        base = 10000.0 * _real("rope_ratio", text.get("rope_ratio", 1))
+    else:
+        base = None
+    attn = text.get("attn_config")
+    legacy = attn.get("rope_theta") if isinstance(attn, Mapping) else None  # DBRX's checkpoints keep it here
+    if legacy is not None:
+        legacy = _real("attn_config.rope_theta", legacy)
+        if base is not None and base != legacy:
+            raise ValueError(
+                f"attn_config.rope_theta = {legacy:g} and rope_theta = {base:g} disagree: DBRX rotates with "
+                "attn_config.rope_theta; transformers 5.24 reads only rope_parameters"
+            )
+        return legacy
+    return 10000.0 if base is None else base
+
+
+def _layout(text, fam) -> str:
+    interleave = text.get("rope_interleave")
+    if interleave is not None and not isinstance(interleave, bool):
+        raise TypeError(f"rope_interleave must be true or false, got {interleave!r}")
+    mla = fam.mla or (text.get("qk_rope_head_dim") is not None and text.get("qk_nope_head_dim") is not None)
+    if fam.layout == "rope_interleave" or (fam.layout == "half" and mla and interleave is not None):
+        # DeepSeek-V3 and its kin: apply_rotary_pos_emb_interleave, read (2i, 2i + 1), written (i, i + d/2)
+        return "half" if interleave is False else "interleaved_in_half_out"
+    if fam is _GENERIC and interleave is not None:
+        return "interleaved" if interleave else "half"
+    return fam.layout
+
+
+def rope_fields_from_hf(config, *, layer_type: str | None = None, layer: int | None = None, part: str = "text"):
     """The fields of a :class:`~numrope.RopeConfig` read from a Hugging Face config (``RopeConfig.from_hf``).
 
     Parameters
@@ -389,37 +393,48 @@ def rope_fields_from_hf(config, *, layer_type: str | None = None) -> dict:
         The parsed config.json, or the path of a config.json or of a model directory (a
         transformers ``PretrainedConfig`` works too, through its ``to_dict``). Both the
         transformers 4.x (``rope_theta``, ``rope_scaling``) and 5.x (``rope_parameters``) formats
-        are read, and a multimodal config's ``text_config``.
+        are read, and the language model of a composite config.
     layer_type : str, optional
         For models whose layer types rotate differently (Gemma 3: ``"full_attention"`` and
         ``"sliding_attention"``), which one; see :func:`layer_types`. Must be given for them.
+    layer : int, optional
+        One layer, by index: its layer type and whether it has RoPE follow from the config.
+    part : str, default "text"
+        ``"text"``: the language model (the sub-config transformers' ``get_text_config(decoder=True)``
+        finds); or the key of a sub-config, dotted for nested ones (``"encoder_config"``).
 
     Returns
     -------
-    dict
-        ``RopeConfig`` keyword arguments: ``head_dim`` from ``head_dim`` (or ``hidden_size / num_attention_heads``,
-        DeepSeek's ``qk_rope_head_dim``, ChatGLM's ``kv_channels``); ``base`` from ``rope_theta``
-        (or ``rotary_emb_base``, ``10000 * rope_ratio`` for ChatGLM, else 10000);
-        ``rotary_dim`` from ``partial_rotary_factor`` or ``rotary_pct`` (truncated, as
-        transformers does), GPT-J's ``rotary_dim``, or half the head for ChatGLM; ``layout``
-        from ``rope_interleave`` or the model type (ChatGLM, GLM, GPT-J, Cohere and DeepSeek pair
-        adjacent features); ``scaling`` as :func:`scaling_from_hf`.
+    dict or None
+        ``RopeConfig`` keyword arguments, or None where the layer (or every layer of the layer
+        type) asked about has no RoPE (see :func:`rope_layers`). ``head_dim`` is the attention's
+        head size (``head_dim``; ``hidden_size / num_attention_heads``; ``qk_nope_head_dim +
+        qk_rope_head_dim`` for multi-head latent attention, whose last ``qk_rope_head_dim`` features
+        rotate: ``rotary_offset``); ``base`` from ``rope_theta`` (or ``rotary_emb_base``,
+        ``10000 * rope_ratio`` for ChatGLM, else 10000); ``rotary_dim`` from ``partial_rotary_factor``
+        or ``rotary_pct`` (truncated, as transformers does), GPT-J's ``rotary_dim``, or half the head
+        for ChatGLM; ``layout`` and ``direction`` from the model type
+        (:mod:`numrope.models.families`) and ``rope_interleave``; ``scaling`` as :func:`scaling_from_hf`.
 
     Raises
     ------
     ValueError
         An unknown ``rope_type``; a missing required key; factor lists of the wrong length;
-        non-positive factors, bases or sizes; a missing or unknown ``layer_type``. The message
-        names the key and the value.
+        non-positive factors, bases or sizes; a missing or unknown ``layer_type`` or ``layer``;
+        a model without RoPE at all (``position_embedding_type`` ``"absolute"``, ...). The
+        message names the key and the value.
     TypeError
         A value of the wrong type, or a ``config`` that is neither a dict nor a path.
+    NotImplementedError
+        A model type, key or value whose effect numrope does not implement, named with the reason.
 
     Notes
     -----
     Keys a config.json leaves out take the defaults of the model's transformers config class for
-    the model types listed in :data:`MODEL_DEFAULTS` (for example Gemma 3's ``head_dim = 256``
-    and ``rope_theta = 1e6``), and transformers' generic defaults otherwise (base 10000, every
-    feature rotated, no scaling).
+    the model types listed in :data:`~numrope.models.families.MODEL_DEFAULTS` (for example Gemma 3's
+    ``head_dim = 256`` and ``rope_theta = 1e6``), and transformers' generic defaults otherwise (base
+    10000, every feature rotated, no scaling). Without ``layer`` and ``layer_type`` the answer is the
+    RoPE of the layers that have one.
 
     Examples
     --------
@@ -435,108 +450,54 @@ def rope_fields_from_hf(config, *, layer_type: str | None = None) -> dict:
     32
     """
     config = _as_mapping(config)
-    fields = _multiaxis.fields_from_hf(config, layer_type, scaling_from_hf)  # M-RoPE, 2-D RoPE: read or refused
-    if fields is not None:
-        return fields
-    config = _text_config(config)
-    params, nested = _rope_parameters(config, layer_type)
-    head_dim = _head_dim(config)
-    rotary_dim = _rotary_dim(config, params, head_dim)
-    if rotary_dim > head_dim:
-        raise ValueError(f"the rotary part ({rotary_dim}) is larger than head_dim ({head_dim})")
-    if rotary_dim % 2:
-        raise ValueError(f"the rotary part must have an even size (features rotate in pairs), got {rotary_dim}")
+    if part == "text":
+        fields = _multiaxis.fields_from_hf(config, layer_type, scaling_from_hf)  # M-RoPE, 2-D RoPE: read or refused
+        if fields is not None:
+            return fields
+    elif not isinstance(part, str):
+        raise TypeError(f"part must be a string, got {type(part).__name__}")
+    text, fam = _layers.text_config(config, part)
+    _refuse(config, text)
+    why = _layers.model_has_rope(text, fam)
+    if why is not None:
+        if layer is not None or layer_type is not None:
+            return None
+        raise ValueError(f"this model has no RoPE: {why}")
+    resolved = _resolve_layers(text, fam, layer_type, layer)
+    if resolved is None:
+        return None
+    layer_type, layers = resolved
+    rope, nested = _rope_dict(text)
+    entry = _rope_entry(text, fam, rope, nested, layer_type, layers)
+    if entry is None:
+        return None
+    params, nested = entry
+    _check_layer_theta(text, fam, params, layers)
+    head_dim = _head_dim(text, fam, layers)
+    rotary_dim, offset, n = _rotary(text, fam, params, head_dim, layers)
+    base = _base(text, params)
+    if n != rotary_dim:  # frequencies base**(-2i / n) over n + 1 features: the base that gives them
+        base = base ** (rotary_dim / n)
     return {
         "head_dim": head_dim,
-        "base": _base(config, params),
+        "base": base,
         "rotary_dim": rotary_dim,
-        "layout": _layout(config),
-        "scaling": scaling_from_hf(params, config, nested=nested),
+        "layout": _layout(text, fam),
+        "scaling": scaling_from_hf(params, text, nested=nested),
+        "rotary_offset": offset,
+        "direction": fam.direction,
     }
 
 
-def _fraction(rotary_dim: int, head_dim: int) -> float:
-    """A partial_rotary_factor p with int(head_dim * p) == rotary_dim (what readers compute)."""
-    p = rotary_dim / head_dim
-    while int(head_dim * p) < rotary_dim:
-        p = float(np.nextafter(p, 2.0))
-    return p
-
-
-def _json_value(value):
-    if isinstance(value, tuple):
-        return [float(v) for v in value]
-    return value
-
-
-def rope_config_to_hf(cfg, *, legacy: bool = False) -> dict:
-    """The Hugging Face config keys that describe ``cfg`` (``RopeConfig.to_hf``).
-
-    Parameters
-    ----------
-    cfg : RopeConfig
-        The configuration to write.
-    legacy : bool, default False
-        ``False``: the transformers 5.x form, everything in ``rope_parameters``. ``True``: the
-        4.x form, ``rope_theta`` and ``partial_rotary_factor`` at the top level and the variant
-        in ``rope_scaling`` (``None`` for plain RoPE).
-
-    Returns
-    -------
-    dict
-        ``head_dim``; ``rope_parameters`` (or ``rope_theta`` and ``rope_scaling``);
-        ``partial_rotary_factor`` for partial rotary; ``max_position_embeddings`` where the
-        variant holds it; ``rope_interleave: True`` for the interleaved layout (the key
-        transformers' DeepSeek-V3 reads). :meth:`numrope.RopeConfig.from_hf` reads it back to an equal
-        configuration.
-
-    Raises
-    ------
-    TypeError
-        If ``cfg`` is not a RopeConfig.
-
-    Examples
-    --------
-    >>> import numrope
-    >>> from numrope.models import hf
-    >>> cfg = numrope.RopeConfig(head_dim=64, base=1e6, scaling=numrope.variants.Linear(8.0))
-    >>> cfg.to_hf()
-    {'head_dim': 64, 'rope_parameters': {'rope_type': 'linear', 'rope_theta': 1000000.0, 'factor': 8.0}}
-    >>> hf.rope_config_to_hf(cfg, legacy=True)
-    {'head_dim': 64, 'rope_theta': 1000000.0, 'rope_scaling': {'rope_type': 'linear', 'factor': 8.0}}
-    >>> numrope.RopeConfig.from_hf(cfg.to_hf()) == cfg
-    True
-    """
-    if not all(hasattr(cfg, name) for name in ("head_dim", "base", "rotary_dim", "layout", "scaling")):
-        raise TypeError(f"cfg must be a numrope.RopeConfig, got {type(cfg).__name__}")
-    if getattr(cfg, "axes", None) is not None:  # multi-axis RoPE: numrope.models.multiaxis
-        return _multiaxis.rope_config_to_hf(cfg, rope_config_to_hf, legacy=legacy)
-    out: dict = {"head_dim": cfg.head_dim}
-    params: dict = {
-        "rope_type": cfg.scaling.rope_type if cfg.scaling is not None else "default",
-        "rope_theta": cfg.base,
-    }
-    if cfg.rotary_dim != cfg.head_dim:
-        params["partial_rotary_factor"] = _fraction(cfg.rotary_dim, cfg.head_dim)
-    top: dict = {}
-    if cfg.scaling is not None:
-        for field in dataclasses.fields(cfg.scaling):
-            value = getattr(cfg.scaling, field.name)
-            if value is None:
-                continue
-            key = field.metadata.get("hf_key", field.name)
-            if field.metadata.get("hf") == _scaling.TOP_LEVEL["hf"]:
-                top[key] = _json_value(value)
-            else:
-                params[key] = _json_value(value)
-    if legacy:
-        out["rope_theta"] = params.pop("rope_theta")
-        if "partial_rotary_factor" in params:
-            out["partial_rotary_factor"] = params.pop("partial_rotary_factor")
-        out["rope_scaling"] = params if cfg.scaling is not None else None
-    else:
-        out["rope_parameters"] = params
-    out.update(top)
-    if cfg.layout == "interleaved":
-        out["rope_interleave"] = True
-    return out
+def _check_layer_theta(text, fam, params, layers):
+    """Muse's per-layer ``layer_rope_theta``: transformers reads it as "RoPE or not" only."""
+    if fam.nope != "layer_rope_theta":
+        return
+    theta = params.get("rope_theta", text.get("rope_theta"))
+    for i in layers:
+        value = text["layer_rope_theta"][i]
+        if theta is not None and value and float(value) != float(theta):
+            raise NotImplementedError(
+                f"layer_rope_theta[{i}] = {value} differs from rope_theta = {theta}: transformers 5.24 rotates every "
+                "layer with rope_theta (it reads layer_rope_theta as RoPE or not)"
+            )

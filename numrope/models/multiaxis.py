@@ -314,7 +314,8 @@ def fields_from_hf(config, layer_type=None, scaling_from_hf=None):
     ((16, 24, 24), 'half')
     """
     config = _as_mapping(config)
-    if _is_vision_type(config.get("model_type")):
+    # a composite named like a vision tower (granite4_vision) holds its language model in text_config
+    if _is_vision_type(config.get("model_type")) and not isinstance(config.get("text_config"), Mapping):
         return _vision_fields(config, family_of(config["model_type"]))
     text, model_type = _text_part(config)
     params = _rope_dict(text)

@@ -57,9 +57,10 @@ def received(case, cfg, *, flip=False, swap=False) -> Received:
     and sin exchanged (``pi/2 - angle``). For an inverse case (``case.inverse``) the forward
     angle is read, so that a correct output gives ``m theta_i`` either way.
     """
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=case.inverse)  # read; the inverse reads where the forward map writes
+    k0, k1 = cfg.pair_indices(output=not case.inverse)  # written
     x0, x1 = case.x[..., j0], case.x[..., j1]
-    y0, y1 = case.actual[..., j0], case.actual[..., j1]
+    y0, y1 = case.actual[..., k0], case.actual[..., k1]
     with np.errstate(over="ignore", invalid="ignore"):
         cross = np.nansum(x0 * y1 - x1 * y0, axis=1)
         dot = np.nansum(x0 * y0 + x1 * y1, axis=1)
@@ -85,9 +86,10 @@ def pair_maps(case, cfg):
     H = case.x.shape[1]
     if H < 3:
         return None
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=case.inverse)
+    k0, k1 = cfg.pair_indices(output=not case.inverse)
     X = np.stack([case.x[..., j0], case.x[..., j1]], axis=-1)  # (T, H, P, 2)
-    Y = np.stack([case.actual[..., j0], case.actual[..., j1]], axis=-1)
+    Y = np.stack([case.actual[..., k0], case.actual[..., k1]], axis=-1)
     X, Y = np.moveaxis(X, 1, 2), np.moveaxis(Y, 1, 2)  # (T, P, H, 2)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         A = np.einsum("tphi,tphj->tpij", X, X)

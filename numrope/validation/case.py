@@ -67,7 +67,7 @@ def prepare(actual, x, cfg, positions=None, *, seq_axis=-3, seq_len=None, invers
     pos = np.asarray(pos)
     at = pos if coords is None else coords
     expected = apply_rope(x64, cfg, at, seq_axis=ax, inverse=bool(inverse), seq_len=seq_len)
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=True)
     with np.errstate(over="ignore", invalid="ignore"):
         norms = np.hypot(expected[..., j0], expected[..., j1])  # the bounds scale with these
     if not np.isfinite(norms).all():

@@ -122,7 +122,7 @@ def _worst(case, cfg, t, h, j, err, bound, element, norm):
     batch_index = tuple(int(i) for i in lead_index)
     if not heads and heads_before_seq(len(case.shape), case.seq_axis):  # (*batch, heads, seq, head_dim)
         batch_index, head_index = batch_index[:-1], batch_index[-1:]
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=True)
     pair = int(np.flatnonzero(j0 == j)[0]) if j in j0 else (int(np.flatnonzero(j1 == j)[0]) if j in j1 else None)
     out = {
         "index": index,

@@ -41,11 +41,12 @@ def predict(case, cfg, coords=None, *, inverse=None):
     if inverse:
         a = 1.0 / a
     c, s = (a * np.cos(angle))[:, None, :], (a * np.sin(angle))[:, None, :]
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=inverse)  # the inverse reads where the forward map writes
+    k0, k1 = cfg.pair_indices(output=not inverse)
     x0, x1 = case.x[..., j0], case.x[..., j1]
     out = case.x.copy()
-    out[..., j0] = x0 * c - x1 * s
-    out[..., j1] = x1 * c + x0 * s
+    out[..., k0] = x0 * c - x1 * s
+    out[..., k1] = x1 * c + x0 * s
     return out
 
 

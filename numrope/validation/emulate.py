@@ -247,9 +247,10 @@ def apply_rope(
     shape3 = (math.prod(lead) * seq, math.prod(arr.shape[ax + 1 : -1]), cfg.head_dim)
     xw = rnd(round_to(arr, dtype)).astype(work).reshape(shape3)
     c, s = cos.astype(work)[:, None, :], sin.astype(work)[:, None, :]
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=inverse)  # the inverse reads where the forward map writes
+    k0, k1 = cfg.pair_indices(output=not inverse)
     x0, x1 = xw[..., j0], xw[..., j1]
     out = xw.copy()
-    out[..., j0] = rnd(rnd(x0 * c) - rnd(x1 * s))
-    out[..., j1] = rnd(rnd(x1 * c) + rnd(x0 * s))
+    out[..., k0] = rnd(rnd(x0 * c) - rnd(x1 * s))
+    out[..., k1] = rnd(rnd(x1 * c) + rnd(x0 * s))
     return _as_dtype(round_to(out, dtype), dtype).reshape(arr.shape)

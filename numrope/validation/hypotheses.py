@@ -19,20 +19,25 @@ from numrope.validation.mistakes import Mistakes, replace
 from numrope.validation.report import Finding
 from numrope.validation.tolerance import default_rtol
 
-_PAIRS = {"half": "i and i + rotary_dim/2", "interleaved": "2i and 2i + 1"}
+_PAIRS = {
+    "half": "i and i + rotary_dim/2",
+    "interleaved": "2i and 2i + 1",
+    "interleaved_in_half_out": "2i and 2i + 1 into i and i + rotary_dim/2",
+}
 
 
 def layout(judge, m):
     cfg = m.cfg
-    other = "interleaved" if cfg.layout == "half" else "half"
+    other = "half" if cfg.layout == "interleaved" else "interleaved"
     cand = replace(cfg, layout=other)
     if cand is None:
         return
+    what = "half and interleaved layouts are swapped" if cfg.layout != "interleaved_in_half_out" else "wrong layout"
     yield m.with_(
         "layout",
         Finding(
             "layout",
-            f"half and interleaved layouts are swapped: the output pairs features {_PAIRS[other]} "
+            f"{what}: the output pairs features {_PAIRS[other]} "
             f"(layout={other!r}), but cfg pairs {_PAIRS[cfg.layout]} (layout={cfg.layout!r}). Fix the layout, "
             "or convert the q/k weights between the layouts (numrope.validation.convert.permute_qk_weights).",
             {"layout": other},
@@ -67,7 +72,7 @@ def direction(judge, m):
 def _gain_ratio(case, cfg):
     """|actual| / |x| over the rotating features (a rotation keeps the norm): the gain received."""
     rot = np.zeros(cfg.head_dim, bool)
-    rot[: cfg.rotary_dim] = True
+    rot[cfg.rotary_offset : cfg.rotary_offset + cfg.rotary_dim] = True
     with np.errstate(over="ignore", invalid="ignore"):
         got = np.sqrt(np.sum(case.actual[..., rot] ** 2))
     want = np.sqrt(np.sum(case.x[..., rot] ** 2))

@@ -71,13 +71,15 @@ def predict(case, m: Mistakes) -> np.ndarray:
     a = cfg.attention_scaling
     gain = (1.0 / a if case.inverse and not m.flip else a) * m.scale
     c, s = (gain * np.cos(angle))[:, None, :], (gain * np.sin(angle))[:, None, :]
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=case.inverse)  # the inverse reads where the forward map writes
+    k0, k1 = cfg.pair_indices(output=not case.inverse)
     x0, x1 = case.x[..., j0], case.x[..., j1]
     out = case.x.copy()
-    out[..., j0] = x0 * c - x1 * s
-    out[..., j1] = x1 * c + x0 * s
+    out[..., k0] = x0 * c - x1 * s
+    out[..., k1] = x1 * c + x0 * s
     if m.scale_all:
-        out[..., cfg.rotary_dim :] *= m.scale
+        out[..., : cfg.rotary_offset] *= m.scale
+        out[..., cfg.rotary_offset + cfg.rotary_dim :] *= m.scale
     return out
 
 

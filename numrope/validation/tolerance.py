@@ -36,7 +36,7 @@ def default_atol(precision: str) -> float:
 def pair_norms(a: np.ndarray, cfg) -> np.ndarray:
     """Each rotating feature's pair norm ``hypot(a_j0, a_j1)``; ``|a_j|`` for the features that pass through."""
     out = np.abs(a)
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=True)
     norm = np.hypot(a[..., j0], a[..., j1])
     out[..., j0] = norm
     out[..., j1] = norm
@@ -50,10 +50,11 @@ def angle_weights(theta: np.ndarray, pos: np.ndarray, cfg) -> np.ndarray:
     """
     i = np.arange(theta.size)
     with np.errstate(divide="ignore"):
-        log_theta = np.where(theta > 0, np.abs(np.log(np.where(theta > 0, theta, 1.0))), 0.0)
+        magnitude = np.abs(theta)  # theta < 0 rotates the other way (direction=-1)
+        log_theta = np.where(magnitude > 0, np.abs(np.log(np.where(magnitude > 0, magnitude, 1.0))), 0.0)
     per_pair = np.abs(pos)[:, None] * np.abs(theta) * (2 * i + log_theta + 4)
     out = np.zeros((pos.size, cfg.head_dim))
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=True)
     out[:, j0] = per_pair
     out[:, j1] = per_pair
     return out
@@ -93,7 +94,7 @@ def norm_tolerance(expected, cfg, precision, *, rtol=None, atol=None, table=None
     rtol = default_rtol(precision, table) if rtol is None else float(rtol)
     atol = default_atol(precision) if atol is None else float(atol)
     out = np.full(expected.shape, np.inf)
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=True)
     tol = np.sqrt(2.0) * (atol + np.hypot(expected[..., j0], expected[..., j1]) * rtol)
     out[..., j0] = tol
     out[..., j1] = tol
@@ -114,7 +115,7 @@ def norm_error(actual, expected, cfg) -> np.ndarray:
     elements, and their finite partners are not counted against the pair's norm.
     """
     out = np.zeros(expected.shape)
-    j0, j1 = cfg.pair_indices()
+    j0, j1 = cfg.pair_indices(output=True)
     a0, a1 = actual[..., j0], actual[..., j1]
     with np.errstate(over="ignore", invalid="ignore"):
         diff = np.abs(np.hypot(a0, a1) - np.hypot(expected[..., j0], expected[..., j1]))
@@ -144,7 +145,7 @@ def uninformative_from(theta: np.ndarray, cfg, u_angle: float) -> np.ndarray:
 
     ``inf`` for a pair with ``theta_i = 0`` (it never rotates).
     """
-    weights = angle_weights(theta, np.ones(1), cfg)[0, cfg.pair_indices()[0]]
+    weights = angle_weights(theta, np.ones(1), cfg)[0, cfg.pair_indices(output=True)[0]]
     with np.errstate(divide="ignore"):
         return np.where(weights > 0, np.pi / (weights * u_angle), np.inf)
 

@@ -15,13 +15,18 @@ transformers does.
 class                     ``rope_type``        what changes
 ========================  ===================  =====================================================
 :class:`Linear`           ``linear``           every frequency divided by ``factor``
-:class:`NTK`              ``ntk``              the base, once: ``base * factor**(d/(d-2))``
+:class:`NTK`              ``ntk``              vLLM's: ``theta_i factor**(-(2i+2)/d)``, or mixed
+                                               with ``mixed_b``
+:class:`NTKAware`         ``dynamic`` with     the base, once: ``base * alpha**(d/(d-2))``
+                          ``alpha``            (Hunyuan, as vLLM reads it)
 :class:`DynamicNTK`       ``dynamic``          the base, from the sequence length
 :class:`YaRN`             ``yarn``             a per-pair ramp between unchanged and divided;
                                                attention factor ``0.1 ln(s) + 1`` (or DeepSeek's)
 :class:`LongRoPE`         ``longrope``         per-pair factors, short or long by sequence length;
                                                attention factor ``sqrt(1 + ln s / ln L0)``
 :class:`Llama3`           ``llama3``           by wavelength: unchanged, smoothed or divided
+:class:`Proportional`     ``proportional``     the first pairs, exponents over the whole head; the
+                                               others do not turn (Gemma 4)
 ========================  ===================  =====================================================
 """
 
@@ -31,7 +36,8 @@ from numrope.variants._base import ATTENTION_FACTOR, TOP_LEVEL, RopeScaling
 from numrope.variants.linear import Linear
 from numrope.variants.llama3 import Llama3
 from numrope.variants.longrope import LongRoPE
-from numrope.variants.ntk import NTK, DynamicNTK
+from numrope.variants.ntk import NTK, DynamicNTK, NTKAware
+from numrope.variants.proportional import Proportional
 from numrope.variants.yarn import YaRN
 
 __all__ = [
@@ -39,18 +45,20 @@ __all__ = [
     "ATTENTION_FACTOR",
     "TOP_LEVEL",
     "NTK",
+    "NTKAware",
     "VARIANTS",
     "DynamicNTK",
     "Linear",
     "Llama3",
     "LongRoPE",
+    "Proportional",
     "RopeScaling",
     "YaRN",
 ]
 
 #: The variants by ``rope_type``; ``"default"`` (plain RoPE) is ``scaling=None``.
 VARIANTS: dict[str, type[RopeScaling]] = {
-    cls.rope_type: cls for cls in (Linear, NTK, DynamicNTK, YaRN, LongRoPE, Llama3)
+    cls.rope_type: cls for cls in (Linear, NTK, DynamicNTK, YaRN, LongRoPE, Llama3, Proportional)
 }
 
 #: Other names for the same variants in configs in use: Phi-3's first name for LongRoPE, and

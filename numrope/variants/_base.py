@@ -16,6 +16,10 @@ TOP_LEVEL = {"hf": "top-level"}
 #: (a name the variants' ``attention_factor(cfg)`` method already takes).
 ATTENTION_FACTOR = {"hf_key": "attention_factor"}
 
+#: Field metadata of the keys only vLLM reads: written back to a config only where they differ from
+#: their default (transformers warns about keys it does not know).
+VLLM_ONLY = {"omit_default": True}
+
 
 class RopeScaling:
     """Base of the scaling variants: a frozen description that transforms ``inv_freq``.

@@ -21,7 +21,8 @@ class Llama3(RopeScaling):
         The division for low frequencies (8 in Llama 3.1, 32 in Llama 3.2 1B/3B).
     low_freq_factor, high_freq_factor : float
         Set the wavelength bounds ``L0 / low_freq_factor`` and ``L0 / high_freq_factor``
-        (1 and 4 in Llama 3.1). ``high_freq_factor`` must exceed ``low_freq_factor``.
+        (1 and 4 in Llama 3.1). ``high_freq_factor`` must be at least ``low_freq_factor``; Llama 4
+        sets them equal, which leaves no smoothed band (a frequency is kept or divided).
     original_max_position_embeddings : int
         The pre-training context length ``L0`` (8192 in Llama 3.1).
 
@@ -31,7 +32,7 @@ class Llama3(RopeScaling):
         If a field has the wrong type.
     ValueError
         If a factor or length is not positive and finite, or
-        ``high_freq_factor <= low_freq_factor``.
+        ``high_freq_factor < low_freq_factor``.
 
     Notes
     -----
@@ -63,9 +64,9 @@ class Llama3(RopeScaling):
         _set(self, "factor", _check_factor("factor", self.factor))
         _set(self, "low_freq_factor", _check_factor("low_freq_factor", self.low_freq_factor))
         _set(self, "high_freq_factor", _check_factor("high_freq_factor", self.high_freq_factor))
-        if self.high_freq_factor <= self.low_freq_factor:
+        if self.high_freq_factor < self.low_freq_factor:
             raise ValueError(
-                f"high_freq_factor ({self.high_freq_factor:g}) must be greater than low_freq_factor "
+                f"high_freq_factor ({self.high_freq_factor:g}) must be at least low_freq_factor "
                 f"({self.low_freq_factor:g})"
             )
         _set(
@@ -82,10 +83,19 @@ class Llama3(RopeScaling):
         return np.where(wavelen < high, 0, np.where(wavelen > low, 2, 1))
 
     def inv_freq(self, inv_freq, cfg, seq_len):
-        wavelen = 2 * math.pi / inv_freq
-        smooth = (self.original_max_position_embeddings / wavelen - self.low_freq_factor) / (
-            self.high_freq_factor - self.low_freq_factor
-        )
-        smoothed = (1 - smooth) * inv_freq / self.factor + smooth * inv_freq
         band = self.bands(inv_freq)
-        return np.where(band == 0, inv_freq, np.where(band == 2, inv_freq / self.factor, smoothed))
+        out = np.where(band == 2, inv_freq / self.factor, inv_freq)
+        middle = band == 1
+        if middle.any():
+            if self.high_freq_factor == self.low_freq_factor:
+                raise ValueError(
+                    f"a wavelength falls exactly on original_max_position_embeddings / low_freq_factor = "
+                    f"{self.original_max_position_embeddings / self.low_freq_factor:g} with low_freq_factor == "
+                    "high_freq_factor: Llama 3's smoothing is 0/0 there (NaN in transformers)"
+                )
+            theta = inv_freq[middle]
+            smooth = (self.original_max_position_embeddings / (2 * math.pi / theta) - self.low_freq_factor) / (
+                self.high_freq_factor - self.low_freq_factor
+            )
+            out[middle] = (1 - smooth) * theta / self.factor + smooth * theta
+        return out

@@ -39,6 +39,11 @@ class LongRoPE(RopeScaling):
     max_position_embeddings : int, optional
         The extended context length (a top-level key of config.json); needed only to derive
         ``s`` when neither ``factor`` nor ``attention_scaling`` is given.
+    short_mscale, long_mscale : float, optional
+        vLLM's attention factors of the short and the long regime
+        (``Phi3LongRoPEScaledRotaryEmbedding``); each defaults to the attention factor above. numrope
+        folds one attention factor into cos and sin whatever the sequence length, so the two must
+        agree (or only one be given, with ``attention_scaling`` unset or equal).
 
     Raises
     ------
@@ -48,6 +53,8 @@ class LongRoPE(RopeScaling):
         If a factor or length is not positive and finite, none of ``factor``,
         ``attention_scaling`` and ``max_position_embeddings`` is given, or (on use) a factor list
         does not have ``rotary_dim / 2`` entries.
+    NotImplementedError
+        If ``short_mscale`` and ``long_mscale`` give the two regimes different attention factors.
 
     Notes
     -----
@@ -81,6 +88,8 @@ class LongRoPE(RopeScaling):
     factor: float | None = None
     attention_scaling: float | None = dataclasses.field(default=None, metadata=ATTENTION_FACTOR)
     max_position_embeddings: int | None = dataclasses.field(default=None, metadata=TOP_LEVEL)
+    short_mscale: float | None = None
+    long_mscale: float | None = None
     rope_type: ClassVar[str] = "longrope"
     depends_on_seq_len: ClassVar[bool] = True
 
@@ -98,7 +107,26 @@ class LongRoPE(RopeScaling):
             _set(self, "attention_scaling", _real("attention_scaling (attention_factor)", self.attention_scaling))
         if self.max_position_embeddings is not None:
             _set(self, "max_position_embeddings", _count("max_position_embeddings", self.max_position_embeddings))
-        if self.factor is None and self.attention_scaling is None and self.max_position_embeddings is None:
+        for name in ("short_mscale", "long_mscale"):
+            if getattr(self, name) is not None:
+                _set(self, name, _real(name, getattr(self, name)))
+        given = {v for v in (self.short_mscale, self.long_mscale) if v is not None}
+        if len(given) == 1 and self.attention_scaling is None and None in (self.short_mscale, self.long_mscale):
+            default = self._derived_factor()
+            if default is not None and default not in given:
+                given.add(default)
+        if len(given) > 1 or (given and self.attention_scaling is not None and self.attention_scaling not in given):
+            raise NotImplementedError(
+                f"short_mscale={self.short_mscale}, long_mscale={self.long_mscale}"
+                + (f", attention_factor={self.attention_scaling}" if self.attention_scaling is not None else "")
+                + ": different attention factors for short and long sequences; numrope folds one into cos and sin"
+            )
+        if (
+            self.factor is None
+            and self.attention_scaling is None
+            and self.max_position_embeddings is None
+            and not given
+        ):
             raise ValueError(
                 "LongRoPE needs factor, attention_factor (attention_scaling) or max_position_embeddings "
                 "to set the attention factor"
@@ -123,6 +151,16 @@ class LongRoPE(RopeScaling):
     def attention_factor(self, cfg):
         if self.attention_scaling is not None:
             return self.attention_scaling
+        for mscale in (self.short_mscale, self.long_mscale):
+            if mscale is not None:
+                return mscale
+        return self._derived_factor()
+
+    def _derived_factor(self):
+        """``sqrt(1 + ln s / ln L0)`` (1 for ``s <= 1``); None where neither ``factor`` nor
+        ``max_position_embeddings`` gives ``s``."""
+        if self.factor is None and self.max_position_embeddings is None:
+            return None
         scale = self.factor
         if scale is None:
             scale = self.max_position_embeddings / self.original_max_position_embeddings

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from numrope.variants._base import ATTENTION_FACTOR, RopeScaling, _check_factor, _count, _real, _set
+from numrope.variants._base import ATTENTION_FACTOR, VLLM_ONLY, RopeScaling, _check_factor, _count, _real, _set
 
 
 def _yarn_mscale(scale, mscale=1.0):
@@ -41,13 +41,22 @@ class YaRN(RopeScaling):
         non-zero, DeepSeek's ratio ``(0.1 mscale ln s + 1) / (0.1 mscale_all_dim ln s + 1)``.
     mscale, mscale_all_dim : float, optional
         DeepSeek-V2/V3's attention-temperature coefficients.
+    extrapolation_factor : float, default 1
+        vLLM's weight of the unchanged frequencies in the ramp: pair ``i`` mixes ``theta_i`` and
+        ``theta_i / s`` with weights ``e (1 - g_i)`` and ``1 - e (1 - g_i)``.
+    attn_factor : float, default 1
+        vLLM's multiplier of the attention factor.
+    apply_yarn_scaling : bool, default True
+        vLLM's switch for the attention factor ``0.1 ln(s) + 1``: without it only ``attn_factor`` is
+        folded into cos and sin.
 
     Raises
     ------
     TypeError
         If a field has the wrong type.
     ValueError
-        If a factor or length is not positive and finite, or ``beta_fast < beta_slow``.
+        If a factor or length is not positive and finite, ``beta_fast < beta_slow``, or
+        ``apply_yarn_scaling`` is false together with ``attention_scaling``, ``mscale`` or ``mscale_all_dim``.
 
     Notes
     -----
@@ -59,7 +68,11 @@ class YaRN(RopeScaling):
     0.001 if the two are equal). The ramp is ``g_i = clip((i - lo) / (hi - lo), 0, 1)`` over the
     pair index ``i`` and ``theta_i' = theta_i ((1 - g_i) + g_i / s)``: pair ``i <= lo``
     unchanged, ``i >= hi`` divided by ``s``. Transformers' ``_compute_yarn_parameters``
-    and vLLM's ``YaRNScalingRotaryEmbedding`` compute the same, in float32.
+    and vLLM's ``YaRNScalingRotaryEmbedding`` compute the same, in float32. vLLM's extra keys
+    (``vllm/model_executor/layers/rotary_embedding/yarn_scaling_rope.py``) generalise it:
+    ``theta_i' = theta_i (e (1 - g_i) + (1 - e (1 - g_i)) / s)`` and the attention factor
+    ``attn_factor * (0.1 ln(s) + 1)``, or ``attn_factor`` alone without ``apply_yarn_scaling``;
+    transformers reads none of the three (it warns and ignores them).
 
     Examples
     --------
@@ -80,6 +93,9 @@ class YaRN(RopeScaling):
     attention_scaling: float | None = dataclasses.field(default=None, metadata=ATTENTION_FACTOR)
     mscale: float | None = None
     mscale_all_dim: float | None = None
+    extrapolation_factor: float = dataclasses.field(default=1.0, metadata=VLLM_ONLY)
+    attn_factor: float = dataclasses.field(default=1.0, metadata=VLLM_ONLY)
+    apply_yarn_scaling: bool = dataclasses.field(default=True, metadata=VLLM_ONLY)
     rope_type: ClassVar[str] = "yarn"
 
     def __post_init__(self):
@@ -105,6 +121,30 @@ class YaRN(RopeScaling):
             value = getattr(self, name)
             if value is not None:
                 _set(self, name, _real(name, value, allow_zero=True))
+        _set(self, "extrapolation_factor", _real("extrapolation_factor", self.extrapolation_factor, positive=False))
+        _set(self, "attn_factor", _real("attn_factor", self.attn_factor))
+        if not isinstance(self.apply_yarn_scaling, (bool, np.bool_)):
+            raise TypeError(f"apply_yarn_scaling must be True or False, got {self.apply_yarn_scaling!r}")
+        _set(self, "apply_yarn_scaling", bool(self.apply_yarn_scaling))
+        if not self.apply_yarn_scaling and (
+            self.attention_scaling is not None or self.mscale is not None or self.mscale_all_dim is not None
+        ):
+            raise ValueError(
+                "apply_yarn_scaling=False leaves attn_factor as the attention factor: it cannot be given with "
+                "attention_scaling (attention_factor), mscale or mscale_all_dim"
+            )
+
+    @staticmethod
+    def deepseek_attention(factor: float, mscale: float, mscale_all_dim: float) -> float:
+        """DeepSeek's attention factor ``(0.1 mscale ln s + 1) / (0.1 mscale_all_dim ln s + 1)`` (1 for ``s <= 1``).
+
+        Examples
+        --------
+        >>> from numrope.variants import YaRN
+        >>> YaRN.deepseek_attention(40.0, 1.0, 1.0)
+        1.0
+        """
+        return _yarn_mscale(factor, mscale) / _yarn_mscale(factor, mscale_all_dim)
 
     def correction_range(self, rotary_dim: int, base: float) -> tuple[float, float]:
         """The ramp's bounds ``(lo, hi)`` in pair-index units, after truncation and clamping.
@@ -161,11 +201,18 @@ class YaRN(RopeScaling):
 
     def inv_freq(self, inv_freq, cfg, seq_len):
         g = self.ramp(cfg.rotary_dim, cfg.base)
+        if self.extrapolation_factor != 1.0:
+            kept = (1.0 - g) * self.extrapolation_factor  # vLLM's inv_freq_mask
+            return (inv_freq / self.factor) * (1.0 - kept) + inv_freq * kept
         return (inv_freq / self.factor) * g + inv_freq * (1.0 - g)
 
     def attention_factor(self, cfg):
+        if not self.apply_yarn_scaling:
+            return self.attn_factor
         if self.attention_scaling is not None:
-            return self.attention_scaling
-        if self.mscale and self.mscale_all_dim:
-            return _yarn_mscale(self.factor, self.mscale) / _yarn_mscale(self.factor, self.mscale_all_dim)
-        return _yarn_mscale(self.factor)
+            a = self.attention_scaling
+        elif self.mscale and self.mscale_all_dim:
+            a = self.deepseek_attention(self.factor, self.mscale, self.mscale_all_dim)
+        else:
+            a = _yarn_mscale(self.factor)
+        return a * self.attn_factor
