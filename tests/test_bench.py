@@ -464,3 +464,34 @@ def test_the_frameworks_are_side_by_side(json_run):
     for module, name in (("torch", cases.TORCH), ("jax", cases.JAX)):
         assert (name in row["baselines"]) == (importlib.util.find_spec(module) is not None), name
     assert json_run[1]["machine"]["frameworks"] == [n for n in (cases.TORCH, cases.JAX) if n in row["baselines"]]
+
+
+def test_cpu_time_needs_one_thread():
+    code, out, err = run_bench([*TINY, "--cpu-time"])
+    assert code == 2 and out == ""
+    assert err.strip() == "numrope bench: --cpu-time needs --threads 1 (the CPU time of several threads adds up)"
+
+
+def test_cpu_time_times_with_the_process_clock(monkeypatch):
+    """--cpu-time times every batch with time.process_time, and the report says which clock it used."""
+    used = []
+    real = time.process_time
+
+    def counting():
+        used.append(1)
+        return real()
+
+    monkeypatch.setattr(bench.time, "process_time", counting)
+    code, out, _ = run_bench([*TINY, "--targets-only", "--threads", "1", "--cpu-time", "--json", "--no-progress"])
+    report = json.loads(out)
+    assert code == 0 and report["machine"]["clock"] == "process CPU time"
+    assert len(used) >= 2 * len(report["cases"])  # a start and a stop per timed batch
+    assert json.loads(run_bench([*TINY, "--targets-only", "--json", "--no-progress"])[1])["machine"]["clock"] == (
+        "wall clock"
+    )
+
+
+def test_time_calls_uses_the_clock_it_is_given():
+    ticks = iter(range(0, 1000, 10))  # each reading 10 "seconds" after the last
+    times = timing.time_calls({"a": lambda: None}, repeat=2, min_time=0, clock=lambda: next(ticks))
+    assert times == {"a": 10.0}

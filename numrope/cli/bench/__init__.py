@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+import time
 
 import numpy as np
 
@@ -60,6 +61,12 @@ def add_parser(sub):
         help="prefill shape (default 1 4096 32 128); HEAD_DIM must be even",
     )
     p.add_argument("--threads", type=_threads, default=None, help="Numba (and PyTorch) threads (default: all)")
+    p.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="time with the process's CPU time, not the wall clock (with --threads 1): on a machine shared with "
+        "other jobs, the time this process ran rather than the time it waited",
+    )
     p.add_argument("--repeat", type=positive_int, default=3, help="timed rounds per case (default 3)")
     p.add_argument("--min-time", type=seconds(60), default=0.05, help="seconds per timed batch (default 0.05)")
     p.add_argument("--targets-only", action="store_true", help="run only the cases the targets are read from")
@@ -69,7 +76,9 @@ def add_parser(sub):
     return p
 
 
-def collect(shape=(1, 4096, 32, 128), threads=None, repeat=3, min_time=0.05, progress=False, cases=CASES):
+def collect(
+    shape=(1, 4096, 32, 128), threads=None, repeat=3, min_time=0.05, progress=False, cases=CASES, cpu_time=False
+):
     """Run the benchmark cases and return the report that ``numrope bench`` prints.
 
     Parameters
@@ -84,6 +93,10 @@ def collect(shape=(1, 4096, 32, 128), threads=None, repeat=3, min_time=0.05, pro
         Draw a progress bar on stderr.
     cases : sequence of callables, default CASES
         Case factories; :data:`TARGET_CASES` for only those the targets are read from.
+    cpu_time : bool, default False
+        Time with the process's CPU time (:func:`time.process_time`) instead of the wall clock. Meant
+        for one thread: the CPU time of several threads adds up, and a baseline that runs threads of its
+        own (JAX's) is charged for all of them.
 
     Returns
     -------
@@ -119,7 +132,7 @@ def collect(shape=(1, 4096, 32, 128), threads=None, repeat=3, min_time=0.05, pro
                 case = factory(ctx)
                 bar.step("not installed: skipped" if case is None else case.name)
                 if case is not None:  # None: a case whose dtype needs a package that is not installed
-                    rows.append(measure(case, repeat, min_time))
+                    rows.append(measure(case, repeat, min_time, time.process_time if cpu_time else None))
                 del case
             bar.step("peak memory")
             memory = peak_memory(ctx)
@@ -138,6 +151,7 @@ def collect(shape=(1, 4096, 32, 128), threads=None, repeat=3, min_time=0.05, pro
             "platform": f"{platform.machine()} {platform.system()}",
             "cpus": os.cpu_count(),
             "threads": threads,
+            "clock": "process CPU time" if cpu_time else "wall clock",
             "threading_layer": layer,
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -167,7 +181,10 @@ def run(args) -> int:
             return 2
     progress = wants_progress(args)
     cases = TARGET_CASES if args.targets_only else CASES
-    report = collect(args.shape, args.threads, args.repeat, args.min_time, progress, cases)
+    if args.cpu_time and args.threads != 1:
+        print("numrope bench: --cpu-time needs --threads 1 (the CPU time of several threads adds up)", file=sys.stderr)
+        return 2
+    report = collect(args.shape, args.threads, args.repeat, args.min_time, progress, cases, args.cpu_time)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     if args.plot:
         plot(report, args.plot)

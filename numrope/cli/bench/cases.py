@@ -288,10 +288,11 @@ TARGET_CASES = (
 )
 
 
-def measure(case, repeat, min_time):
-    """Time a case's call, floor and baselines, interleaved; a JSON-ready dict."""
+def measure(case, repeat, min_time, clock=None):
+    """Time a case's call, floor and baselines, interleaved (``clock`` as for :func:`time_calls`); a JSON-ready
+    dict."""
     fns = {"numrope": case.run} | ({"floor": case.floor} if case.floor else {}) | case.baselines
-    times = time_calls(fns, repeat, min_time)
+    times = time_calls(fns, repeat, min_time, clock)
     seconds, floor = times.pop("numrope"), times.pop("floor", None)
     return {
         "key": case.key,

@@ -39,7 +39,8 @@ def format_report(report) -> str:
     lines = [
         f"numrope {report['numrope']} on {m['platform']}: {m['cpus']} CPUs, {m['threads']} Numba threads "
         f"({m['threading_layer']} layer), numpy {m['numpy']}, numba {m['numba']}",
-        "time: best of several runs; GB/s: bytes read and written once; floor: a Numba parallel copy of the",
+        f"time: best of several runs, by the {m.get('clock', 'wall clock')}; GB/s: bytes read and written once; "
+        "floor: a Numba parallel copy of the",
         "same arrays' time / numrope's (100%: as fast as the copy); vs X: X's time / numrope's time, all",
         "in this process.",
         "vectorised NumPy: numrope.reference.vectorised_numpy; PyTorch: eager, Hugging Face's form",
