@@ -90,7 +90,7 @@ def apply_rope(
 
     Parameters
     ----------
-    x : array_like, float16, float32 or float64
+    x : array_like, float16, bfloat16, float32 or float64
         Queries or keys; the last axis is ``cfg.head_dim``. Any strided view or byte order;
         read-only is fine.
     cfg : RopeConfig
@@ -155,9 +155,9 @@ def apply_rope(
     Pair ``(x0, x1)`` at position ``m`` becomes ``(x0 cos - x1 sin, x1 cos + x0 sin)`` of the
     angle ``m * theta_i`` (RoFormer, Su et al. 2021, eq. 34), the pairs chosen by
     ``cfg.layout`` (:meth:`RopeConfig.pair_indices`); the features outside the rotary part are copied.
-    The cos/sin values are those of :func:`rope_cache`. The arithmetic is done in float32 for float16
-    and float32 inputs (float16 rounded once at the end) and in float64 for float64 inputs, or in the
-    cache's dtype if wider.
+    The cos/sin values are those of :func:`rope_cache`. The arithmetic is done in float32 for float16,
+    bfloat16 and float32 inputs (float16 and bfloat16 rounded once at the end, to nearest even) and in
+    float64 for float64 inputs, or in the cache's dtype if wider. bfloat16 is ``ml_dtypes.bfloat16``.
 
     Examples
     --------
@@ -233,7 +233,7 @@ def apply_rope_qk(
 
     Parameters
     ----------
-    q, k : array_like, float16, float32 or float64
+    q, k : array_like, float16, bfloat16, float32 or float64
         Queries and keys with the same sequence length and batch axes; their head counts may
         differ (grouped-query and multi-query attention), in either axis order: ``(B, S, Hq, D)``
         and ``(B, S, Hk, D)``, or ``(B, Hq, S, D)`` and ``(B, Hk, S, D)`` with ``seq_axis=-2``.

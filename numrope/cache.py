@@ -45,7 +45,7 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     positions : int or array_like
         An int ``n`` means positions ``0 .. n-1``; otherwise an array of integer or real
         positions of any shape (negative positions rotate backwards).
-    dtype : {float32, float64, float16}, default float32
+    dtype : {float32, float64, float16, bfloat16}, default float32
         Dtype of the returned tables.
     seq_len : int, optional
         Sequence length for the scaling variants that depend on it (dynamic NTK, LongRoPE).
@@ -74,8 +74,8 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     The angle ``m * theta_i`` is formed exactly (as a sum of two float64 numbers) and reduced
     modulo pi/2 against a 169-bit value of pi/2, so the float64 tables are within one ulp of the
     exact cosine and sine of ``m * theta_i`` for every ``|m * theta_i| < 2**32``, and lower
-    precisions are rounded once from them. The usual ``cos(float(m * theta))`` loses
-    ``log2(m * theta)`` bits to the rounded product. Larger angles are refused: the reduction is
+    precisions are rounded once from them (bfloat16 too, by rounding to odd at float32's precision
+    first). The usual ``cos(float(m * theta))`` loses ``log2(m * theta)`` bits to the rounded product. Larger angles are refused: the reduction is
     not exact there, and far beyond it gives values not even bounded by one.
 
     Examples
