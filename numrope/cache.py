@@ -75,8 +75,9 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     modulo pi/2 against a 169-bit value of pi/2, so the float64 tables are within one ulp of the
     exact cosine and sine of ``m * theta_i`` for every ``|m * theta_i| < 2**32``, and lower
     precisions are rounded once from them (bfloat16 too, by rounding to odd at float32's precision
-    first). The usual ``cos(float(m * theta))`` loses ``log2(m * theta)`` bits to the rounded product. Larger angles are refused: the reduction is
-    not exact there, and far beyond it gives values not even bounded by one.
+    first). The usual ``cos(float(m * theta))`` loses ``log2(m * theta)`` bits to the rounded product.
+    Larger angles are refused: the reduction is not exact there, and far beyond it gives values not
+    even bounded by one.
 
     Examples
     --------
