@@ -124,9 +124,12 @@ def _layer_row(t, name, layer_type, layer_idx, scaling):
     if not applied:
         return Row(name, MISMATCH, f"layer {layer_idx} ({layer_type}) has no RoPE, from_hf read {cfg}")
     q2, k2 = t.rotate(q, k, pos, layer_type=layer_type, layer_idx=layer_idx, scaling=scaling)
-    report = compare_qk(
-        q2.numpy(), k2.numpy(), q.numpy(), k.numpy(), cfg, pos.numpy(), seq_axis=-2, float32_angles=True
-    )
+    try:
+        report = compare_qk(
+            q2.numpy(), k2.numpy(), q.numpy(), k.numpy(), cfg, pos.numpy(), seq_axis=-2, float32_angles=True
+        )
+    except ValueError as exc:  # a head size that is not the model's
+        return Row(name, MISMATCH, f"layer {layer_idx} ({layer_type}), {cfg}: {exc}")
     if not report.ok:
         return Row(name, MISMATCH, f"layer {layer_idx} ({layer_type}), {cfg}:\n{report}")
     return cfg
