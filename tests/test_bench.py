@@ -472,20 +472,22 @@ def test_cpu_time_needs_one_thread():
     assert err.strip() == "numrope bench: --cpu-time needs --threads 1 (the CPU time of several threads adds up)"
 
 
-def test_cpu_time_times_with_the_process_clock(monkeypatch):
-    """--cpu-time times every batch with time.process_time, and the report says which clock it used."""
+def test_cpu_time_times_with_the_thread_clock(monkeypatch):
+    """--cpu-time times every batch with time.thread_time, leaves JAX out, and the report says which clock."""
     used = []
-    real = time.process_time
+    real = time.thread_time
 
     def counting():
         used.append(1)
         return real()
 
-    monkeypatch.setattr(bench.time, "process_time", counting)
+    monkeypatch.setattr(bench.time, "thread_time", counting)
     code, out, _ = run_bench([*TINY, "--targets-only", "--threads", "1", "--cpu-time", "--json", "--no-progress"])
     report = json.loads(out)
-    assert code == 0 and report["machine"]["clock"] == "process CPU time"
+    assert code == 0 and report["machine"]["clock"] == "CPU time of the calling thread"
     assert len(used) >= 2 * len(report["cases"])  # a start and a stop per timed batch
+    assert cases.JAX not in report["machine"]["frameworks"]
+    assert all(cases.JAX not in row["baselines"] for row in report["cases"])
     assert json.loads(run_bench([*TINY, "--targets-only", "--json", "--no-progress"])[1])["machine"]["clock"] == (
         "wall clock"
     )

@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from numrope.cli._common import one_line_errors, positive_int, progress_option, seconds, wants_progress
-from numrope.cli.bench.cases import CASES, TARGET_CASES, Context, measure, peak_memory, targets
+from numrope.cli.bench.cases import CASES, JAX, TARGET_CASES, Context, measure, peak_memory, targets
 from numrope.cli.bench.frameworks import find_frameworks
 from numrope.cli.bench.plot import draw, plot
 from numrope.cli.bench.report import Progress, format_report
@@ -64,8 +64,9 @@ def add_parser(sub):
     p.add_argument(
         "--cpu-time",
         action="store_true",
-        help="time with the process's CPU time, not the wall clock (with --threads 1): on a machine shared with "
-        "other jobs, the time this process ran rather than the time it waited",
+        help="time with the CPU time of the calling thread, not the wall clock (with --threads 1, on which Numba's "
+        "kernels then run): on a machine shared with other jobs, the time the work ran rather than the time it "
+        "waited; JAX, which computes on threads of its own, is left out",
     )
     p.add_argument("--repeat", type=positive_int, default=3, help="timed rounds per case (default 3)")
     p.add_argument("--min-time", type=seconds(60), default=0.05, help="seconds per timed batch (default 0.05)")
@@ -94,9 +95,10 @@ def collect(
     cases : sequence of callables, default CASES
         Case factories; :data:`TARGET_CASES` for only those the targets are read from.
     cpu_time : bool, default False
-        Time with the process's CPU time (:func:`time.process_time`) instead of the wall clock. Meant
-        for one thread: the CPU time of several threads adds up, and a baseline that runs threads of its
-        own (JAX's) is charged for all of them.
+        Time with the CPU time of the calling thread (:func:`time.thread_time`) instead of the wall
+        clock: for one thread, which Numba's kernels (OpenMP layer) and PyTorch then run on. JAX is left
+        out: it computes on threads of its own, and the time its idle threads spin would be charged to
+        whatever runs next in the process's CPU time.
 
     Returns
     -------
@@ -123,7 +125,8 @@ def collect(
     import numrope
 
     threads = threads or numba.config.NUMBA_NUM_THREADS
-    ctx = Context(tuple(shape), find_frameworks())
+    frameworks = [fw for fw in find_frameworks() if not (cpu_time and fw.name == JAX)]
+    ctx = Context(tuple(shape), frameworks)
     bar = Progress(len(cases) + 2, enabled=progress)
     rows = []
     with using_threads(threads):
@@ -132,7 +135,7 @@ def collect(
                 case = factory(ctx)
                 bar.step("not installed: skipped" if case is None else case.name)
                 if case is not None:  # None: a case whose dtype needs a package that is not installed
-                    rows.append(measure(case, repeat, min_time, time.process_time if cpu_time else None))
+                    rows.append(measure(case, repeat, min_time, time.thread_time if cpu_time else None))
                 del case
             bar.step("peak memory")
             memory = peak_memory(ctx)
@@ -151,7 +154,7 @@ def collect(
             "platform": f"{platform.machine()} {platform.system()}",
             "cpus": os.cpu_count(),
             "threads": threads,
-            "clock": "process CPU time" if cpu_time else "wall clock",
+            "clock": "CPU time of the calling thread" if cpu_time else "wall clock",
             "threading_layer": layer,
             "python": platform.python_version(),
             "numpy": np.__version__,

@@ -140,8 +140,8 @@ def time_calls(fns, repeat=5, min_time=0.05, clock=None):
         Seconds each timed batch should last at least.
     clock : callable, optional
         What the batches are timed with: :func:`time.perf_counter` (the wall clock, the default), or
-        :func:`time.process_time` (the CPU time of the process, every thread's: on a machine shared
-        with other jobs, the time this process ran and not the time it waited for a core).
+        :func:`time.thread_time` (the CPU time of the calling thread: on a machine shared with other
+        jobs, the time the work ran and not the time it waited for a core).
 
     Returns
     -------
