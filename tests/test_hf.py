@@ -360,8 +360,15 @@ def test_missing_keys_fall_back_like_transformers():
             r"short_factor\[1\] must be positive, got 0",
         ),
         (
-            {"head_dim": 64, "rope_scaling": {"rope_type": "yarn", "factor": 2.0, "original_max_position_embeddings": 8,
-                                              "finetuned": True}},
+            {
+                "head_dim": 64,
+                "rope_scaling": {
+                    "rope_type": "yarn",
+                    "factor": 2.0,
+                    "original_max_position_embeddings": 8,
+                    "finetuned": True,
+                },
+            },
             NotImplementedError,
             r"finetuned = True in the parameters of rope_type 'yarn': numrope does not implement it",
         ),
@@ -438,3 +445,192 @@ def test_gemma3_layer_types_rotate_differently(rng):
     i = np.arange(128)
     np.testing.assert_allclose(full.inv_freq(), 1e6 ** (-2 * i / 256) / 8, rtol=1e-15)
     np.testing.assert_allclose(local.inv_freq(), 1e4 ** (-2 * i / 256), rtol=1e-15)
+
+
+# -- layers without RoPE, composite configs, model families -----------------------------------------
+
+LLAMA4 = {
+    "model_type": "llama4_text",
+    "head_dim": 128,
+    "num_hidden_layers": 8,
+    "rope_theta": 500000.0,
+    "no_rope_layers": [1, 1, 1, 0, 1, 1, 1, 0],
+}
+
+
+def test_layers_without_rope_answer_none():
+    rope = numrope.RopeConfig.from_hf(LLAMA4)
+    assert rope == numrope.RopeConfig(128, base=500000.0, layout="interleaved")
+    assert hf.rope_layers(LLAMA4) == (True, True, True, False, True, True, True, False)
+    assert [numrope.RopeConfig.from_hf(LLAMA4, layer=i) for i in (2, 3)] == [rope, None]
+    # no_rope_layers left out: the config class's default, a NoPE layer every no_rope_layer_interval
+    interval = {k: v for k, v in LLAMA4.items() if k != "no_rope_layers"} | {"no_rope_layer_interval": 2}
+    assert hf.rope_layers(interval) == (True, False) * 4
+    with pytest.raises(ValueError, match=r"layer 8 is not a layer of this config: it has 8 \(0 \.\. 7\)"):
+        numrope.RopeConfig.from_hf(LLAMA4, layer=8)
+    with pytest.raises(TypeError, match="layer must be an int"):
+        numrope.RopeConfig.from_hf(LLAMA4, layer=1.0)
+    # Cohere 2: RoPE on the sliding layers only; a layer type of NoPE layers answers None too
+    cohere2 = {
+        "model_type": "cohere2",
+        "head_dim": 128,
+        "num_hidden_layers": 4,
+        "sliding_window": 4096,
+        "layer_types": ["sliding_attention"] * 3 + ["full_attention"],
+    }
+    assert numrope.RopeConfig.from_hf(cohere2, layer_type="full_attention") is None
+    assert numrope.RopeConfig.from_hf(cohere2, layer_type="sliding_attention").layout == "interleaved"
+    with pytest.raises(ValueError, match="layer 3 is a 'full_attention' layer, not 'sliding_attention'"):
+        numrope.RopeConfig.from_hf(cohere2, layer_type="sliding_attention", layer=3)
+    # hybrid models: Mamba layers have no attention
+    jamba_like = {
+        "model_type": "olmo_hybrid",
+        "head_dim": 64,
+        "num_hidden_layers": 2,
+        "rope_parameters": {"rope_theta": 1e4},
+        "layer_types": ["linear_attention", "full_attention"],
+    }
+    assert [numrope.RopeConfig.from_hf(jamba_like, layer=i) is None for i in (0, 1)] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("raw", "match"),
+    [
+        ({"model_type": "esm", "hidden_size": 64, "num_attention_heads": 2}, "position_embedding_type is 'absolute'"),
+        ({"model_type": "falcon", "head_dim": 64, "alibi": True}, "alibi is true"),
+        ({"model_type": "zamba2", "attention_head_dim": 64}, "use_mem_rope is false"),
+        ({"model_type": "gpt2", "n_embd": 768, "n_head": 12}, "model type 'gpt2' has no RoPE"),
+        ({"model_type": "clip", "text_config": {"model_type": "clip_text_model"}}, "'clip_text_model' has no RoPE"),
+    ],
+)
+def test_models_without_rope_are_named(raw, match):
+    with pytest.raises(ValueError, match=match):
+        numrope.RopeConfig.from_hf(raw)
+
+
+def test_multi_head_latent_attention():
+    # heads [nope | rope]: 128 + 64 features, the last 64 rotate
+    mla = {"qk_nope_head_dim": 128, "qk_rope_head_dim": 64, "head_dim": 64}
+    v3 = numrope.RopeConfig.from_hf({"model_type": "deepseek_v3", **mla})
+    assert (v3.head_dim, v3.rotary_dim, v3.rotary_offset, v3.layout) == (192, 64, 128, "interleaved_in_half_out")
+    assert numrope.RopeConfig.from_hf({"model_type": "deepseek_v3", "rope_interleave": False, **mla}).layout == "half"
+    assert numrope.RopeConfig.from_hf({"model_type": "deepseek_v2", **mla}).layout == "interleaved"
+    assert numrope.RopeConfig.from_hf({"model_type": "minicpm3", **mla}).layout == "half"
+    # without a model type the keys say it: rope_interleave as DeepSeek-V3 reads it
+    assert numrope.RopeConfig.from_hf({**mla, "rope_interleave": True}) == v3
+    # DeepSeek-V4: the last head_dim * partial_rotary_factor features, by layer type's entry
+    v4 = numrope.RopeConfig.from_hf(
+        {
+            "model_type": "deepseek_v4",
+            "head_dim": 512,
+            "num_hidden_layers": 2,
+            "layer_types": ["sliding_attention", "compressed_sparse_attention"],
+            "rope_parameters": {
+                "main": {"rope_theta": 1e4, "partial_rotary_factor": 0.125},
+                "compress": {"rope_theta": 1.6e5, "partial_rotary_factor": 0.125},
+            },
+        },
+        layer=1,
+    )
+    assert (v4.head_dim, v4.rotary_dim, v4.rotary_offset, v4.base, v4.layout) == (512, 64, 448, 1.6e5, "interleaved")
+
+
+def test_sizes_and_names_of_particular_families():
+    # JetMoe: head_dim is kv_channels, not hidden_size / num_attention_heads
+    jetmoe = {"model_type": "jetmoe", "hidden_size": 2048, "num_attention_heads": 32, "kv_channels": 128}
+    assert numrope.RopeConfig.from_hf(jetmoe).head_dim == 128
+    # GLM-4.5: int(42 * 0.5) = 21 -> the rotary module makes 11 frequencies 10000**(-2i/21) and the apply
+    # function rotates 22 features; the base that gives those exponents over 22 is 10000**(22/21)
+    glm = numrope.RopeConfig.from_hf({"model_type": "glm4_moe", "head_dim": 42, "partial_rotary_factor": 0.5})
+    assert glm.rotary_dim == 22
+    np.testing.assert_allclose(glm.inv_freq(), 10000.0 ** (-np.arange(0, 21, 2) / 21), rtol=1e-14)
+    with pytest.raises(ValueError, match=r"rotary part must have an even size .* got 21"):
+        numrope.RopeConfig.from_hf({"model_type": "phi", "head_dim": 42, "partial_rotary_factor": 0.5})
+    # GPT-J's names
+    gptj = numrope.RopeConfig.from_hf({"model_type": "gptj", "n_embd": 4096, "n_head": 16, "rotary_dim": 64})
+    assert (gptj.head_dim, gptj.rotary_dim, gptj.layout) == (256, 64, "interleaved")
+    # DBRX: checkpoints keep rope_theta in attn_config
+    dbrx = {"model_type": "dbrx", "d_model": 6144, "n_heads": 48, "attn_config": {"rope_theta": 500000}}
+    assert numrope.RopeConfig.from_hf(dbrx) == numrope.RopeConfig(128, base=500000.0)
+    with pytest.raises(ValueError, match=r"attn_config.rope_theta = 500000 and rope_theta = 10000 disagree"):
+        numrope.RopeConfig.from_hf(dbrx | {"rope_parameters": {"rope_theta": 10000.0}})
+    # MiniMax-M3-VL keeps a rotary_dim that transformers does not read: refused by name
+    with pytest.raises(NotImplementedError, match="rotary_dim = 64 in a 'minimax_m3_vl_text' config"):
+        numrope.RopeConfig.from_hf({"model_type": "minimax_m3_vl_text", "head_dim": 128, "rotary_dim": 64})
+    # nanochat rotates the other way
+    assert numrope.RopeConfig.from_hf({"model_type": "nanochat", "head_dim": 128}).direction == -1
+    # Muse: a per-layer theta other than rope_theta is refused (transformers reads it as RoPE or not)
+    muse = {
+        "model_type": "muse_spark_text",
+        "head_dim": 64,
+        "num_hidden_layers": 2,
+        "rope_theta": 5e5,
+        "layer_types": ["sliding_attention", "full_attention"],
+        "layer_rope_theta": [5e5, 0],
+    }
+    assert numrope.RopeConfig.from_hf(muse, layer=1) is None
+    with pytest.raises(NotImplementedError, match=r"layer_rope_theta\[0\] = 10000.0 differs from rope_theta"):
+        numrope.RopeConfig.from_hf(muse | {"layer_rope_theta": [1e4, 0]}, layer=0)
+
+
+def test_composite_configs_and_parts():
+    dia = {
+        "model_type": "dia",
+        "encoder_config": {"model_type": "dia_encoder", "head_dim": 128, "rope_parameters": {"rope_theta": 1e4}},
+        "decoder_config": {"model_type": "dia_decoder", "head_dim": 64, "rope_parameters": {"rope_theta": 2e4}},
+    }
+    assert numrope.RopeConfig.from_hf(dia) == numrope.RopeConfig(64, base=2e4)  # the decoder, as transformers
+    assert numrope.RopeConfig.from_hf(dia, part="encoder_config") == numrope.RopeConfig(128, base=1e4)
+    with pytest.raises(ValueError, match="no sub-config 'encoder' for part='encoder'"):
+        numrope.RopeConfig.from_hf(dia, part="encoder")
+    t5gemma = {"model_type": "t5gemma", "decoder": {"model_type": "t5_gemma_module", "head_dim": 256}}
+    assert numrope.RopeConfig.from_hf(t5gemma).head_dim == 256
+
+
+def test_modernbert_legacy_thetas():
+    # transformers 4.x ModernBERT: global_rope_theta for full attention, local_rope_theta for sliding
+    legacy = {
+        "model_type": "modernbert",
+        "hidden_size": 768,
+        "num_attention_heads": 12,
+        "global_rope_theta": 160000.0,
+        "local_rope_theta": 10000.0,
+    }
+    assert hf.layer_types(legacy) == ("full_attention", "sliding_attention")
+    assert numrope.RopeConfig.from_hf(legacy, layer_type="full_attention") == numrope.RopeConfig(64, base=160000.0)
+    assert numrope.RopeConfig.from_hf(legacy, layer_type="sliding_attention") == numrope.RopeConfig(64, base=1e4)
+
+
+def test_keys_that_do_not_change_the_rotation_are_accepted():
+    # Ministral 3 keeps Llama 4's attention temperature in rope_parameters: not part of the rotation
+    raw = {
+        "head_dim": 128,
+        "max_position_embeddings": 262144,
+        "rope_parameters": {
+            "rope_type": "yarn",
+            "rope_theta": 1e6,
+            "factor": 16.0,
+            "original_max_position_embeddings": 16384,
+            "llama_4_scaling_beta": 0.1,
+            "max_position_embeddings": 262144,
+        },
+    }
+    assert numrope.RopeConfig.from_hf(raw).scaling.factor == 16.0
+    # vLLM's keys are read, with vLLM's meaning
+    raw["rope_parameters"] |= {"attn_factor": 2.0}
+    assert numrope.RopeConfig.from_hf(raw).attention_scaling == pytest.approx(2 * (0.1 * math.log(16) + 1))
+    ntk = numrope.RopeConfig.from_hf(
+        {"head_dim": 64, "rope_scaling": {"rope_type": "ntk", "factor": 2.0, "mixed_b": 0.75}}
+    )
+    assert ntk.scaling == numrope.variants.NTK(factor=2.0, mixed_b=0.75)
+    # deepseek_yarn with one of mscale / mscale_all_dim: vLLM's defaults 1 and 0
+    one = {
+        "head_dim": 64,
+        "rope_scaling": {
+            "type": "deepseek_yarn",
+            "factor": 40.0,
+            "original_max_position_embeddings": 4096,
+            "mscale": 0.707,
+        },
+    }
+    assert numrope.RopeConfig.from_hf(one).attention_scaling == pytest.approx(0.1 * 0.707 * math.log(40) + 1)

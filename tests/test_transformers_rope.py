@@ -341,3 +341,14 @@ def test_yarn_attention_factor_formula_values():
         assert round(attention, 5) == expected
         assert round(numrope.RopeConfig.from_hf(FIXTURES / name).attention_scaling, 5) == expected
     assert math.isclose(0.1 * math.log(4) + 1, 1.13863, abs_tol=5e-6)
+
+
+def test_modernbert_legacy_thetas_as_transformers_converts_them():
+    """A transformers 4.x ModernBERT config.json: global_rope_theta and local_rope_theta, read as transformers
+    5.24's ModernBertConfig converts them into rope_parameters per layer type."""
+    legacy = {"hidden_size": 256, "num_attention_heads": 4, "global_rope_theta": 80000.0, "local_rope_theta": 5000.0}
+    converted = transformers.ModernBertConfig(**legacy).to_dict()
+    for layer_type in ("full_attention", "sliding_attention"):
+        ours = numrope.RopeConfig.from_hf({"model_type": "modernbert", **legacy}, layer_type=layer_type)
+        assert ours == numrope.RopeConfig.from_hf(converted, layer_type=layer_type)
+    assert numrope.RopeConfig.from_hf(converted, layer_type="full_attention").base == 80000.0
