@@ -12,6 +12,7 @@ writes the rows into the documentation (``docs/variants/model_sweep.csv``).
 from __future__ import annotations
 
 import dataclasses
+import re
 import zlib
 
 import hf_models as H
@@ -52,7 +53,16 @@ class Row:
     detail: str
 
     def csv(self) -> list[str]:
-        return [self.name, self.status, self.detail]
+        """The cells as the documentation's csv-table reads them: reStructuredText, its markup characters escaped."""
+        return [_escape(self.name), _escape(self.status), _escape(self.detail)]
+
+
+def _escape(text: str) -> str:
+    return re.sub(r"([\\`*_|<>\[\]])", r"\\\1", text)
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 def cases() -> list[tuple[str, str | None]]:
@@ -196,7 +206,7 @@ def read_table(path) -> dict[str, Row]:
 
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    return {r[0]: Row(*r) for r in rows[1:]}
+    return {_unescape(r[0]): Row(*map(_unescape, r)) for r in rows[1:]}
 
 
 HEADER = ["model type", "status", "what numrope reads, or why not"]
