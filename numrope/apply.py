@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from numrope import _dask
+from numrope import _dask, _xpos
 from numrope._checks import (
     check_cache,
     check_cache_index,
@@ -168,6 +168,7 @@ def apply_rope(
     >>> bool(np.allclose(numrope.apply_rope(q_rot, cfg, inverse=True), q, atol=1e-6))
     True
     """
+    _xpos.refuse_single(cfg)
     if cache is not None and seq_axis == -3 and inverse is False and transpose is False and seq_len is None:
         done = (_cpu_module or _cpu()).table_step(x, cfg, positions, cache, out)  # a decoding step, or None
         if done is not None:
@@ -333,10 +334,15 @@ def apply_rope_qk(
         # q's result would overwrite keys not yet read (out=(k, ...), q is k, fused buffers):
         # rotate a copy of them. k's result may overwrite q, which is read first.
         k = k.copy()
+    if cache is not None and _xpos.scales_qk(cfg):
+        raise NotImplementedError("xPos with cache=: the tables of queries and keys differ; leave cache out")
     cos, sin, rows = _tables_for(cfg, pos, cache, (q, k), seq_len, divide)
+    (q_cos, q_sin), (k_cos, k_sin) = (cos, sin), (cos, sin)
+    if _xpos.scales_qk(cfg):  # xPos: queries scaled up by the position's factors, keys down
+        (q_cos, q_sin), (k_cos, k_sin) = _xpos.qk_tables(cfg, cos, sin, pos, divide)
     cpu, layout, offset = _cpu(), cfg.layout, cfg.rotary_offset
     q_idx = per_token(rows, q.shape[:ax])
     k_idx = q_idx if k.shape[:ax] == q.shape[:ax] else per_token(rows, k.shape[:ax])
-    q_result = cpu.rotate(q, q_target, ax, layout, cos, sin, q_idx, backward, offset)
-    k_result = cpu.rotate(k, k_target, ax, layout, cos, sin, k_idx, backward, offset)
+    q_result = cpu.rotate(q, q_target, ax, layout, q_cos, q_sin, q_idx, backward, offset)
+    k_result = cpu.rotate(k, k_target, ax, layout, k_cos, k_sin, k_idx, backward, offset)
     return written(out[0], q_result), written(out[1], k_result)

@@ -90,6 +90,8 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     True
     """
     check_config(cfg)
+    if getattr(cfg.scaling, "scales_qk", False):
+        raise NotImplementedError("rope_cache: xPos scales queries and keys apart; one table cannot serve both")
     dtype = table_dtype(dtype)
     seq_len = check_seq_len(seq_len)
     if is_int_scalar(positions):

@@ -342,6 +342,8 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
     True
     """
     check_config(cfg)
+    if getattr(cfg.scaling, "scales_qk", False):
+        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
     dtype = table_dtype(dtype)
     threads = _check_threads(threads_per_block)
     cuda, kernels = _cuda()
@@ -425,6 +427,8 @@ def apply_rope(
     True
     """
     check_config(cfg)
+    if getattr(cfg.scaling, "scales_qk", False):
+        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
     backward, divide = check_direction(inverse, transpose)
     seq_len = check_seq_len(seq_len)
     threads = _check_threads(threads_per_block)
@@ -499,6 +503,8 @@ def apply_rope_qk(
     True
     """
     check_config(cfg)
+    if getattr(cfg.scaling, "scales_qk", False):
+        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
     backward, divide = check_direction(inverse, transpose)
     seq_len = check_seq_len(seq_len)
     threads = _check_threads(threads_per_block)

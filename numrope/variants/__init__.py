@@ -38,6 +38,7 @@ from numrope.variants.llama3 import Llama3
 from numrope.variants.longrope import LongRoPE
 from numrope.variants.ntk import NTK, DynamicNTK, NTKAware
 from numrope.variants.proportional import Proportional
+from numrope.variants.xpos import XPos
 from numrope.variants.yarn import YaRN
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "LongRoPE",
     "Proportional",
     "RopeScaling",
+    "XPos",
     "YaRN",
 ]
 
@@ -60,6 +62,8 @@ __all__ = [
 VARIANTS: dict[str, type[RopeScaling]] = {
     cls.rope_type: cls for cls in (Linear, NTK, DynamicNTK, YaRN, LongRoPE, Llama3, Proportional)
 }
+
+#: xPos (:class:`XPos`) is no rope_type of Hugging Face configs, and not listed above.
 
 #: Other names for the same variants in configs in use: Phi-3's first name for LongRoPE, and
 #: vLLM's name for DeepSeek's YaRN (the same formulas).
