@@ -17,11 +17,17 @@ from numrope.config import RopeConfig
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
 from numrope.kernels.sincos import (
+    _FAR_TWIN,
+    NEAR_LIMIT,
+    _any_far,
     _cos_sin,
     _far_entries,
-    _near_bound,
+    _top_frequency,
+    cos_sin_table_far_parallel,
+    cos_sin_table_far_serial,
     cos_sin_table_parallel,
     cos_sin_table_serial,
+    far_twin,
 )
 
 
@@ -136,27 +142,27 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
         _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail)
 
 
-def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks, far):
+def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks):
     """As ``_rotate``, each token's cos/sin computed on the fly from ``positions[b or 0, s]``.
 
     One pass over x: the angle arithmetic overlaps the memory traffic instead of preceding it.
     cos/sin are rounded to ``proto``'s dtype, as a table of that dtype would be; ``proto`` has
     shape (1, half), the shape of each chunk's scratch table. Tokens are split into ``n_chunks``
-    contiguous chunks. ``far``: as for :func:`numrope.kernels.sincos._cos_sin_table` (``None``
-    returns False, having written nothing, where some angle is far; ``True`` computes any angle).
+    contiguous chunks. Returns whether it wrote out: the common compilation returns False, having
+    written nothing, where some angle is far (see :func:`numrope.kernels.sincos.far_twin`).
     """
     n_s = x.shape[1]
     n_tokens = x.shape[0] * n_s
     half = _UP(inv_freq.shape[0])
     per_row = positions.shape[0] > 1
-    bound = _near_bound(inv_freq)
-    if far is None:
-        n_far = 0
+    if not _FAR_TWIN:  # few positions (one per token): their largest, then a vectorised count
+        m_max = 0.0
         for r in range(positions.shape[0]):
             for s in range(positions.shape[1]):
-                n_far += abs(positions[r, s]) >= bound
-        if n_far:
+                m_max = max(m_max, abs(positions[r, s]))
+        if _any_far(m_max, inv_freq):
             return False
+    top = _top_frequency(inv_freq) if _FAR_TWIN else 0.0
     for chunk in numba.prange(n_chunks):
         cos = np.empty_like(proto)
         sin = np.empty_like(proto)
@@ -170,8 +176,8 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
                 c, sn = _cos_sin(m, inv_freq[i])
                 cos[0, i] = scale * c
                 sin[0, i] = scale * sn
-            if far is not None:
-                if abs(m) >= bound:
+            if _FAR_TWIN:
+                if abs(m) * top >= NEAR_LIMIT:
                     _far_entries(m, inv_freq, scale, cos, sin, 0)
             _rotate_token(x, out, b, s, cos, sin, 0, sign, interleaved, copy_tail)
             s += 1
@@ -185,6 +191,7 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
 # serves each compiled specialisation to later processes.
 rotate_parallel, rotate_serial = jit_twins(_rotate)
 rotate_at_parallel, rotate_at_serial = jit_twins(_rotate_at)
+rotate_at_far_parallel, rotate_at_far_serial = jit_twins(far_twin(_rotate_at))
 
 
 def _round_bf16(src, dst):
@@ -232,9 +239,10 @@ def cos_sin_table(positions, inv_freq, scale, dtype):
     kernel_dtype = np.float64 if dtype.char in _BITS else dtype
     cos = np.empty((flat.size, inv_freq.size), dtype=kernel_dtype)
     sin = np.empty_like(cos)
-    kernel = cos_sin_table_parallel if use_parallel(cos.size) else cos_sin_table_serial
-    if not kernel(flat, inv_freq, scale, cos, sin, None):  # some angle is far: the far compilation
-        kernel(flat, inv_freq, scale, cos, sin, True)
+    parallel = use_parallel(cos.size)
+    kernel = cos_sin_table_parallel if parallel else cos_sin_table_serial
+    if not kernel(flat, inv_freq, scale, cos, sin):  # some angle is far: the far compilation
+        (cos_sin_table_far_parallel if parallel else cos_sin_table_far_serial)(flat, inv_freq, scale, cos, sin)
     shape = positions.shape + (inv_freq.size,)
     if dtype.char == "E":
         return round_f64_into(np.empty(shape, dtype), cos), round_f64_into(np.empty(shape, dtype), sin)
@@ -351,8 +359,8 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     positions = positions.astype(np.float64, copy=False)
     x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
     args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks)
-    if not kernel(*args, None):  # some angle is far: the far compilation (nothing was written)
-        kernel(*args, True)
+    if not kernel(*args):  # some angle is far: the far compilation (nothing was written)
+        (rotate_at_far_parallel if parallel else rotate_at_far_serial)(*args)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out

@@ -9,14 +9,14 @@ pi/2 in one of two ways:
 * far, ``2**32 <= |m * theta| < 1.5 * 2**53`` (:func:`_cos_sin_far`): the nearest ``k`` taken from a
   double-double ``2/pi``, then ``k`` times pi/2 in 53-bit parts, each product exact (``_exact_prod``),
   and the eight terms of the remainder summed by three passes of error-free additions (Ogita, Rump
-  and Oishi's cascaded summation), exact to about ``2**-150`` radians.
+  and Oishi's cascaded summation), exact to about ``2**-160`` radians.
 
 Either way the reduced angle and its low word go to the same polynomials, and the result is within
 one ulp of the exact cosine and sine of the float64 product. Beyond the far range ``k`` would not
 be an integer in float64: :func:`_cos_sin_any` returns NaN there, and the callers refuse angles from
 ``2**53`` on (:func:`numrope._checks.check_angles`) before any kernel runs.
 
-The CPU kernels come in two compilations (see :func:`_cos_sin_table`): the common one holds the near
+The CPU kernels come in two compilations (see :func:`far_twin`): the common one holds the near
 path only, in a loop LLVM vectorises, and the far one, run only where some angle needs it, follows
 each row's near loop with the far path for its far entries (:func:`_far_entries`). The GPU kernels
 branch per entry (:func:`_cos_sin_any`).
@@ -31,6 +31,7 @@ Dekker's splitting) and :func:`_round_half_even` (``np.rint``; numba.cuda has no
 """
 
 import math
+import types
 
 import numba
 import numpy as np
@@ -196,7 +197,7 @@ def _cos_sin_far(m, theta):
     rounding of ``k * _P4``, together below ``2**-163``. It may be tiny (``m * theta`` next to a
     multiple of pi/2 after a long cancellation), so it is summed by cascaded summation (Ogita, Rump
     and Oishi 2005, SumK with K = 4): three error-free passes, then the rest added to the result,
-    which is within ``2**-104`` of it relative plus about ``2**-190`` absolute.
+    which is within about ``2**-100`` of it relative plus ``2**-190`` absolute.
     """
     p, e = _exact_prod(m, theta)
     y, y_lo = _exact_prod(p, _TWO_OVER_PI)
@@ -227,23 +228,38 @@ def _cos_sin_any(m, theta):
 
 
 @njit(inline="always")
-def _near_bound(inv_freq):
-    """``|m|`` below which every ``|fl(m * inv_freq[i])|`` is below NEAR_LIMIT: inf without frequencies.
+def _top_frequency(inv_freq):
+    """The largest ``|inv_freq[i]|`` (0.0 for none): four running maxima, for a short dependency chain."""
+    t0 = t1 = t2 = t3 = 0.0
+    n = inv_freq.shape[0]
+    i = 0
+    while i + 4 <= n:
+        t0 = max(t0, abs(inv_freq[i]))
+        t1 = max(t1, abs(inv_freq[i + 1]))
+        t2 = max(t2, abs(inv_freq[i + 2]))
+        t3 = max(t3, abs(inv_freq[i + 3]))
+        i += 4
+    while i < n:
+        t0 = max(t0, abs(inv_freq[i]))
+        i += 1
+    return max(max(t0, t1), max(t2, t3))
 
-    The margin of ``2**-50`` covers the rounding of the bound and of the products: ``|m| < bound``
-    gives ``|m * theta| < NEAR_LIMIT * (1 - 2**-51)``, which rounds below NEAR_LIMIT.
-    """
-    top = 0.0
+
+@njit(inline="always")
+def _any_far(m_max, inv_freq):
+    """Whether some ``|fl(m * inv_freq[i])|`` reaches NEAR_LIMIT for some ``|m| <= m_max``: a count
+    LLVM vectorises (``fl`` is monotonic, so ``m_max`` decides)."""
+    n = 0
     for i in range(inv_freq.shape[0]):
-        top = max(top, abs(inv_freq[i]))
-    return NEAR_LIMIT * (1.0 - 2.0**-50) / top if top > 0.0 else math.inf
+        n += m_max * abs(inv_freq[i]) >= NEAR_LIMIT
+    return n > 0
 
 
 @njit
 def _far_entries(m, inv_freq, scale, cos, sin, row):
     """Recompute by the far path the entries of row ``row`` whose angle reaches NEAR_LIMIT.
 
-    Called by the far specialisation of a kernel only, after its near loop has filled the row.
+    Called by the far compilation of a kernel only, after its near loop has filled the row.
     """
     for i in range(inv_freq.shape[0]):
         if abs(m * inv_freq[i]) >= NEAR_LIMIT:
@@ -252,20 +268,36 @@ def _far_entries(m, inv_freq, scale, cos, sin, row):
             sin[row, i] = scale * s
 
 
-def _cos_sin_table(positions, inv_freq, scale, cos, sin, far):
-    """cos[n, i], sin[n, i] = scale * cos/sin(positions[n] * inv_freq[i]); returns whether it wrote them.
+#: False in the common compilation of a kernel, True in its far compilation (see :func:`far_twin`).
+_FAR_TWIN = False
 
-    ``far`` selects one of two compilations (Numba prunes the ``is None`` branches by type):
-    ``None``, near angles only: if some angle may reach NEAR_LIMIT it writes nothing and returns False,
-    and the caller runs the kernel again with ``far=True``, which follows each row's near loop with
-    :func:`_far_entries` where the row needs it. So the common compilation holds no far code: a call
-    in the loop nest, even one never taken, cost its vectorised loop a few per cent.
+
+def far_twin(kernel):
+    """The far compilation's source: a copy of the Python function ``kernel`` that sees ``_FAR_TWIN`` True.
+
+    A kernel's common compilation computes near angles only: if some angle may reach NEAR_LIMIT, it
+    returns False before writing anything, and the launcher runs the far compilation, which follows
+    each row's near loop with :func:`_far_entries` where the row needs it. Numba compiles a global as
+    a constant, so the common compilation holds no far code (a call in the loop nest, even one never
+    taken, cost its vectorised loop a few per cent), and it takes the arguments it always took (an
+    argument telling the two apart cost each call 75 ns of dispatch). The copy is named
+    ``<name>_far``: Numba's disk cache keys entries by name.
     """
-    bound = _near_bound(inv_freq)
-    if far is None:
+    g = dict(kernel.__globals__, _FAR_TWIN=True)
+    twin = types.FunctionType(kernel.__code__, g, kernel.__name__ + "_far", kernel.__defaults__, kernel.__closure__)
+    twin.__qualname__ = kernel.__qualname__ + "_far"
+    twin.__doc__ = kernel.__doc__
+    return twin
+
+
+def _cos_sin_table(positions, inv_freq, scale, cos, sin):
+    """cos[n, i], sin[n, i] = scale * cos/sin(positions[n] * inv_freq[i]); returns whether it wrote them
+    (False, in the common compilation, where some angle is far: see :func:`far_twin`)."""
+    top = _top_frequency(inv_freq)
+    if not _FAR_TWIN:
         n_far = 0
-        for n in numba.prange(positions.shape[0]):
-            n_far += abs(positions[n]) >= bound
+        for n in range(positions.shape[0]):  # a vectorised count: cheaper than a parallel launch
+            n_far += abs(positions[n]) * top >= NEAR_LIMIT  # fl is monotonic: top decides
         if n_far:
             return False
     half = inv_freq.shape[0]
@@ -275,10 +307,11 @@ def _cos_sin_table(positions, inv_freq, scale, cos, sin, far):
             c, s = _cos_sin(m, inv_freq[i])
             cos[n, i] = scale * c
             sin[n, i] = scale * s
-        if far is not None:
-            if abs(m) >= bound:
+        if _FAR_TWIN:
+            if abs(m) * top >= NEAR_LIMIT:
                 _far_entries(m, inv_freq, scale, cos, sin, n)
     return True
 
 
 cos_sin_table_parallel, cos_sin_table_serial = jit_twins(_cos_sin_table)
+cos_sin_table_far_parallel, cos_sin_table_far_serial = jit_twins(far_twin(_cos_sin_table))
