@@ -365,6 +365,7 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
         np.copyto(out, target.reshape(out.shape))
     return out
 
+
 # The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
 # as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
 # per scalar), so this kernel takes the offset and one int of flags instead of an index array, a sign and
