@@ -65,19 +65,23 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
         If ``cfg`` is not a RopeConfig, positions are not integers or reals, ``dtype`` is not
         float16, float32 or float64, or ``seq_len`` is not an int.
     ValueError
-        If ``positions`` is a negative int or one from 2**63 on, holds NaN or infinite values or
-        positions whose angles ``|m * theta_i|`` reach ``2**32`` radians (see Notes), or if
-        ``seq_len`` is not positive.
+        If ``positions`` is a negative int or one from 2**63 on, holds NaN or infinite values,
+        positions from ``2**53`` on in magnitude or positions whose angles ``|m * theta_i|`` reach
+        ``2**53`` radians (see Notes), or if ``seq_len`` is not positive.
 
     Notes
     -----
     The angle ``m * theta_i`` is formed exactly (as a sum of two float64 numbers) and reduced
-    modulo pi/2 against a 169-bit value of pi/2, so the float64 tables are within one ulp of the
-    exact cosine and sine of ``m * theta_i`` for every ``|m * theta_i| < 2**32``, and lower
-    precisions are rounded once from them (bfloat16 too, by rounding to odd at float32's precision
-    first). The usual ``cos(float(m * theta))`` loses ``log2(m * theta)`` bits to the rounded product.
-    Larger angles are refused: the reduction is not exact there, and far beyond it gives values not
-    even bounded by one.
+    modulo pi/2 exactly enough for the last bit: against a 169-bit value of pi/2 below ``2**32``
+    radians, and from there against a 212-bit one, each product of it exact and the remainder
+    summed without loss. So the float64 tables are within one ulp of the exact cosine and sine of
+    ``m * theta_i`` for every position ``|m| < 2**53`` (every integer float64 holds) and angle
+    ``|m * theta_i| < 2**53`` (so for every such position where ``theta_i <= 1``), three ulps with
+    an attention factor other than 1 (YaRN, LongRoPE: one ulp of the cosine times the factor, plus
+    the rounding of that product); lower precisions are rounded once from them (bfloat16 too, by
+    rounding to odd at float32's precision first). The usual ``cos(float(m * theta))`` loses
+    ``log2(m * theta)`` bits to the rounded product. Larger positions and angles are refused. See
+    :doc:`/explanation/accuracy` for the error analysis and the measurements.
 
     Examples
     --------
