@@ -322,6 +322,45 @@ class RopeConfig:
         fields = hf.rope_fields_from_hf(config, layer_type=layer_type, layer=layer, part=part)
         return None if fields is None else cls(**fields)
 
+    @classmethod
+    def from_gguf(cls, path, *, layer_type: str | None = None) -> RopeConfig:
+        """The RoPE of a llama.cpp model, from its GGUF file's metadata (the ``numrope[gguf]`` extra).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.gguf`` file; its weights are not read.
+        layer_type : {None, "full_attention", "sliding_attention"}, optional
+            For models whose sliding-window layers have their own base or rotary part.
+
+        Returns
+        -------
+        RopeConfig
+
+        Raises
+        ------
+        ModuleNotFoundError
+            Without the ``gguf`` package.
+        ValueError, TypeError, NotImplementedError
+            As :func:`numrope.models.gguf.fields_from_gguf`, which says which keys are read.
+
+        Examples
+        --------
+        With the ``gguf`` package installed:
+
+        >>> import os, tempfile, gguf, numrope  # doctest: +SKIP
+        >>> path = os.path.join(tempfile.mkdtemp(), "llama.gguf")  # doctest: +SKIP
+        >>> w = gguf.GGUFWriter(path, "llama")  # doctest: +SKIP
+        >>> w.add_embedding_length(4096); w.add_head_count(32); w.add_rope_freq_base(500000.0)  # doctest: +SKIP
+        >>> w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()  # doctest: +SKIP
+        >>> cfg = numrope.RopeConfig.from_gguf(path)  # doctest: +SKIP
+        >>> cfg.head_dim, cfg.base, cfg.layout  # llama.cpp's NORM rope: adjacent pairs  # doctest: +SKIP
+        (128, 500000.0, 'interleaved')
+        """
+        from numrope.models import gguf
+
+        return cls(**gguf.fields_from_gguf(path, layer_type=layer_type))
+
     def to_hf(self) -> dict:
         """The Hugging Face config keys (transformers 5.x format) that describe this configuration.
 

@@ -41,7 +41,7 @@ def add_parser(sub):
     p.add_argument(
         "--config",
         metavar="PATH",
-        help="a Hugging Face config.json (or model directory): use that model's RoPE "
+        help="a Hugging Face config.json (or model directory) or a llama.cpp .gguf file: use that model's RoPE "
         "(head size, base, rotary part, layout, scaling) instead of --head-dim and --base",
     )
     p.add_argument(
@@ -111,7 +111,8 @@ def config_from_args(args):
     given = [name for name, value in (("--head-dim", args.head_dim), ("--base", args.base)) if value is not None]
     if given:
         raise ValueError(f"{' and '.join(given)} cannot be combined with --config, which sets them from the model")
-    cfg = numrope.RopeConfig.from_hf(args.config, layer_type=args.layer_type)
+    load = numrope.RopeConfig.from_gguf if str(args.config).endswith(".gguf") else numrope.RopeConfig.from_hf
+    cfg = load(args.config, layer_type=args.layer_type)
     if cfg.axes is not None:  # its checks and baselines take one position per token
         raise ValueError(
             f"--config {args.config} describes multi-axis RoPE (axes {', '.join(cfg.axes.names)}), which the demo "
@@ -171,7 +172,7 @@ def _checks(cfg, x, y, positions, seq_len, rng, max_position):
 def run(args) -> int:
     try:
         cfg = config_from_args(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except (ValueError, TypeError, OSError, NotImplementedError, ImportError) as exc:
         print(f"numrope demo: {exc}", file=sys.stderr)
         return 2
     rng = np.random.default_rng(args.seed)

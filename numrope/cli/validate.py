@@ -69,7 +69,11 @@ def add_parser(sub):
     p.add_argument("--cache-kind", choices=("vllm", "hf", "freqs_cis"), help="the form of --cache")
     p.add_argument("--plot", metavar="FILE", help="also draw the error and the received frequencies (matplotlib)")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--config", metavar="CONFIG_JSON", help="a Hugging Face config.json (or model directory)")
+    source.add_argument(
+        "--config",
+        metavar="CONFIG_JSON",
+        help="a Hugging Face config.json (or model directory), or a llama.cpp .gguf file",
+    )
     source.add_argument("--head-dim", type=int, help="head size (the last axis)")
     p.add_argument("--layer-type", help="with --config: which layer type (Gemma 3's full_attention, ...)")
     p.add_argument("--base", type=float, default=10000.0, help="frequency base, rope_theta (default 10000)")
@@ -227,14 +231,20 @@ def _config(args):
     if args.config is not None:
         if not os.path.exists(args.config):
             raise InputError(f"{args.config}: no such file")
+        gguf = str(args.config).endswith(".gguf")  # a llama.cpp model file: its metadata
         try:
-            cfg = numrope.RopeConfig.from_hf(args.config, layer_type=args.layer_type)
+            cfg = (numrope.RopeConfig.from_gguf if gguf else numrope.RopeConfig.from_hf)(
+                args.config, layer_type=args.layer_type
+            )
+        except ImportError as exc:
+            raise InputError(f"{args.config}: {_one_line(exc)}") from exc
         except RecursionError as exc:
             raise InputError(
                 f"{args.config}: nested too deeply to read (deeper than Python's recursion limit)"
             ) from exc
         except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputError(f"{args.config}: cannot read it as a config.json ({_one_line(exc)})") from exc
+            what = "a GGUF file" if gguf else "a config.json"
+            raise InputError(f"{args.config}: cannot read it as {what} ({_one_line(exc)})") from exc
         except CONFIG_ERRORS as exc:
             if isinstance(exc, ArithmeticError):
                 problem = _config_key_problem(args.config) or (
