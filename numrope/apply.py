@@ -143,9 +143,9 @@ def apply_rope(
         positions with a cache, ``out`` of the wrong dtype, ``seq_len`` not an int.
     ValueError
         ``x``'s last axis not ``head_dim``, a bad ``seq_axis``, positions of the wrong length or
-        shape, NaN or infinite positions, positions whose angles ``|m * theta_i|`` reach
-        ``2**32`` radians without a cache (numrope's cos and sin are exact below that), an int
-        offset past int64, ``out`` of the wrong shape, read-only, or partly overlapping ``x``,
+        shape, NaN or infinite positions, positions from ``2**53`` on in magnitude or whose angles
+        ``|m * theta_i|`` reach ``2**53`` radians without a cache (numrope's cos and sin are exact
+        below that), an int offset past int64, ``out`` of the wrong shape, read-only, or partly overlapping ``x``,
         ``inverse`` and ``transpose`` both true, ``seq_len`` not positive.
     IndexError
         A position outside the cache table (negative ones included).

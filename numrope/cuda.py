@@ -328,8 +328,9 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
     -----
     The same float64 computation as :func:`numrope.rope_cache`: the product ``m * theta_i`` is
     taken exactly (with a fused multiply-add on the GPU), reduced modulo pi/2 against a 169-bit pi/2
-    and evaluated by polynomials, then rounded once to ``dtype``. The GPU compiler may fuse other
-    multiply-adds, so results can differ from the CPU's by an ulp of float64.
+    (a 212-bit one from 2**32 radians on) and evaluated by polynomials, then rounded once to
+    ``dtype``. The GPU compiler may fuse other multiply-adds, so results can differ from the CPU's by
+    an ulp of float64.
 
     Examples
     --------
