@@ -444,3 +444,15 @@ def test_the_kernels_give_nan_past_their_range():
         cos, sin = cpu.cos_sin_table(np.array([m]), theta, 1.0, np.dtype(np.float64))
         assert np.isnan(cos[0, 0]) and np.isnan(sin[0, 0])
         assert np.isfinite(cos[0, 1]) or m == 1e300
+
+
+def test_check_precision_covers_far_positions():
+    # numrope verify's precision check: its default positions reach 2**53 - 1, or the angle 2**53
+    report = precision.check_precision(LLAMA2, n_random=16)
+    assert report.passed, str(report)
+    assert report.title.startswith("cos/sin precision at ") and "9007199254740991]" in report.title
+    fast = numrope.RopeConfig(head_dim=8, scaling=numrope.variants.Linear(factor=0.25))  # theta_0 = 4
+    report = precision.check_precision(fast, n_random=16)
+    assert report.passed, str(report)
+    assert f"{2**51 - 1}]" in report.title
+    assert "9007199254740991" not in str(precision.check_precision(LLAMA2, n_random=16, far=False))

@@ -411,7 +411,8 @@ def check_precision(
     far : bool, default True
         Add to the default positions ``n_random // 4`` random positions in ``[2**32, 2**53)``,
         ``2**53 - 1``, and the adversarial positions of the three pairs in that range: the angles
-        of the first pairs there take the far path of numrope's argument reduction.
+        of the first pairs there take the far path of numrope's argument reduction. (The range
+        ends lower where a frequency exceeds 1, at angles of ``2**53``.)
     seq_len : int, optional
         Sequence length for the variants that depend on it.
     seed : int
@@ -451,9 +452,13 @@ def check_precision(
             ]
         )
         if far:
+            # below 2**53, and below 2**53 radians where a frequency exceeds 1 (numrope refuses beyond)
             lo, hi = _FAR
-            hard = adversarial_positions(picks, hi - 1)
-            positions = np.concatenate([positions, [hi - 1], rng.integers(lo, hi, n_random // 4), hard[hard >= lo]])
+            hi = min(hi, int(hi / theta.max())) if theta.size and theta.max() > 1 else hi
+            if hi > lo:
+                hard = adversarial_positions(picks, hi - 1)
+                far_positions = [[hi - 1], rng.integers(lo, hi, n_random // 4), hard[hard >= lo]]
+                positions = np.concatenate([positions, *far_positions])
     pos = np.unique(np.asarray(positions))
     ex = exact_cos_sin(pos, cfg.inv_freq(seq_len), cfg.attention_scaling)
     scaled = cfg.attention_scaling != 1.0
