@@ -10,6 +10,7 @@ A value the user set is left alone: ``NUMBA_ENABLE_CUDASIM=0`` skips the GPU tes
 import ctypes
 import os
 import sys
+from pathlib import Path
 
 
 def _cuda_driver_present() -> bool:
@@ -33,6 +34,15 @@ import pytest  # noqa: E402
 
 def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "error::numba.core.errors.NumbaPerformanceWarning")
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Helper modules here (not test_*.py) are imported by the tests that use them, which skip
+    where an optional package is missing; --doctest-modules must not import them on its own."""
+    if collection_path.suffix == ".py" and collection_path.parent == Path(__file__).parent:
+        if not collection_path.name.startswith("test_") and collection_path.name != "conftest.py":
+            return True
+    return None
 
 
 EPS64 = np.finfo(np.float64).eps
