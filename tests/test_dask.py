@@ -12,9 +12,7 @@ CFGS = {
     "half": numrope.RopeConfig(head_dim=16),
     "interleaved-partial": numrope.RopeConfig(head_dim=16, rotary_dim=8, layout="interleaved"),
     # seq_len-dependent variants: the default seq_len must come from the whole array, not a chunk
-    "dynamic": numrope.RopeConfig(
-        head_dim=16, scaling=variants.DynamicNTK(factor=4.0, max_position_embeddings=32)
-    ),
+    "dynamic": numrope.RopeConfig(head_dim=16, scaling=variants.DynamicNTK(factor=4.0, max_position_embeddings=32)),
     "yarn": numrope.RopeConfig(head_dim=16, scaling=variants.YaRN(factor=4.0, original_max_position_embeddings=32)),
 }
 
@@ -103,9 +101,10 @@ def test_local_cluster_with_worker_processes(rng):
     cfg = CFGS["yarn"]
     x = rng.standard_normal((2, 64, 4, 16)).astype(np.float32)
     pos = rng.integers(0, 10_000, (2, 64))
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         lazy = numrope.apply_rope(da.from_array(x, chunks=(1, (20, 44), 2, 16)), cfg, pos)
         future = client.compute(lazy)
         got = future.result()
