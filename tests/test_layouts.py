@@ -8,6 +8,7 @@ in :mod:`numrope.reference`, with the per-dtype bound of ``conftest.rope_toleran
 """
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,3 +221,28 @@ def test_cuda_kernels(rng):
             assert_matches(dk.copy_to_host(), expected[:, :, :1], x, dtype, 5000)
             back = nc.apply_rope(cuda.to_device(got), cfg, pos, inverse=True).copy_to_host()
             assert_matches(back, x, got, dtype, 5000)
+
+
+def test_numrope_checks_follow_the_rotary_part_and_refuse_moving_pairs(capsys):
+    """numrope.checks (numrope verify) hold the relative-position identity and the rotation matrices of a
+    rotary part inside the head; the interleaved_in_half_out map is no rotation of one basis: refused."""
+    from numrope.checks import identity
+    from numrope.checks.matrices import exact_rotation_matrix
+    from numrope.cli import main
+
+    for cfg in CONFIGS:
+        if cfg.layout == "interleaved_in_half_out":
+            with pytest.raises(NotImplementedError, match="interleaved_in_half_out"):
+                identity.check_rotation(cfg)
+            continue
+        assert identity.check_relative(cfg).passed, cfg
+        assert identity.check_rotation(cfg).passed, cfg
+        # the matrix rotates exactly the features by_hand does
+        x = np.eye(cfg.head_dim)[:, None, None, :]  # one basis vector per batch row
+        m = 123.0
+        got = by_hand(x, cfg, np.full((cfg.head_dim, 1), m))[:, 0, 0, :]
+        assert np.allclose(got.T, exact_rotation_matrix(cfg, m), atol=1e-12)
+    fixtures = Path(__file__).parent / "fixtures" / "configs"
+    assert main(["verify", "--config", str(fixtures / "deepseek-v2-lite.json"), "--max-position", "256"]) == 0
+    assert main(["verify", "--config", str(fixtures / "deepseek-v3.json"), "--max-position", "256"]) == 2
+    assert "interleaved_in_half_out" in capsys.readouterr().err

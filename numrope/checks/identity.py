@@ -212,18 +212,19 @@ def check_relative(
 
     order = _pair_order(cfg)
     j0, j1 = order[0:r:2], order[1:r:2]
+    rf, rest = np.sort(order[:r]), order[r:]  # the rotary features and those around them
     rho = np.hypot(q[:, j0], q[:, j1]) * np.hypot(k[:, j0], k[:, j1])  # (v, pairs)
-    passthrough = np.abs(q[:, r:] * k[:, r:]).sum(axis=1)
+    passthrough = np.abs(q[:, rest] * k[:, rest]).sum(axis=1)
     scale = a * a * rho.sum(axis=1) + passthrough
 
     c, s = exact_angle_cos_sin(dist[:, None].astype(np.float64), theta[None, :])
     wr = q[:, j0] * k[:, j0] + q[:, j1] * k[:, j1]
     wi = q[:, j1] * k[:, j0] - q[:, j0] * k[:, j1]
-    closed = a * a * (wr * c - wi * s).sum(axis=1) + (q[:, r:] * k[:, r:]).sum(axis=1)
+    closed = a * a * (wr * c - wi * s).sum(axis=1) + (q[:, rest] * k[:, rest]).sum(axis=1)
     matrix = np.empty(n_vectors)
     for v in range(n_vectors):
-        rot = exact_rotation_matrix(cfg, -float(dist[v]), seq_len=seq_len)[:r, :r]
-        matrix[v] = a * a * (q[v, :r] @ (rot @ k[v, :r])) + q[v, r:] @ k[v, r:]
+        rot = exact_rotation_matrix(cfg, -float(dist[v]), seq_len=seq_len)[np.ix_(rf, rf)]
+        matrix[v] = a * a * (q[v, rf] @ (rot @ k[v, rf])) + q[v, rest] @ k[v, rest]
 
     # Bounds relative to `scale` (see the "Accuracy" page).
     eps_cs = float(cos_sin_error(np.abs(dist).max() * theta.max()))
@@ -341,7 +342,7 @@ def check_rotation(
         x = rng.standard_normal((1, 1, 1, d))
         got = numrope.apply_rope(x, cfg, np.array([[p]]), seq_len=seq_len)[0, 0, 0]
         want = rm @ x[0, 0, 0]
-        want[:r] *= a
+        want[order[:r]] *= a  # the rotary features (not the ones around them)
         rotary = pair_of >= 0
         norms = a * np.hypot(x[0, 0, 0][order[0:r:2]], x[0, 0, 0][order[1:r:2]])
         diff = np.abs(got - want)

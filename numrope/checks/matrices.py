@@ -53,6 +53,12 @@ def _gamma(n: int, u: float = U64) -> float:
 def _check_cfg(cfg):
     if not isinstance(cfg, RopeConfig):
         raise TypeError(f"cfg must be a numrope.RopeConfig, got {type(cfg).__name__}")
+    if cfg.layout == "interleaved_in_half_out":
+        raise NotImplementedError(
+            "layout 'interleaved_in_half_out' reads pairs at (2i, 2i+1) and writes them at (i, i + d/2): the "
+            "interleaved rotation followed by a fixed permutation, not a rotation of one feature basis; check the "
+            "'interleaved' layout, which turns every pair alike"
+        )
 
 
 def _check_position(m, name="m") -> float:
@@ -104,7 +110,8 @@ def cos_sin_error(angle) -> np.ndarray:
 def _pair_order(cfg) -> np.ndarray:
     """Feature index of each row of the block-diagonal matrix: pair by pair, then pass-through."""
     first, second = cfg.pair_indices()
-    return np.concatenate([np.stack([first, second], axis=1).ravel(), np.arange(cfg.rotary_dim, cfg.head_dim)])
+    passing = np.setdiff1d(np.arange(cfg.head_dim), np.concatenate([first, second]))  # around the rotary part
+    return np.concatenate([np.stack([first, second], axis=1).ravel(), passing])
 
 
 def generator(cfg: RopeConfig, seq_len: int | None = None) -> np.ndarray:

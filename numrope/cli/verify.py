@@ -150,8 +150,11 @@ def _configs(args):
 
     try:
         cfg = numrope.RopeConfig.from_hf(args.config, layer_type=args.layer_type)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, NotImplementedError) as exc:
         raise _UsageError(f"cannot use --config {args.config}: {exc}") from None
+    if cfg is None or cfg.layout == "interleaved_in_half_out":
+        why = "the layer asked for has no RoPE" if cfg is None else "its layout, interleaved_in_half_out, moves pairs"
+        raise _UsageError(f"cannot use --config {args.config}: {why} (numrope verify checks rotations in place)")
     seq_len = args.seq_len
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = getattr(cfg.scaling, "max_position_embeddings", None) or 8192
