@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
+from conftest import assert_matches
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import numrope
-from conftest import assert_matches
 from numrope import reference
 
 DTYPES = [np.float16, np.float32, np.float64]

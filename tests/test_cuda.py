@@ -13,10 +13,10 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import EPS64, assert_matches, rope_tolerance
 
 import numrope
 import numrope.cuda
-from conftest import EPS64, assert_matches, rope_tolerance
 from numrope import reference
 
 cuda_or_simulator = pytest.mark.skipif(

@@ -4,9 +4,9 @@ transpose ``a R^T``, which differ unless ``a == 1``."""
 
 import numpy as np
 import pytest
+from conftest import EPS64, assert_matches
 
 import numrope
-from conftest import EPS64, assert_matches
 from numrope import reference
 from numrope.variants import LongRoPE, YaRN
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_matches
 
 import numrope
-from conftest import assert_matches
 from numrope import reference
 from numrope.validation import compare
 from numrope.variants import YaRN

@@ -6,9 +6,9 @@ Held to the formula of Sun et al. 2022 written out here in NumPy, and to rotary-
 
 import numpy as np
 import pytest
+from conftest import assert_matches
 
 import numrope
-from conftest import assert_matches
 from numrope.variants import XPos
 
 
