@@ -195,13 +195,12 @@ def vectorised_numpy(x, cfg, positions=None, *, seq_axis=-3):
     deliberately not tuned and leaves out the attention scaling; its angles lose accuracy with the
     position (the error of float32 angles). For correctness use the forms above.
     """
-    if cfg.layout not in ("half", "interleaved") or cfg.rotary_offset or cfg.direction != 1:
-        raise NotImplementedError("the speed baseline rotates the half and interleaved layouts from feature 0 only")
     x = np.asarray(x)
     ax = seq_axis % x.ndim
     n = x.shape[ax]
     positions = np.arange(n) if positions is None else np.asarray(positions)
-    theta = (1.0 / cfg.base ** (np.arange(0, cfg.rotary_dim, 2) / cfg.rotary_dim)).astype(np.float32)
+    exponents = np.arange(0, cfg.rotary_dim, 2) / cfg.rotary_dim
+    theta = (cfg.direction / cfg.base**exponents).astype(np.float32)
     angles = np.outer(positions.astype(np.float32), theta)  # (S, n_pairs)
     shape = (n,) + (1,) * (x.ndim - ax - 2) + (cfg.rotary_dim,)
     if cfg.layout == "interleaved":
@@ -210,7 +209,10 @@ def vectorised_numpy(x, cfg, positions=None, *, seq_axis=-3):
     else:
         cos = np.concatenate([np.cos(angles)] * 2, axis=-1).reshape(shape).astype(x.dtype)
         sin = np.concatenate([np.sin(angles)] * 2, axis=-1).reshape(shape).astype(x.dtype)
-    rot = x[..., : cfg.rotary_dim]
+    lo, hi = cfg.rotary_offset, cfg.rotary_offset + cfg.rotary_dim
+    rot = x[..., lo:hi]
+    if cfg.layout == "interleaved_in_half_out":  # de-interleaved first, as apply_rotary_pos_emb_interleave
+        rot = np.concatenate([rot[..., 0::2], rot[..., 1::2]], axis=-1)
     if cfg.layout == "interleaved":
         rotated = np.stack([-rot[..., 1::2], rot[..., 0::2]], axis=-1).reshape(rot.shape)
     else:
@@ -219,4 +221,4 @@ def vectorised_numpy(x, cfg, positions=None, *, seq_axis=-3):
     rotated_part = rot * cos + rotated * sin
     if cfg.rotary_dim == x.shape[-1]:
         return rotated_part
-    return np.concatenate([rotated_part, x[..., cfg.rotary_dim :]], axis=-1)
+    return np.concatenate([x[..., :lo], rotated_part, x[..., hi:]], axis=-1)

@@ -246,3 +246,13 @@ def test_numrope_checks_follow_the_rotary_part_and_refuse_moving_pairs(capsys):
     assert main(["verify", "--config", str(fixtures / "deepseek-v2-lite.json"), "--max-position", "256"]) == 0
     assert main(["verify", "--config", str(fixtures / "deepseek-v3.json"), "--max-position", "256"]) == 2
     assert "interleaved_in_half_out" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=IDS)
+def test_the_speed_baseline_rotates_every_layout(cfg, rng):
+    """numrope.reference.vectorised_numpy (numrope bench's and numrope demo's baseline), float32 angles:
+    within |m theta| * 2**-23 of the rotation by hand, for positions below 20."""
+    x = rng.standard_normal((1, 7, 2, cfg.head_dim))
+    pos = np.arange(7) * 3
+    got = reference.vectorised_numpy(x, cfg, pos)
+    assert np.abs(got - by_hand(x, cfg, pos[None])).max() <= 2 * np.abs(x).max() * (18 * 2.0**-23 + 2.0**-22)
