@@ -256,3 +256,14 @@ def test_the_speed_baseline_rotates_every_layout(cfg, rng):
     pos = np.arange(7) * 3
     got = reference.vectorised_numpy(x, cfg, pos)
     assert np.abs(got - by_hand(x, cfg, pos[None])).max() <= 2 * np.abs(x).max() * (18 * 2.0**-23 + 2.0**-22)
+
+
+def test_float32_emulation_follows_the_direction_and_the_layout(rng):
+    """numrope.validation.emulate's float32 angles (as transformers forms them) turn the way cfg does."""
+    from numrope.validation import emulate
+
+    for cfg in CONFIGS:
+        x = rng.standard_normal((1, 9, 2, cfg.head_dim)).astype(np.float32)
+        pos = np.arange(9) * 5
+        got = emulate.apply_rope(x, cfg, pos)
+        assert np.abs(got - by_hand(x, cfg, pos[None])).max() <= 2 * np.abs(x).max() * (45 * 2.0**-23 + 2.0**-21)

@@ -110,8 +110,8 @@ def _float32_tables(cfg, pos, seq_len, inv_freq=None):
         pass
     elif cfg.scaling is None:
         exponents = np.arange(0, cfg.rotary_dim, 2, dtype=np.float32) / np.float32(cfg.rotary_dim)
-        inv_freq = np.float32(1.0) / np.power(np.float32(cfg.base), exponents)
-    else:  # the variant's float64 frequencies, rounded once
+        inv_freq = np.float32(cfg.direction) / np.power(np.float32(cfg.base), exponents)
+    else:  # the variant's float64 frequencies (direction included), rounded once
         inv_freq = cfg.inv_freq(seq_len).astype(np.float32)
     angle = pos.astype(np.float32)[:, None] * inv_freq[None, :]
     scale = np.float32(cfg.attention_scaling)
