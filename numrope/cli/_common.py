@@ -1,4 +1,4 @@
-"""What the ``numrope`` subcommands share: argument types, one-line usage errors, a progress bar.
+"""What the ``numrope`` subcommands share: parser set-up, argument types, one-line usage errors, a progress bar.
 
 The argument types turn a bad value into argparse's usage error (exit status 2) before anything
 runs, so that no NaN, zero or negative size reaches numrope's functions or a Numba kernel.
@@ -94,6 +94,25 @@ def seconds(limit=60.0):
 
     parse.__name__ = "seconds"
     return parse
+
+
+def command_parser(sub, module: str, help: str, epilog: str) -> argparse.ArgumentParser:
+    """The sub-parser of the ``numrope`` command that ``module`` (its ``__name__``) defines.
+
+    The command is named after the module's last part; its description is the first line of the
+    module's docstring (``numrope NAME: what it does``), ``help`` its line in ``numrope --help``,
+    ``epilog`` (the exit statuses) is shown as written, and a usage error is one line
+    (:func:`one_line_errors`).
+    """
+    doc = sys.modules[module].__doc__
+    parser = sub.add_parser(
+        module.rpartition(".")[2],
+        help=help,
+        description=doc.split("\n")[0].replace("``", ""),
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return one_line_errors(parser)
 
 
 def one_line_errors(parser):

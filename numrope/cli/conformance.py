@@ -9,13 +9,12 @@ result with numrope's tolerance (float32 angles allowed).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import sys
 
-from numrope.cli._common import Progress, non_negative_int, one_line_errors, progress_option, wants_progress
+from numrope.cli._common import Progress, command_parser, non_negative_int, progress_option, wants_progress
 
 _EPILOG = """\
 exit status: 0 when every row measured conforms (with --baseline: every row that conformed in the
@@ -31,14 +30,9 @@ examples:
 def add_parser(sub):
     from numrope.conformance.adapters import DTYPES
 
-    p = sub.add_parser(
-        "conformance",
-        help="run other frameworks' own RoPE on the RoPE of real models and judge it against numrope",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        sub, __name__, "run other frameworks' own RoPE on the RoPE of real models and judge it against numrope", _EPILOG
     )
-    one_line_errors(p)
     p.add_argument(
         "--framework",
         action="append",

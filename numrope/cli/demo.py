@@ -10,7 +10,7 @@ import numpy as np
 
 import numrope
 from numrope import reference
-from numrope.cli._common import fmt_ratio, head_dim, non_negative_int, one_line_errors, position_count, rope_base
+from numrope.cli._common import command_parser, fmt_ratio, head_dim, non_negative_int, position_count, rope_base
 from numrope.reference import vectorised_numpy
 
 _EPILOG = """\
@@ -26,14 +26,7 @@ MAX_HEAD_DIM = 1024  # the batch has 2 x 2048 tokens x 32 heads of this size
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "demo",
-        help="apply RoPE to a random batch, check it and time it",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    one_line_errors(p)
+    p = command_parser(sub, __name__, "apply RoPE to a random batch, check it and time it", _EPILOG)
     p.add_argument(
         "--head-dim", type=_demo_head_dim, default=None, help=f"head size, even, at most {MAX_HEAD_DIM} (default 128)"
     )

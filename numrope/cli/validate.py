@@ -15,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-from numrope.cli._common import one_line_errors
+from numrope.cli._common import command_parser
 
 _EPILOG = """arrays: .npy files, or .npz archives: PATH.npz:NAME picks an array; a bare PATH.npz picks the
 array named after the option (x, actual, positions, k, actual_k) or the archive's only array.
@@ -47,14 +47,7 @@ class InputError(Exception):
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "validate",
-        help="check a saved RoPE output against numrope and name the likely mistake",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        epilog=_EPILOG,
-        formatter_class=__import__("argparse").RawDescriptionHelpFormatter,
-    )
-    one_line_errors(p)
+    p = command_parser(sub, __name__, "check a saved RoPE output against numrope and name the likely mistake", _EPILOG)
     p.set_defaults(_parser=p)
     p.add_argument("--x", metavar="PATH", help="the input that was rotated (.npy or .npz); not with --cache")
     p.add_argument("--actual", metavar="PATH", help="the rotated output to check (.npy or .npz); not with --cache")

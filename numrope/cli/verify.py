@@ -20,9 +20,9 @@ import numpy as np
 from numrope.checks.report import Comparison
 from numrope.cli._common import (
     Progress,
+    command_parser,
     head_dim,
     non_negative_int,
-    one_line_errors,
     position_count,
     progress_option,
     rope_base,
@@ -81,14 +81,12 @@ class _Row:
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "verify",
-        help="check the relative-position identity, the rotation matrices, the decay and cos/sin accuracy",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        sub,
+        __name__,
+        "check the relative-position identity, the rotation matrices, the decay and cos/sin accuracy",
+        _EPILOG,
     )
-    one_line_errors(p)
     p.add_argument(
         "--config",
         metavar="PATH",

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from numrope.cli._common import one_line_errors, positive_int, progress_option, seconds, wants_progress
+from numrope.cli._common import command_parser, positive_int, progress_option, seconds, wants_progress
 from numrope.cli.bench.cases import CASES, JAX, TARGET_CASES, Context, measure, peak_memory, targets
 from numrope.cli.bench.frameworks import find_frameworks
 from numrope.cli.bench.plot import draw, plot
@@ -44,14 +44,9 @@ argument, or --plot without matplotlib.
 
 
 def add_parser(sub):
-    p = sub.add_parser(
-        "bench",
-        help="time numrope against a parallel copy and the NumPy, PyTorch and JAX forms",
-        description=__doc__.split("\n")[0].replace("``", ""),
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = command_parser(
+        sub, __name__, "time numrope against a parallel copy and the NumPy, PyTorch and JAX forms", _EPILOG
     )
-    one_line_errors(p)
     p.add_argument(
         "--shape",
         nargs=4,
