@@ -156,6 +156,33 @@ def heads_before_seq(ndim, ax) -> bool:
     return ax == ndim - 2 and ax > 0
 
 
+_BATCH_AXES = " (the axes before the sequence axis, less the head axis where it comes right before the sequence axis)"
+
+
+def check_qk_shapes(q_shape, k_shape, seq_axis) -> int:
+    """The sequence axis of queries and keys of these shapes, which must agree on everything but their heads."""
+    if len(q_shape) != len(k_shape):
+        raise ValueError(f"q and k must have the same number of dimensions, got shapes {q_shape} and {k_shape}")
+    ax = check_seq_axis(seq_axis, len(q_shape), "q")
+    if q_shape[ax] != k_shape[ax]:
+        raise ValueError(
+            f"q and k must have the same sequence length along axis {seq_axis}, got {q_shape[ax]} and {k_shape[ax]}"
+        )
+    batch = ax - 1 if heads_before_seq(len(q_shape), ax) else ax
+    if q_shape[:batch] != k_shape[:batch]:
+        raise ValueError(f"q and k must agree on the batch axes, got shapes {q_shape} and {k_shape}{_BATCH_AXES}")
+    return ax
+
+
+def check_out_pair(out) -> tuple:
+    """apply_rope_qk's ``out``: a (q_out, k_out) pair, either possibly None."""
+    if out is None:
+        return (None, None)
+    if not (isinstance(out, (tuple, list)) and len(out) == 2):
+        raise TypeError("out must be a (q_out, k_out) pair")
+    return tuple(out)
+
+
 def check_positions(positions, shape, ax) -> np.ndarray:
     """Checked positions, int64 or float64, for x of ``shape`` with the sequence axis ``ax``.
 

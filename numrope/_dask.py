@@ -20,6 +20,7 @@ from numrope._checks import (
     check_config,
     check_direction,
     check_positions,
+    check_qk_shapes,
     check_seq_axis,
     check_seq_len,
     check_x_meta,
@@ -85,20 +86,11 @@ def _rotate_chunk(x, pos, cfg, ax, cache, inverse, transpose, seq_len, partner):
     return numrope.apply_rope_qk(x, np.empty(shape, partner), cfg, rows, **kwargs)[0]
 
 
-def apply_rope(
-    x,
-    cfg,
-    positions=None,
-    *,
-    cache=None,
-    seq_axis=-3,
-    inverse=False,
-    transpose=False,
-    out=None,
-    seq_len=None,
-    _partner=None,
-):
-    """:func:`numrope.apply_rope` for a Dask array ``x``: a Dask array, computed when asked for."""
+def apply_rope(x, cfg, positions, *, cache, seq_axis, seq_len, inverse, transpose, out=None, partner=None):
+    """:func:`numrope.apply_rope` for a Dask array ``x``: a Dask array, computed when asked for.
+
+    ``partner``: the other array's dtype, where this is one of :func:`apply_rope_qk`'s pair.
+    """
     check_config(cfg)
     check_direction(inverse, transpose)
     seq_len = check_seq_len(seq_len)
@@ -123,13 +115,13 @@ def apply_rope(
         inverse=inverse,
         transpose=transpose,
         seq_len=seq_len,
-        partner=_partner,
+        partner=partner,
         dtype=x.dtype,
         meta=np.empty((0,) * x.ndim, x.dtype),
     )
 
 
-def apply_rope_qk(q, k, cfg, positions=None, *, out=None, seq_axis=-3, **kwargs):
+def apply_rope_qk(q, k, cfg, positions, *, out=None, **kwargs):
     """:func:`numrope.apply_rope_qk` where ``q`` or ``k`` is a Dask array: both results are Dask arrays."""
     da = _dask_array()
     if out is not None:
@@ -139,16 +131,8 @@ def apply_rope_qk(q, k, cfg, positions=None, *, out=None, seq_axis=-3, **kwargs)
     check_config(cfg)
     check_x_meta(q, cfg, "q")
     check_x_meta(k, cfg, "k")
-    if q.ndim != k.ndim:
-        raise ValueError(f"q and k must have the same number of dimensions, got shapes {q.shape} and {k.shape}")
-    ax = check_seq_axis(seq_axis, q.ndim, "q")
-    batch = ax - 1 if heads_before_seq(q.ndim, ax) else ax
-    if q.shape[ax] != k.shape[ax] or q.shape[:batch] != k.shape[:batch]:
-        raise ValueError(f"q and k must agree on the batch axes and the sequence length, got {q.shape} and {k.shape}")
-    if kwargs.get("seq_len") is None and cfg.depends_on_seq_len:
+    ax = check_qk_shapes(q.shape, k.shape, kwargs["seq_axis"])
+    if kwargs["seq_len"] is None and cfg.depends_on_seq_len:
         kwargs["seq_len"] = max(_positions(positions, q.shape, ax)[1] + 1, 1)
     wide = np.result_type(np.float32, q.dtype, k.dtype)
-    return (
-        apply_rope(q, cfg, positions, seq_axis=seq_axis, _partner=wide, **kwargs),
-        apply_rope(k, cfg, positions, seq_axis=seq_axis, _partner=wide, **kwargs),
-    )
+    return apply_rope(q, cfg, positions, partner=wide, **kwargs), apply_rope(k, cfg, positions, partner=wide, **kwargs)

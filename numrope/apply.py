@@ -13,11 +13,12 @@ from numrope._checks import (
     check_config,
     check_direction,
     check_out,
+    check_out_pair,
     check_positions,
+    check_qk_shapes,
     check_seq_axis,
     check_seq_len,
     check_x,
-    heads_before_seq,
     inverse_scale,
     is_device_array,
     overlaps,
@@ -28,7 +29,6 @@ from numrope._dask import is_dask_array
 from numrope.cache import _inv_freq_for, _table
 
 _F64 = np.dtype(np.float64)
-_BATCH_AXES = " (the axes before the sequence axis, less the head axis where it comes right before the sequence axis)"
 _cpu_module = None
 
 
@@ -75,6 +75,41 @@ def _rescaled_rows(cos, sin, rows, factor):
     cos = (cos[flat].astype(_F64) * factor).astype(dtype)
     sin = (sin[flat].astype(_F64) * factor).astype(dtype)
     return cos, sin, np.arange(flat.size, dtype=np.int64).reshape(rows.shape)
+
+
+def _elsewhere(name, arrays, cfg, positions, out, kwargs):
+    """``name`` (apply_rope or apply_rope_qk) run by the engine of Dask or device ``arrays``; None for NumPy ones.
+
+    A multi-axis configuration reaches Dask as a per-token table of plain RoPE, cut into chunks with x.
+    """
+    if any(is_dask_array(a) for a in arrays):
+        if getattr(cfg, "axes", None) is not None:
+            from numrope import _axes
+
+            table = _axes.per_token(cfg, positions, kwargs["cache"], arrays, kwargs["seq_axis"], kwargs["seq_len"])
+            positions, kwargs["cache"] = table
+            cfg = _axes.without_axes(cfg)
+        return getattr(_dask, name)(*arrays, cfg, positions, out=out, **kwargs)
+    if any(is_device_array(a) for a in arrays):
+        from numrope import cuda
+
+        return getattr(cuda, name)(*arrays, cfg, positions, out=out, **kwargs)
+    return None
+
+
+def _begin(cfg, inverse, transpose, seq_len, positions, cache, arrays, seq_axis):
+    """The checks every CPU call starts with: (backward, divide, seq_len, positions, cache).
+
+    The positions and cache of a multi-axis configuration become rows of a per-token table (numrope._axes).
+    """
+    check_config(cfg)
+    backward, divide = check_direction(inverse, transpose)
+    seq_len = check_seq_len(seq_len)
+    if cfg.axes is not None:
+        from numrope import _axes
+
+        positions, cache = _axes.per_token(cfg, positions, cache, arrays, seq_axis, seq_len)
+    return backward, divide, seq_len, positions, cache
 
 
 def _prepare(x, cfg, positions, seq_axis, name):
@@ -173,44 +208,14 @@ def apply_rope(
         done = (_cpu_module or _cpu()).table_step(x, cfg, positions, cache, out)  # a decoding step, or None
         if done is not None:
             return done
-    if type(x) is not np.ndarray and is_dask_array(x):
-        if getattr(cfg, "axes", None) is not None:  # coordinate vectors: a per-token table, chunked with x
-            from numrope import _axes
-
-            positions, cache = _axes.per_token(cfg, positions, cache, (x,), seq_axis, seq_len)
-            cfg = _axes.without_axes(cfg)
-        return _dask.apply_rope(
-            x,
-            cfg,
-            positions,
-            cache=cache,
-            seq_axis=seq_axis,
-            inverse=inverse,
-            transpose=transpose,
-            out=out,
-            seq_len=seq_len,
-        )
-    if is_device_array(x):
-        from numrope import cuda
-
-        return cuda.apply_rope(
-            x,
-            cfg,
-            positions,
-            cache=cache,
-            seq_axis=seq_axis,
-            inverse=inverse,
-            transpose=transpose,
-            out=out,
-            seq_len=seq_len,
-        )
-    check_config(cfg)
-    backward, divide = check_direction(inverse, transpose)
-    seq_len = check_seq_len(seq_len)
-    if cfg.axes is not None:  # coordinate vectors: rows of a per-token table (numrope._axes)
-        from numrope import _axes
-
-        positions, cache = _axes.per_token(cfg, positions, cache, (x,), seq_axis, seq_len)
+    if type(x) is not np.ndarray:  # a Dask or device array goes to its own engine
+        kwargs = {"cache": cache, "seq_axis": seq_axis, "inverse": inverse, "transpose": transpose, "seq_len": seq_len}
+        done = _elsewhere("apply_rope", (x,), cfg, positions, out, kwargs)
+        if done is not None:
+            return done
+    backward, divide, seq_len, positions, cache = _begin(
+        cfg, inverse, transpose, seq_len, positions, cache, (x,), seq_axis
+    )
     x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
     target = check_out(out, x)
     lead = x.shape[:ax]
@@ -266,63 +271,19 @@ def apply_rope_qk(
     >>> bool(np.allclose(q_rot[:, :, 0], k_rot[:, :, 0]))
     True
     """
-    if is_dask_array(q) or is_dask_array(k):
-        if getattr(cfg, "axes", None) is not None:  # coordinate vectors: a per-token table, chunked with q and k
-            from numrope import _axes
-
-            positions, cache = _axes.per_token(cfg, positions, cache, (q, k), seq_axis, seq_len)
-            cfg = _axes.without_axes(cfg)
-        return _dask.apply_rope_qk(
-            q,
-            k,
-            cfg,
-            positions,
-            cache=cache,
-            seq_axis=seq_axis,
-            inverse=inverse,
-            transpose=transpose,
-            out=out,
-            seq_len=seq_len,
-        )
-    if is_device_array(q) or is_device_array(k):
-        from numrope import cuda
-
-        return cuda.apply_rope_qk(
-            q,
-            k,
-            cfg,
-            positions,
-            cache=cache,
-            seq_axis=seq_axis,
-            inverse=inverse,
-            transpose=transpose,
-            out=out,
-            seq_len=seq_len,
-        )
-    check_config(cfg)
-    backward, divide = check_direction(inverse, transpose)
-    seq_len = check_seq_len(seq_len)
-    if cfg.axes is not None:  # coordinate vectors: rows of a per-token table (numrope._axes)
-        from numrope import _axes
-
-        positions, cache = _axes.per_token(cfg, positions, cache, (q, k), seq_axis, seq_len)
+    if type(q) is not np.ndarray or type(k) is not np.ndarray:  # a Dask or device array goes to its own engine
+        kwargs = {"cache": cache, "seq_axis": seq_axis, "inverse": inverse, "transpose": transpose, "seq_len": seq_len}
+        done = _elsewhere("apply_rope_qk", (q, k), cfg, positions, out, kwargs)
+        if done is not None:
+            return done
+    backward, divide, seq_len, positions, cache = _begin(
+        cfg, inverse, transpose, seq_len, positions, cache, (q, k), seq_axis
+    )
     q = check_x(q, cfg, "q")
     k = check_x(k, cfg, "k")
-    if q.ndim != k.ndim:
-        raise ValueError(f"q and k must have the same number of dimensions, got shapes {q.shape} and {k.shape}")
-    ax = check_seq_axis(seq_axis, q.ndim, "q")
-    if q.shape[ax] != k.shape[ax]:
-        raise ValueError(
-            f"q and k must have the same sequence length along axis {seq_axis}, got {q.shape[ax]} and {k.shape[ax]}"
-        )
-    batch = ax - 1 if heads_before_seq(q.ndim, ax) else ax
-    if q.shape[:batch] != k.shape[:batch]:
-        raise ValueError(f"q and k must agree on the batch axes, got shapes {q.shape} and {k.shape}{_BATCH_AXES}")
+    ax = check_qk_shapes(q.shape, k.shape, seq_axis)
     pos = check_positions(positions, q.shape, ax)
-    if out is None:
-        out = (None, None)
-    if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise TypeError("out must be a (q_out, k_out) pair")
+    out = check_out_pair(out)
     q_target = check_out(out[0], q, "out[0]", "q")
     k_target = check_out(out[1], k, "out[1]", "k")
     # the arrays written last: out itself, or the targets (new arrays, or scratch for another byte order)

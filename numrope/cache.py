@@ -35,6 +35,26 @@ def _table(cfg: RopeConfig, positions: np.ndarray, dtype: np.dtype, seq_len: int
     return cpu.cos_sin_table(positions, inv_freq, cfg.attention_scaling if scale is None else scale, dtype)
 
 
+def _table_request(cfg: RopeConfig, positions, dtype, seq_len, caller: str):
+    """The checks of a cos/sin table's arguments, on the CPU and the GPU alike.
+
+    Returns ``(pos, shape, dtype, inv_freq)``: ``pos`` None for an int count ``n`` (positions
+    ``0 .. n-1``, whose last one decides the angle check and the default seq_len), else the
+    checked positions; the table's leading shape; its dtype; the frequencies, checked against the
+    angles before anything is allocated.
+    """
+    check_config(cfg)
+    if getattr(cfg.scaling, "scales_qk", False):
+        raise NotImplementedError(f"{caller}: xPos scales queries and keys apart; one table cannot serve both")
+    dtype = table_dtype(dtype)
+    seq_len = check_seq_len(seq_len)
+    if is_int_scalar(positions):
+        n = check_count(positions)
+        return None, (n,), dtype, _inv_freq_for(cfg, np.array([max(n - 1, 0)]), seq_len)
+    pos = as_positions(positions)
+    return pos, pos.shape, dtype, _inv_freq_for(cfg, pos, seq_len)
+
+
 def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | None = None):
     """Cosine and sine of every position's rotation angles, one value per pair.
 
@@ -93,15 +113,8 @@ def rope_cache(cfg: RopeConfig, positions, dtype=np.float32, *, seq_len: int | N
     >>> bool(np.allclose(cos[2], np.cos(2 * cfg.inv_freq())))
     True
     """
-    check_config(cfg)
-    if getattr(cfg.scaling, "scales_qk", False):
-        raise NotImplementedError("rope_cache: xPos scales queries and keys apart; one table cannot serve both")
-    dtype = table_dtype(dtype)
-    seq_len = check_seq_len(seq_len)
-    if is_int_scalar(positions):
-        n = check_count(positions)
-        _inv_freq_for(cfg, np.array([max(n - 1, 0)]), seq_len)  # the angle check, before any allocation
-        positions = np.arange(n, dtype=np.int64)
-    else:
-        positions = as_positions(positions)
-    return _table(cfg, positions, dtype, seq_len)
+    pos, shape, dtype, inv_freq = _table_request(cfg, positions, dtype, seq_len, "rope_cache")
+    from numrope.kernels import cpu  # Numba loads on first use, not on `import numrope`
+
+    positions = np.arange(shape[0], dtype=np.int64) if pos is None else pos
+    return cpu.cos_sin_table(positions, inv_freq, cfg.attention_scaling, dtype)

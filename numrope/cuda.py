@@ -25,19 +25,18 @@ from numrope import _axes
 from numrope import _cuda_tables as cuda_tables
 from numrope._checks import (
     check_config,
-    check_count,
     check_direction,
     check_out,
+    check_out_pair,
     check_positions,
+    check_qk_shapes,
     check_seq_axis,
     check_seq_len,
     check_x_meta,
-    heads_before_seq,
     overlaps,
-    table_dtype,
 )
-from numrope.cache import _inv_freq_for
-from numrope.positions import as_positions, is_int_scalar
+from numrope.cache import _table_request
+from numrope.positions import is_int_scalar
 
 __all__ = ["CudaUnavailableError", "apply_rope", "apply_rope_qk", "is_available", "rope_cache"]
 
@@ -281,16 +280,21 @@ def _launch(cuda, kernels, cfg, pairs, ax, table, inverse, threads):
     blocks = math.ceil(n_b * n_s / tz)
     if blocks == 0 or n_heads == 0:
         return
-    if len(args) == 1:
-        (x_dev, out_dev, tail, io) = args[0]
-        kernel = kernels.rotate(cfg.layout, io, wide, cfg.rotary_offset)
-        kernel[blocks, (tx, ty, tz)](x_dev, out_dev, cos, sin, idx, offset, row_stride, inverse, tail)
-    else:
-        (q_dev, q_out, tail_q, io_q), (k_dev, k_out, tail_k, io_k) = args
-        kernel = kernels.rotate_qk(cfg.layout, io_q, io_k, wide, cfg.rotary_offset)
-        kernel[blocks, (tx, ty, tz)](
-            q_dev, q_out, k_dev, k_out, cos, sin, idx, offset, row_stride, inverse, tail_q, tail_k
-        )
+    if len(args) == 1:  # one array: the two-array kernel with a partner of no heads
+        x_dev, out_dev, _, io = args[0]
+        args.append((x_dev[:, :, :0], out_dev[:, :, :0], False, io))
+    (q_dev, q_out, tail_q, io_q), (k_dev, k_out, tail_k, io_k) = args
+    kernel = kernels.rotate(cfg.layout, io_q, io_k, wide, cfg.rotary_offset)
+    kernel[blocks, (tx, ty, tz)](q_dev, q_out, k_dev, k_out, cos, sin, idx, offset, row_stride, inverse, tail_q, tail_k)
+
+
+def _begin(cfg, inverse, transpose, seq_len, threads_per_block):
+    """The checks both rotations start with: (backward, divide, seq_len, threads, cuda, kernels)."""
+    check_config(cfg)
+    if getattr(cfg.scaling, "scales_qk", False):
+        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
+    backward, divide = check_direction(inverse, transpose)
+    return backward, divide, check_seq_len(seq_len), _check_threads(threads_per_block), *_cuda()
 
 
 def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_block=None):
@@ -342,26 +346,13 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
     >>> bool(np.allclose(cos.copy_to_host(), numrope.rope_cache(cfg, 16, np.float64)[0]))  # doctest: +SKIP
     True
     """
-    check_config(cfg)
-    if getattr(cfg.scaling, "scales_qk", False):
-        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
-    dtype = table_dtype(dtype)
     threads = _check_threads(threads_per_block)
     cuda, kernels = _cuda()
-    seq_len = check_seq_len(seq_len)
-    if is_int_scalar(positions):
-        n = check_count(positions)
-        pos, start, shape = None, 0, (n,)
-        # positions 0 .. n-1: the last one decides the angle check and the default seq_len
-        inv_freq = _inv_freq_for(cfg, np.array([max(n - 1, 0)]), seq_len)
-    else:
-        pos = as_positions(_positions_arg(cuda, positions))
-        start, shape = 0, pos.shape
-        inv_freq = _inv_freq_for(cfg, pos, seq_len)
+    pos, shape, dtype, inv_freq = _table_request(cfg, _positions_arg(cuda, positions), dtype, seq_len, "numrope.cuda")
     n = math.prod(shape)
     device_positions = np.empty(0) if pos is None else cuda.to_device(pos.reshape(-1).astype(np.float64))
     cos, sin = cuda_tables.fill_table(
-        cuda, kernels, cfg, device_positions, start, n, dtype, inv_freq, threads, cfg.attention_scaling
+        cuda, kernels, cfg, device_positions, 0, n, dtype, inv_freq, threads, cfg.attention_scaling
     )
     return cos.reshape(*shape, cfg.n_pairs), sin.reshape(*shape, cfg.n_pairs)
 
@@ -427,13 +418,7 @@ def apply_rope(
     >>> bool(np.allclose(q_rot.copy_to_host(), numrope.apply_rope(q, cfg), atol=1e-6))  # doctest: +SKIP
     True
     """
-    check_config(cfg)
-    if getattr(cfg.scaling, "scales_qk", False):
-        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
-    backward, divide = check_direction(inverse, transpose)
-    seq_len = check_seq_len(seq_len)
-    threads = _check_threads(threads_per_block)
-    cuda, kernels = _cuda()
+    backward, divide, seq_len, threads, cuda, kernels = _begin(cfg, inverse, transpose, seq_len, threads_per_block)
     xa = _Array(cuda, x, cfg, "x")
     ax = check_seq_axis(seq_axis, xa.meta.ndim, "x")
     positions = _positions_arg(cuda, positions)
@@ -503,38 +488,17 @@ def apply_rope_qk(
     >>> bool(np.allclose(q_rot.copy_to_host()[:, :, 0], k_rot.copy_to_host()[:, :, 0]))  # doctest: +SKIP
     True
     """
-    check_config(cfg)
-    if getattr(cfg.scaling, "scales_qk", False):
-        raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
-    backward, divide = check_direction(inverse, transpose)
-    seq_len = check_seq_len(seq_len)
-    threads = _check_threads(threads_per_block)
-    cuda, kernels = _cuda()
+    backward, divide, seq_len, threads, cuda, kernels = _begin(cfg, inverse, transpose, seq_len, threads_per_block)
     qa = _Array(cuda, q, cfg, "q")
     ka = _Array(cuda, k, cfg, "k")
     qm, km = qa.meta, ka.meta
-    if qm.ndim != km.ndim:
-        raise ValueError(f"q and k must have the same number of dimensions, got shapes {qm.shape} and {km.shape}")
-    ax = check_seq_axis(seq_axis, qm.ndim, "q")
-    if qm.shape[ax] != km.shape[ax]:
-        raise ValueError(
-            f"q and k must have the same sequence length along axis {seq_axis}, got {qm.shape[ax]} and {km.shape[ax]}"
-        )
-    batch = ax - 1 if heads_before_seq(qm.ndim, ax) else ax
-    if qm.shape[:batch] != km.shape[:batch]:
-        raise ValueError(
-            f"q and k must agree on the batch axes, got shapes {qm.shape} and {km.shape} (the axes before the "
-            "sequence axis, less the head axis where it comes right before the sequence axis)"
-        )
+    ax = check_qk_shapes(qm.shape, km.shape, seq_axis)
     positions = _positions_arg(cuda, positions)
     if cfg.axes is not None:  # coordinate vectors: rows of a per-token table
         dtype = _F64 if _F64 in (qa.compute_dtype, ka.compute_dtype) else _F32
         positions, cache = _per_token(cuda, cfg, positions, cache, qm, ax, dtype, seq_len, threads)
     pos = check_positions(positions, qm.shape, ax)
-    if out is None:
-        out = (None, None)
-    if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise TypeError("out must be a (q_out, k_out) pair")
+    out = check_out_pair(out)
     qo, q_result = _out(cuda, out[0], qa, cfg, "out[0]", "q")
     ko, k_result = _out(cuda, out[1], ka, cfg, "out[1]", "k")
     if overlaps(qo.meta, ko.meta):

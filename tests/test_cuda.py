@@ -264,17 +264,31 @@ def test_apply_rope_qk_grouped_query(dtypes, use_cache, rng):
 
 @cuda_or_simulator
 def test_apply_rope_qk_is_one_launch(rng, monkeypatch):
-    """q and k go through the q/k kernel, not two launches of the single-array one."""
+    """q and k go through one launch of the kernel, each with its own heads, not one launch each."""
     from numrope.kernels import cuda as _cuda_kernels
 
-    def single_array_kernel(*args):
-        raise AssertionError("apply_rope_qk launched the single-array kernel")
+    launches, make = [], _cuda_kernels.rotate
 
-    monkeypatch.setattr(_cuda_kernels, "rotate", single_array_kernel)
+    class Spy:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, launch_shape):
+            def launch(*args):
+                launches.append((args[0].shape, args[2].shape))
+                return self.kernel[launch_shape](*args)
+
+            return launch
+
+    monkeypatch.setattr(_cuda_kernels, "rotate", lambda *args: Spy(make(*args)))
     cfg = numrope.RopeConfig(head_dim=8)
     q, k = random(rng, (1, 3, 4, 8), np.float32), random(rng, (1, 3, 1, 8), np.float32)
     _, k_rot = numrope.cuda.apply_rope_qk(cuda.to_device(q), cuda.to_device(k), cfg, threads_per_block=TPB)
     check(k_rot, k, reference.complex_form(k, cfg), max_angle(np.arange(3), cfg))
+    assert launches == [(q.shape, k.shape)]
+    launches.clear()
+    numrope.cuda.apply_rope(cuda.to_device(q), cfg, threads_per_block=TPB)
+    assert launches == [(q.shape, (1, 3, 0, 8))]  # one array: a partner without heads
 
 
 @cuda_or_simulator

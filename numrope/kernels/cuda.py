@@ -152,34 +152,9 @@ def _token(n_b, n_s, idx, offset, row_stride):
 
 
 @functools.cache
-def rotate(layout, io, wide, offset=0):
-    """The kernel rotating one array (see :func:`rotate_qk`)."""
-    rotate_heads, copy_tail = _heads(layout, io, wide, offset)
-
-    @cuda.jit
-    def kernel(x, out, cos, sin, idx, offset, row_stride, inverse, tail):
-        n_b, n_s = x.shape[0], x.shape[1]
-        b, s, p = _token(n_b, n_s, idx, offset, row_stride)
-        if b >= n_b:
-            return
-        half = cos.shape[1]
-        tx, dx = cuda.threadIdx.x, cuda.blockDim.x
-        ty, dy = cuda.threadIdx.y, cuda.blockDim.y
-        i = tx
-        while i < half:  # one pass when half <= dx; no range(): its trip count costs a division
-            c = wide(cos[p, i])
-            sn = -wide(sin[p, i]) if inverse else wide(sin[p, i])
-            rotate_heads(x, out, b, s, i, half, c, sn, ty, dy, inverse)
-            i += dx
-        if tail:
-            copy_tail(x, out, b, s, tx, dx, ty, dy, half)
-
-    return kernel
-
-
-@functools.cache
-def rotate_qk(layout, io_q, io_k, wide, offset=0):
-    """The kernel rotating queries and keys of the same tokens in one launch.
+def rotate(layout, io_q, io_k, wide, offset=0):
+    """The kernel rotating queries and keys of the same tokens in one launch, or one array alone:
+    ``k`` with no heads (a view of ``q`` with none) makes its loops empty.
 
     Arguments: ``q, q_out, k, k_out`` 4-D; ``cos, sin`` (rows, pairs); token ``(b, s)`` reads row
     ``idx[b or 0, s]``, or ``offset + b * row_stride + s`` where ``idx`` has no columns; ``inverse``
