@@ -78,6 +78,13 @@ def check_direction(inverse, transpose):
     return inverse or transpose, inverse
 
 
+def check_call(cfg, inverse, transpose, seq_len):
+    """What every rotation checks first: ``(backward, divide, seq_len)`` of a checked configuration."""
+    check_config(cfg)
+    backward, divide = check_direction(inverse, transpose)
+    return backward, divide, check_seq_len(seq_len)
+
+
 def inverse_scale(cfg) -> float:
     """1 / the attention factor: what the inverse folds into cos and sin."""
     scale = 1.0 / cfg.attention_scaling

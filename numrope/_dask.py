@@ -17,12 +17,11 @@ import math
 import numpy as np
 
 from numrope._checks import (
+    check_call,
     check_config,
-    check_direction,
     check_positions,
     check_qk_shapes,
     check_seq_axis,
-    check_seq_len,
     check_x_meta,
     heads_before_seq,
 )
@@ -91,9 +90,7 @@ def apply_rope(x, cfg, positions, *, cache, seq_axis, seq_len, inverse, transpos
 
     ``partner``: the other array's dtype, where this is one of :func:`apply_rope_qk`'s pair.
     """
-    check_config(cfg)
-    check_direction(inverse, transpose)
-    seq_len = check_seq_len(seq_len)
+    seq_len = check_call(cfg, inverse, transpose, seq_len)[2]
     if out is not None:
         raise TypeError("out= cannot be used with Dask arrays, which are immutable: use the returned array")
     check_x_meta(x, cfg)

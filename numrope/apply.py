@@ -10,14 +10,12 @@ from numrope import _dask, _xpos
 from numrope._checks import (
     check_cache,
     check_cache_index,
-    check_config,
-    check_direction,
+    check_call,
     check_out,
     check_out_pair,
     check_positions,
     check_qk_shapes,
     check_seq_axis,
-    check_seq_len,
     check_x,
     inverse_scale,
     is_device_array,
@@ -102,9 +100,7 @@ def _begin(cfg, inverse, transpose, seq_len, positions, cache, arrays, seq_axis)
 
     The positions and cache of a multi-axis configuration become rows of a per-token table (numrope._axes).
     """
-    check_config(cfg)
-    backward, divide = check_direction(inverse, transpose)
-    seq_len = check_seq_len(seq_len)
+    backward, divide, seq_len = check_call(cfg, inverse, transpose, seq_len)
     if cfg.axes is not None:
         from numrope import _axes
 

@@ -24,14 +24,12 @@ import numpy as np
 from numrope import _axes
 from numrope import _cuda_tables as cuda_tables
 from numrope._checks import (
-    check_config,
-    check_direction,
+    check_call,
     check_out,
     check_out_pair,
     check_positions,
     check_qk_shapes,
     check_seq_axis,
-    check_seq_len,
     check_x_meta,
     overlaps,
 )
@@ -290,11 +288,10 @@ def _launch(cuda, kernels, cfg, pairs, ax, table, inverse, threads):
 
 def _begin(cfg, inverse, transpose, seq_len, threads_per_block):
     """The checks both rotations start with: (backward, divide, seq_len, threads, cuda, kernels)."""
-    check_config(cfg)
+    backward, divide, seq_len = check_call(cfg, inverse, transpose, seq_len)
     if getattr(cfg.scaling, "scales_qk", False):
         raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
-    backward, divide = check_direction(inverse, transpose)
-    return backward, divide, check_seq_len(seq_len), _check_threads(threads_per_block), *_cuda()
+    return backward, divide, seq_len, _check_threads(threads_per_block), *_cuda()
 
 
 def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_block=None):
@@ -302,16 +299,10 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
 
     Parameters
     ----------
-    cfg : RopeConfig
-        The RoPE configuration.
-    positions : int or array_like
-        An int ``n`` means positions ``0 .. n-1``; otherwise integer or real positions of any
-        shape (a host array, or a device array, which is copied to the host to be checked).
+    cfg, positions, seq_len
+        As for :func:`numrope.rope_cache`; positions held in a device array are copied to the host to be checked.
     dtype : {float32, float64, float16}, default float32
         Dtype of the returned tables.
-    seq_len : int, optional
-        Sequence length for the scaling variants that depend on it; defaults to the largest
-        position plus one.
     threads_per_block : int, optional
         CUDA threads per block, at most 1024 (default 256).
 
