@@ -12,26 +12,14 @@ from numrope.validation.tolerance import error_bound
 __all__ = ["assert_rope_allclose", "error_bound"]
 
 
-def assert_rope_allclose(
-    actual,
-    x,
-    cfg,
-    positions=None,
-    *,
-    seq_axis=-3,
-    rtol=None,
-    atol=None,
-    float32_angles=False,
-    inverse=False,
-    seq_len=None,
-    err_msg="",
-):
+def assert_rope_allclose(actual, x, cfg, positions=None, *, err_msg="", **options):
     """Assert that ``actual`` is RoPE applied to ``x``, within the precision of ``actual``'s dtype.
 
     By default the output is held to the exact rotation rounded to its dtype (float64 angles),
     as :func:`numrope.validation.compare` holds it: the assertion passes exactly when
-    ``compare(...).ok``. ``float32_angles=True`` also accepts the error of angles formed in
-    float32 (Hugging Face transformers, vLLM, llama.cpp), which grows with the position.
+    ``compare(actual, x, cfg, positions, **options).ok``. ``float32_angles=True`` also accepts
+    the error of angles formed in float32 (Hugging Face transformers, vLLM, llama.cpp), which
+    grows with the position.
 
     Parameters
     ----------
@@ -44,21 +32,17 @@ def assert_rope_allclose(
         The RoPE configuration it should have used.
     positions : None, int or array_like, optional
         The positions, as for :func:`numrope.apply_rope`.
-    seq_axis : int, default -3
-        The sequence axis (-3 for ``(batch, seq, heads, head_dim)``, -2 for ``(batch, heads, seq, head_dim)``).
-    rtol, atol : float, optional
-        Override the tolerance derived from ``actual``'s dtype (see :func:`error_bound`);
-        ``rtol`` is relative to the norm of each element's pair.
-    float32_angles : bool, default False
-        Let the tolerance grow with position as angles formed in float32 require (Hugging Face
-        transformers, vLLM, llama.cpp). Without it, such an output fails with a ``precision``
-        diagnosis that says so.
-    inverse : bool, default False
-        ``actual`` should be the inverse rotation.
-    seq_len : int, optional
-        For the scaling variants that depend on the sequence length.
     err_msg : str, optional
         Printed before the report.
+    **options
+        The comparison's keywords, as for :func:`numrope.validation.compare`: ``seq_axis``
+        (default -3; -2 for ``(batch, heads, seq, head_dim)``); ``rtol`` and ``atol``, which
+        override the tolerance derived from ``actual``'s dtype (see :func:`error_bound`);
+        ``float32_angles`` (default False), which lets the tolerance grow with position as
+        angles formed in float32 require (without it such an output fails with a ``precision``
+        diagnosis that says so); ``inverse`` (``actual`` should be the inverse rotation);
+        ``seq_len``, for the scaling variants that depend on the sequence length; ``offsets``,
+        instead of ``positions``; ``diagnose`` (default True), the diagnosis in the message.
 
     Raises
     ------
@@ -67,7 +51,8 @@ def assert_rope_allclose(
         :func:`numrope.validation.compare`: the largest errors, where the worst element is, the
         error against position, and the likely mistake.
     TypeError, ValueError
-        Unreadable inputs, shapes that disagree, or a bad configuration.
+        Unreadable inputs, shapes that disagree, a bad configuration, or a keyword that
+        :func:`numrope.validation.compare` does not take.
 
     See Also
     --------
@@ -86,18 +71,7 @@ def assert_rope_allclose(
     ...
     AssertionError: RoPE mismatch: ...
     """
-    report = compare(
-        actual,
-        x,
-        cfg,
-        positions,
-        seq_axis=seq_axis,
-        rtol=rtol,
-        atol=atol,
-        float32_angles=float32_angles,
-        inverse=inverse,
-        seq_len=seq_len,
-    )
+    report = compare(actual, x, cfg, positions, **options)
     if not report.ok:
         prefix = f"{err_msg}\n" if err_msg else ""
         raise AssertionError(prefix + str(report))

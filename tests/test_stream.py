@@ -213,17 +213,16 @@ def test_multi_axis_configurations_are_compared_in_memory(tmp_path, rng):
     assert not stream.wants_streaming(*mapped(tmp_path, actual=actual, x=x), cfg)
     assert compare(*mapped(tmp_path, actual=actual, x=x), cfg, coords).ok
     with pytest.raises(NotImplementedError, match="multi-axis"):
-        stream.compare_chunked(actual, x, cfg, coords, worst_element=None, by_position=None)
+        stream.compare_chunked(actual, x, cfg, coords)
 
 
 def test_progress_bar_only_on_request_or_a_terminal(small_chunks, tmp_path, rng, capsys):
     cfg = CFGS["half"]
     x = rng.standard_normal((2, 37, 4, 16)).astype(np.float32)
     files = mapped(tmp_path, actual=numrope.apply_rope(x, cfg), x=x)
-    kw = {"worst_element": lambda *a: {}, "by_position": lambda p, e: (p, e)}
-    stream.compare_chunked(*files, cfg, **kw)  # stderr is not a terminal here
+    stream.compare_chunked(*files, cfg)  # stderr is not a terminal here
     assert capsys.readouterr().err == ""
-    stream.compare_chunked(*files, cfg, progress=True, **kw)
+    stream.compare_chunked(*files, cfg, progress=True)
     err = capsys.readouterr().err
     assert "74/74 tokens compared" in err and err.endswith("\r")
 

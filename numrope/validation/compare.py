@@ -14,78 +14,14 @@ import dataclasses
 
 import numpy as np
 
-from numrope._checks import check_seq_axis, heads_before_seq
+from numrope._checks import check_seq_axis
 from numrope._interop import as_numpy
-from numrope.validation import diagnose as _diagnose
-from numrope.validation import diagnose_axes as _diagnose_axes
 from numrope.validation import stream as _stream
-from numrope.validation.case import prepare, ulp
-from numrope.validation.report import Finding, QKReport, RopeReport, _config_text
-from numrope.validation.tolerance import _check_tolerance, default_atol, default_rtol, pair_norms, verdict_ratios
+from numrope.validation.case import prepare
+from numrope.validation.report import Finding, QKReport
+from numrope.validation.tally import Options, in_memory
 
 __all__ = ["compare", "compare_qk"]
-
-
-def _ratios(case, cfg, *, rtol, atol, float32_angles):
-    """``(err, bound, element ratio, pair-norm ratio)``: an element passes when both ratios are at most 1."""
-    kw = {"float32_angles": float32_angles, "rtol": rtol, "atol": atol}
-    return verdict_ratios(case.actual, case.expected, case.pos, case.theta, cfg, case.precision, **kw)
-
-
-def _report(case, cfg, *, rtol, atol, float32_angles, diagnose):
-    err, bound, element, norm = _ratios(case, cfg, rtol=rtol, atol=atol, float32_angles=float32_angles)
-    ratio = np.maximum(element, norm)
-    outside = ratio > 1
-    n_outside = int(outside.sum())
-    ok = n_outside == 0
-    norms = pair_norms(case.expected, cfg)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rel = np.where(norms > 0, err / norms, np.where(err > 0, np.inf, 0.0))
-    ulps = err / ulp(norms, case.precision)
-    positions, by_pos = _by_position(case.pos, rel.max(axis=(1, 2)) if rel.size else np.zeros(case.pos.size))
-    worst = {}
-    if ratio.size:
-        t, h, j = np.unravel_index(int(np.argmax(ratio)), ratio.shape)
-        worst = _worst(case, cfg, t, h, j, err, bound, element, norm)
-    tolerance = {
-        "rtol": float(bound_rtol(case.precision, rtol)),
-        "atol": float(bound_atol(case.precision, atol)),
-        "float32_angles": bool(float32_angles),
-        "atol_matters": atol is not None or bool((2 * bound_atol(case.precision, atol) >= bound).any()),
-    }
-    diagnosis, notes, angles = (), [], None
-    if ok and float32_angles and err.size:
-        strict = _ratios(case, cfg, rtol=rtol, atol=atol, float32_angles=False)
-        if (np.maximum(strict[2], strict[3]) > 1).any():
-            notes.append(_diagnose.float32_note(case, err, norms))
-    elif not ok and diagnose:
-        if case.coords is None:  # the findings, and the angles each pair received (numrope.validation.angles)
-            found, analysis = _diagnose.diagnose_with_angles(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol)
-            diagnosis, angles = tuple(found), None if analysis is None else analysis.to_dict()
-        else:  # multi-axis: its own mistakes
-            diagnosis = tuple(_diagnose_axes.diagnose(_diagnose.sample(case, ratio), cfg, rtol=rtol, atol=atol))
-    if float32_angles and err.size:
-        limit = _diagnose.angle_limit_note(case, cfg)
-        if limit is not None:
-            notes.append(limit)
-    return RopeReport(
-        ok=ok,
-        shape=tuple(case.shape),
-        precision=case.precision,
-        n_outside=n_outside,
-        max_abs_error=float(err.max(initial=0.0)),
-        max_rel_error=float(rel.max(initial=0.0)),
-        max_ulp_error=float(ulps.max(initial=0.0)),
-        worst=worst,
-        positions=positions,
-        error_by_position=by_pos,
-        tolerance=tolerance,
-        diagnosis=diagnosis,
-        notes=tuple(notes),
-        config=_config_text(cfg),
-        n_nonfinite=int((~np.isfinite(case.actual)).sum()),
-        angles=angles,
-    )
 
 
 def _from_offsets(offsets, positions, x, seq_axis):
@@ -96,55 +32,6 @@ def _from_offsets(offsets, positions, x, seq_axis):
     shape = tuple(getattr(x, "shape", np.shape(x)))
     ax = check_seq_axis(seq_axis, len(shape), "x")
     return positions_from_offsets(as_numpy(offsets, "offsets").array, shape[ax])
-
-
-def bound_rtol(precision, rtol):
-    return default_rtol(precision) if rtol is None else rtol
-
-
-def bound_atol(precision, atol):
-    return default_atol(precision) if atol is None else atol
-
-
-def _by_position(pos, token_err):
-    positions, inverse = np.unique(pos, return_inverse=True)
-    out = np.zeros(positions.size)
-    np.maximum.at(out, inverse.reshape(-1), token_err)
-    return positions, out
-
-
-def _worst(case, cfg, t, h, j, err, bound, element, norm):
-    lead, seq = case.shape[: case.seq_axis], case.shape[case.seq_axis]
-    heads = case.shape[case.seq_axis + 1 : -1]
-    lead_index = np.unravel_index(t // seq, lead) if lead else ()
-    head_index = np.unravel_index(h, heads) if heads else ()
-    index = (*(int(i) for i in lead_index), int(t % seq), *(int(i) for i in head_index), int(j))
-    batch_index = tuple(int(i) for i in lead_index)
-    if not heads and heads_before_seq(len(case.shape), case.seq_axis):  # (*batch, heads, seq, head_dim)
-        batch_index, head_index = batch_index[:-1], batch_index[-1:]
-    j0, j1 = cfg.pair_indices(output=True)
-    pair = int(np.flatnonzero(j0 == j)[0]) if j in j0 else (int(np.flatnonzero(j1 == j)[0]) if j in j1 else None)
-    out = {
-        "index": index,
-        "batch": batch_index,
-        "position": float(case.pos[t]),
-        "head": tuple(int(i) for i in head_index),
-        "feature": int(j),
-        "pair": pair,
-        "actual": float(case.actual[t, h, j]),
-        "expected": float(case.expected[t, h, j]),
-        "error": float(err[t, h, j]),
-        "bound": float(bound[t, h, j]),
-        "ratio": float(max(element[t, h, j], norm[t, h, j])),
-        "measure": "element",
-    }
-    if pair is not None and norm[t, h, j] > element[t, h, j]:
-        a, e = case.actual[t, h], case.expected[t, h]
-        out["measure"] = "pair norm"
-        with np.errstate(over="ignore", invalid="ignore"):
-            out["pair_norm"] = float(np.hypot(a[j0[pair]], a[j1[pair]]))
-        out["expected_pair_norm"] = float(np.hypot(e[j0[pair]], e[j1[pair]]))
-    return out
 
 
 def compare(
@@ -239,27 +126,13 @@ def compare(
     >>> compare(numrope.apply_rope(x, cfg), x, cfg).ok
     True
     """
-    rtol, atol = _check_tolerance("rtol", rtol), _check_tolerance("atol", atol)
+    options = Options(seq_axis, rtol, atol, float32_angles, inverse, seq_len, diagnose)  # checked once, here
     if offsets is not None:
         positions = _from_offsets(offsets, positions, x, seq_axis)
     if _stream.wants_streaming(actual, x, cfg):  # large, memory-mapped or Dask inputs: chunk by chunk
-        return _stream.compare_chunked(
-            actual,
-            x,
-            cfg,
-            positions,
-            worst_element=_worst,
-            by_position=_by_position,
-            seq_axis=seq_axis,
-            rtol=rtol,
-            atol=atol,
-            float32_angles=float32_angles,
-            inverse=inverse,
-            seq_len=seq_len,
-            diagnose=diagnose,
-        )
+        return _stream.compare_chunked(actual, x, cfg, positions, options=options)
     case = prepare(actual, x, cfg, positions, seq_axis=seq_axis, seq_len=seq_len, inverse=inverse)
-    return _report(case, cfg, rtol=rtol, atol=atol, float32_angles=bool(float32_angles), diagnose=bool(diagnose))
+    return in_memory(case, cfg, options)
 
 
 def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
@@ -299,7 +172,7 @@ def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
     >>> [f.kind for f in compare_qk(k_rot, q_rot, q, k, cfg).diagnosis]
     ['swapped']
     """
-    unknown = set(kwargs) - {"seq_axis", "rtol", "atol", "float32_angles", "inverse", "seq_len", "diagnose", "offsets"}
+    unknown = set(kwargs) - Options.names() - {"offsets"}
     if unknown:
         raise TypeError(f"compare_qk() got unexpected keyword arguments {sorted(unknown)}")
     diagnose = kwargs.pop("diagnose", True)

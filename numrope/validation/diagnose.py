@@ -101,19 +101,25 @@ def _replace(cfg, **changes):
     return replace(cfg, **changes)
 
 
-def _growth(case, err, norms):
-    """(max relative error over the first and the last quarter of the positions, both position ranges)."""
+def growth_by_token(err, norms):
+    """Each token's largest error relative to its pair's norm (0 where that norm is 0), from ``(T, H, D)`` arrays."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rel = np.where(norms > 0, err / norms, 0.0).max(axis=(1, 2))
+        return np.where(norms > 0, err / norms, 0.0).max(axis=(1, 2))
+
+
+def _growth(case, rel):
+    """(max relative error over the first and the last quarter of the positions, both position ranges), from
+    each token's largest relative error ``rel``."""
     order = np.argsort(case.pos, kind="stable")
     quarter = max(order.size // 4, 1)
     first, last = order[:quarter], order[-quarter:]
     return float(rel[first].max()), float(rel[last].max()), float(case.pos[first].max()), float(case.pos[last].min())
 
 
-def float32_note(case, err, norms):
-    """The note for an output accepted only because float32 angles were allowed."""
-    early, late, p_early, p_late = _growth(case, err, norms)
+def float32_note(case, token_growth):
+    """The note for an output accepted only because float32 angles were allowed (``token_growth``: each token's
+    :func:`growth_by_token`)."""
+    early, late, p_early, p_late = _growth(case, token_growth)
     return _finding(
         "precision",
         f"within float32-angle precision: the error grows with position (max relative error {early:.2g} "
@@ -148,7 +154,7 @@ def _precision(judge, cfg):
     pred = case.expected
     if judge.explains(cfg, pred):  # only the float32-angle allowance separates it from a match
         err = np.abs(case.actual - pred)
-        early, late, p_early, p_late = _growth(case, err, pair_norms(pred, cfg))
+        early, late, p_early, p_late = _growth(case, growth_by_token(err, pair_norms(pred, cfg)))
         return [
             _finding(
                 "precision",
@@ -180,7 +186,7 @@ def _unexplained(judge, cfg):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rel = np.where(norms > 0, err / norms, np.where(err > 0, np.inf, 0.0))
     bad_features = np.flatnonzero(rel.max(axis=(0, 1)) > 4 * default_rtol(case.precision))
-    early, late, p_early, p_late = _growth(case, err, norms)
+    early, late, p_early, p_late = _growth(case, growth_by_token(err, norms))
     hints = [f"max relative error {early:.2g} at positions up to {p_early:g}, {late:.2g} from {p_late:g} on"]
     if 0 < bad_features.size < cfg.head_dim:
         hints.append(f"wrong features: {_ranges(bad_features)} of {cfg.head_dim}")

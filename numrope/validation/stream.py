@@ -27,7 +27,6 @@ touches: a block larger than a chunk is computed once per chunk it overlaps).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import mmap
 import sys
@@ -37,10 +36,8 @@ import numpy as np
 from numrope._checks import check_config, check_positions, check_seq_axis
 from numrope._interop import MANTISSA_BITS, as_numpy, precision_name
 from numrope.cache import default_seq_len
-from numrope.validation import diagnose as _diagnose
-from numrope.validation.case import Case, prepare, ulp
-from numrope.validation.report import RopeReport, _config_text
-from numrope.validation.tolerance import _check_tolerance, default_atol, default_rtol, pair_norms, verdict_ratios
+from numrope.validation.case import Case, prepare
+from numrope.validation.tally import Options, Tally
 
 __all__ = ["CHUNK_ELEMENTS", "STREAM_ELEMENTS", "compare_chunked", "wants_streaming"]
 
@@ -145,27 +142,6 @@ class _Rows:
         return rows[np.ix_(np.arange(tokens.size), heads, features)]
 
 
-class _Maxima:
-    """Stands for the ratio array in :func:`numrope.validation.diagnose.sample`: its maxima per token and per head."""
-
-    def __init__(self, by_token, by_head):
-        self._by = {(1, 2): by_token, (0, 2): by_head}
-
-    def max(self, axis):
-        return self._by[tuple(axis)]
-
-
-class _Shifted:
-    """An array of one chunk indexed by global token numbers (``[t, ...]`` with ``t`` from ``start``)."""
-
-    def __init__(self, a, start):
-        self._a, self._start = a, start
-
-    def __getitem__(self, key):
-        key = key if isinstance(key, tuple) else (key,)
-        return self._a[(key[0] - self._start, *key[1:])]
-
-
 class _Bar:
     """A one-line progress bar on stderr, redrawn in place."""
 
@@ -185,54 +161,20 @@ class _Bar:
             sys.stderr.flush()
 
 
-@dataclasses.dataclass
-class _Totals:
-    """What the chunks add up to."""
-
-    n_outside: int = 0
-    n_nonfinite: int = 0
-    max_abs: float = 0.0
-    max_rel: float = 0.0
-    max_ulp: float = 0.0
-    best: float = -1.0
-    worst: dict = dataclasses.field(default_factory=dict)
-    atol_matters: bool = False
-    strict_outside: bool = False
-
-
-def compare_chunked(
-    actual,
-    x,
-    cfg,
-    positions=None,
-    *,
-    worst_element,
-    by_position,
-    seq_axis=-3,
-    rtol=None,
-    atol=None,
-    float32_angles=False,
-    inverse=False,
-    seq_len=None,
-    diagnose=True,
-    chunk_elements=None,
-    progress=None,
-):
+def compare_chunked(actual, x, cfg, positions=None, *, options=None, chunk_elements=None, progress=None):
     """:func:`numrope.validation.compare`, reading the inputs chunk by chunk: the same report in bounded memory.
 
-    Called by :func:`numrope.validation.compare`, which passes the two pieces of its own report it
-    shares with this one (this module does not import it: it imports this one).
+    Called by :func:`numrope.validation.compare` with the options it checked; the report is added
+    up as the in-memory one is (:class:`numrope.validation.tally.Tally`), a chunk of tokens at a time.
 
     Parameters
     ----------
-    actual, x, cfg, positions, seq_axis, rtol, atol, float32_angles, inverse, seq_len, diagnose
+    actual, x, cfg, positions
         As for :func:`numrope.validation.compare`. ``actual`` and ``x`` may be memory-mapped NumPy
         arrays or Dask arrays, larger than memory; ``positions`` (one per token) is read whole.
-    worst_element : callable
-        ``worst_element(case, cfg, t, h, j, err, bound, element, norm)``: the report's ``worst`` dict
-        for element ``(t, h, j)`` of a ``(tokens, heads, head_dim)`` case.
-    by_position : callable
-        ``by_position(pos, token_err)``: the distinct positions and the largest error at each.
+    options : numrope.validation.tally.Options, optional
+        The other keywords of :func:`numrope.validation.compare` (``seq_axis``, ``rtol``, ``atol``,
+        ``float32_angles``, ``inverse``, ``seq_len``, ``diagnose``); by default its defaults.
     chunk_elements : int, optional
         Elements per chunk (default :data:`CHUNK_ELEMENTS`); a chunk holds at least one token.
     progress : bool, optional
@@ -272,9 +214,8 @@ def compare_chunked(
     check_config(cfg)
     if cfg.axes is not None:
         raise NotImplementedError("comparing multi-axis (coordinate) RoPE chunk by chunk; compare it in memory")
-    rtol = _check_tolerance("rtol", rtol)
-    atol = _check_tolerance("atol", atol)
-    float32_angles, diagnose, inverse = bool(float32_angles), bool(diagnose), bool(inverse)
+    options = Options() if options is None else options
+    seq_axis, seq_len, inverse = options.seq_axis, options.seq_len, options.inverse
     a, xs = _Source(actual, "actual"), _Source(x, "x")
     if a.shape != xs.shape:
         raise ValueError(f"actual and x must have the same shape, got {a.shape} and {xs.shape}")
@@ -299,83 +240,21 @@ def compare_chunked(
     if n_tokens * heads * head_dim == 0:
         raise ValueError(f"nothing to compare: shape {xs.shape} holds no elements; compare it in memory")
     per_chunk = max(1, int(chunk_elements or CHUNK_ELEMENTS) // max(heads * head_dim, 1))
-    kw = {"rtol": rtol, "atol": atol}
-    rtol_used = default_rtol(a.precision) if rtol is None else rtol
-    atol_used = default_atol(a.precision) if atol is None else atol
-
-    token_rel = np.zeros(n_tokens)  # the report's relative error, largest per token
-    token_growth = np.zeros(n_tokens)  # the same with 0 where a pair's norm is 0 (the precision note's)
-    token_ratio = np.zeros(n_tokens)
-    head_ratio = np.zeros(max(heads, 1))
-    totals = _Totals()
+    tally = Tally(cfg, a.precision, pos_t, heads, options)
     bar = _Bar(n_tokens, sys.stderr.isatty() if progress is None else bool(progress))
     try:
         for t0 in range(0, n_tokens, per_chunk):
             t1 = min(n_tokens, t0 + per_chunk)
-            case = _chunk_case(a, xs, cfg, pos_t, t0, t1, seq_len, inverse)
-            _add_chunk(
-                case,
-                cfg,
-                t0,
-                totals,
-                token_rel,
-                token_growth,
-                token_ratio,
-                head_ratio,
-                xs,
-                ax,
-                a.precision,
-                worst_element,
-                float32_angles=float32_angles,
-                atol_used=atol_used,
-                **kw,
-            )
-            del case
+            tally.add(_chunk_case(a, xs, cfg, pos_t, t0, t1, seq_len, inverse), t0, xs.shape, ax)
             for s in (a, xs):
                 s.release()
             bar.step(t1 - t0)
     finally:
         bar.close()
-
-    skeleton = _skeleton(a, xs, cfg, pos_t, seq_len, inverse, ax)
-    diagnosis, notes, angles = (), [], None
-    ok = totals.n_outside == 0
-    if ok and float32_angles and totals.strict_outside:
-        notes.append(_diagnose.float32_note(skeleton, token_growth[:, None, None], np.ones((n_tokens, 1, 1))))
-    elif not ok and diagnose:
-        sample = _diagnose.sample(skeleton, _Maxima(token_ratio, head_ratio))
-        found, analysis = _diagnose.diagnose_with_angles(sample, cfg, **kw)
-        diagnosis, angles = tuple(found), None if analysis is None else analysis.to_dict()
-    if float32_angles:
-        limit = _diagnose.angle_limit_note(skeleton, cfg)
-        if limit is not None:
-            notes.append(limit)
+    report = tally.report(_skeleton(a, xs, cfg, pos_t, seq_len, inverse, ax))  # the diagnosis reads a sample
     for s in (a, xs):
         s.release()
-    positions_seen, by_pos = by_position(pos_t, token_rel)
-    return RopeReport(
-        ok=ok,
-        shape=xs.shape,
-        precision=a.precision,
-        n_outside=totals.n_outside,
-        max_abs_error=totals.max_abs,
-        max_rel_error=totals.max_rel,
-        max_ulp_error=totals.max_ulp,
-        worst=totals.worst,
-        positions=positions_seen,
-        error_by_position=by_pos,
-        tolerance={
-            "rtol": float(rtol_used),
-            "atol": float(atol_used),
-            "float32_angles": float32_angles,
-            "atol_matters": atol is not None or totals.atol_matters,
-        },
-        diagnosis=diagnosis,
-        notes=tuple(notes),
-        config=_config_text(cfg),
-        n_nonfinite=totals.n_nonfinite,
-        angles=angles,
-    )
+    return report
 
 
 def _chunk_case(a, xs, cfg, pos_t, t0, t1, seq_len, inverse):
@@ -393,69 +272,6 @@ def _chunk_case(a, xs, cfg, pos_t, t0, t1, seq_len, inverse):
         return prepare(a.rows(t0, t1), rows, cfg, pos_t[t0:t1], seq_axis=0, seq_len=seq_len, inverse=inverse)
     except ValueError as exc:  # say where in the whole array, not in the chunk
         raise ValueError(f"{exc} (in tokens {t0:,} .. {t1 - 1:,} of the sequence-major token order)") from None
-
-
-def _add_chunk(
-    case,
-    cfg,
-    t0,
-    totals,
-    token_rel,
-    token_growth,
-    token_ratio,
-    head_ratio,
-    xs,
-    ax,
-    precision,
-    worst_element,
-    *,
-    float32_angles,
-    atol_used,
-    rtol,
-    atol,
-):
-    """Fold one chunk's errors into the totals and the per-token and per-head maxima."""
-    kw = {"rtol": rtol, "atol": atol}
-    err, bound, element, norm = verdict_ratios(
-        case.actual, case.expected, case.pos, case.theta, cfg, precision, float32_angles=float32_angles, **kw
-    )
-    ratio = np.maximum(element, norm)
-    totals.n_outside += int((ratio > 1).sum())
-    totals.n_nonfinite += int((~np.isfinite(case.actual)).sum())
-    norms = pair_norms(case.expected, cfg)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rel = np.where(norms > 0, err / norms, np.where(err > 0, np.inf, 0.0))
-        growth = np.where(norms > 0, err / norms, 0.0)
-    ulps = err / ulp(norms, precision)
-    t1 = t0 + case.x.shape[0]
-    token_rel[t0:t1] = rel.max(axis=(1, 2))
-    token_growth[t0:t1] = growth.max(axis=(1, 2))
-    token_ratio[t0:t1] = ratio.max(axis=(1, 2))
-    np.maximum(head_ratio, ratio.max(axis=(0, 2)), out=head_ratio)
-    totals.max_abs = max(totals.max_abs, float(err.max(initial=0.0)))
-    totals.max_rel = max(totals.max_rel, float(rel.max(initial=0.0)))
-    totals.max_ulp = max(totals.max_ulp, float(ulps.max(initial=0.0)))
-    totals.atol_matters = totals.atol_matters or bool((2 * atol_used >= bound).any())
-    if float32_angles and not totals.strict_outside:
-        strict = verdict_ratios(
-            case.actual, case.expected, case.pos, case.theta, cfg, precision, float32_angles=False, **kw
-        )
-        totals.strict_outside = bool((np.maximum(strict[2], strict[3]) > 1).any())
-    flat = int(np.argmax(ratio))
-    if ratio.reshape(-1)[flat] > totals.best:  # strictly: the first of equal ratios, as np.argmax over all
-        t, h, j = np.unravel_index(flat, ratio.shape)
-        totals.best = float(ratio.reshape(-1)[flat])
-        whole = _WholeCase(xs.shape, ax, case, t0)
-        shifted = [_Shifted(v, t0) for v in (err, bound, element, norm)]
-        totals.worst = worst_element(whole, cfg, t0 + int(t), int(h), int(j), *shifted)
-
-
-class _WholeCase:
-    """What ``_worst`` reads of a case, for one chunk placed in the whole array."""
-
-    def __init__(self, shape, seq_axis, case, t0):
-        self.shape, self.seq_axis = shape, seq_axis
-        self.pos, self.actual, self.expected = (_Shifted(v, t0) for v in (case.pos, case.actual, case.expected))
 
 
 def _skeleton(a, xs, cfg, pos_t, seq_len, inverse, ax):

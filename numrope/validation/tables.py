@@ -243,8 +243,7 @@ def compare_table(
     """
     from numrope._checks import check_config
     from numrope.validation.case import prepare
-    from numrope.validation.compare import _report
-    from numrope.validation.tolerance import _check_tolerance
+    from numrope.validation.tally import Options, in_memory
 
     check_config(cfg)
     if cfg.axes is not None:
@@ -282,14 +281,14 @@ def compare_table(
             )
         )
     t_cfg = _table_cfg(cfg, n_pairs)
-    rtol, atol = _check_tolerance("rtol", rtol), _check_tolerance("atol", atol)
+    options = Options(rtol=rtol, atol=atol, float32_angles=float32_angles, diagnose=diagnose)
     rows = cos.shape[0]
     x = np.zeros((rows, 1, 2 * n_pairs))
     x[..., :n_pairs] = 1.0
     actual = np.concatenate([cos, sin], axis=-1).astype(np.float64)[:, None, :]
     case = prepare(actual, x, t_cfg, positions, seq_axis=-3, seq_len=seq_len, names=("table", "x"))
     case = dataclasses.replace(case, precision=precision)
-    report = _report(case, t_cfg, rtol=rtol, atol=atol, float32_angles=bool(float32_angles), diagnose=bool(diagnose))
+    report = in_memory(case, t_cfg, options)
     worst = _locate(report.worst, kind, n_pairs, layout)
     ok = report.ok and not form
     return dataclasses.replace(
