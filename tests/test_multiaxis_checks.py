@@ -36,6 +36,16 @@ def test_rotation_matrices_hold(name):
     assert report.passed, str(report)
 
 
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+def test_checks_hold_with_the_rotary_part_inside_the_head(layout):
+    # the features around the rotary part pass through; with YaRN's attention factor only the rotary ones scale
+    yarn = numrope.variants.YaRN(4.0, 2048)
+    cfg = numrope.RopeConfig(24, rotary_dim=8, rotary_offset=8, layout=layout, scaling=yarn, axes=axes.axial(4))
+    for report in (multiaxis.check_relative(cfg, max_position=4096), multiaxis.check_rotation(cfg, (0, 5, 300))):
+        assert report.passed, str(report)
+    assert not multiaxis.check_relative(cfg, encoding=multiaxis.sinusoidal_absolute).passed
+
+
 def plain_of_t(cfg):
     """The sections dropped: every pair rotated by the first coordinate (relative in that one axis only)."""
 

@@ -172,9 +172,72 @@ def check_relative(
     >>> check_relative(cfg, encoding=sinusoidal_absolute).passed
     False
     """
+    return _relative(_OnePosition(cfg), dtype, n_vectors, n_shifts, max_position, seq_len, encoding, seed)
+
+
+class _OnePosition:
+    """Where :func:`check_relative` and :func:`check_rotation` put a token: at one position ``m``.
+
+    :mod:`numrope.checks.multiaxis` subclasses it for coordinate vectors; the checks, their
+    comparisons and their bounds are the same for both (:func:`_relative`, :func:`_rotation`).
+    """
+
+    relative = ("relative-position identity", "m-n", "q^T R_{n-m} k")
+    rotation = ("expm(m A)", "R_m^T R_n = R_{n-m}", "apply_rope(x, m) = a R_m x")
+    check = staticmethod(_check_cfg)  # the configurations this placement serves
+
+    def __init__(self, cfg):
+        self.check(cfg)
+        self.cfg = cfg
+
+    def describe(self, seq_len) -> str:
+        return _describe(self.cfg, seq_len)
+
+    def differences(self, rng, n_vectors, max_position):
+        """The drawn differences ``D = m - n``, one per draw."""
+        return rng.integers(-(max_position - 1), max_position, n_vectors)
+
+    def encoding_positions(self, m):
+        """The positions ``(N, 1)`` given to the encoding for tokens at ``m``, shape ``(draws, shifts)``."""
+        return m.reshape(-1, 1)
+
+    def turns(self, dist):
+        """The difference each pair turns by, per draw (against the frequencies' axis)."""
+        return dist[:, None]
+
+    def matrix(self, p, seq_len):
+        return exact_rotation_matrix(self.cfg, p, seq_len=seq_len)
+
+    def points(self, positions) -> list:
+        return [_check_position(p, "positions") for p in positions]
+
+    def label(self, points) -> str:
+        return f"positions {points}"
+
+    def size(self, p) -> float:
+        """The largest coordinate of ``p`` in magnitude."""
+        return abs(p)
+
+    def per_row(self, p, pair_of):
+        """``|p|`` as each feature row of the block-diagonal matrix reads it."""
+        return np.abs(p)
+
+    def exponent(self, p, seq_len):
+        """The matrix whose exponential is the rotation of ``p``."""
+        return p * generator(self.cfg, seq_len)
+
+    def apply_positions(self, p):
+        return np.array([[p]])
+
+    def difference(self, p2, p):
+        return p2 - p
+
+
+def _relative(place, dtype, n_vectors, n_shifts, max_position, seq_len, encoding, seed) -> Report:
+    """:func:`check_relative` for tokens placed by ``place`` (an :class:`_OnePosition`)."""
     import numrope
 
-    _check_cfg(cfg)
+    cfg = place.cfg
     for name, value in (("n_vectors", n_vectors), ("n_shifts", n_shifts), ("max_position", max_position)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -199,14 +262,15 @@ def check_relative(
     # q, k as the dtype holds them; the exact forms use the same values.
     q = rng.standard_normal((n_vectors, d)).astype(dtype).astype(np.float64)
     k = rng.standard_normal((n_vectors, d)).astype(dtype).astype(np.float64)
-    dist = rng.integers(-(max_position - 1), max_position, n_vectors)
+    dist = place.differences(rng, n_vectors, max_position)  # (draws,) or (draws, axes)
     lo, hi = np.maximum(0, dist), np.minimum(max_position, max_position + dist)
-    m = lo[:, None] + (rng.random((n_vectors, n_shifts)) * (hi - lo)[:, None]).astype(np.int64)
+    m = lo[:, None] + (rng.random((n_vectors, n_shifts) + dist.shape[1:]) * (hi - lo)[:, None]).astype(np.int64)
     nn = m - dist[:, None]
 
     def encode(v, pos):
         x = np.broadcast_to(v[:, None, :], (n_vectors, n_shifts, d)).astype(dtype).reshape(-1, 1, 1, d)
-        return np.asarray(encoding(x, pos.reshape(-1, 1)), dtype=np.float64).reshape(n_vectors, n_shifts, d)
+        out = encoding(x, place.encoding_positions(pos))
+        return np.asarray(out, dtype=np.float64).reshape(n_vectors, n_shifts, d)
 
     scores = np.einsum("vsd,vsd->vs", encode(q, m), encode(k, nn))
 
@@ -217,13 +281,13 @@ def check_relative(
     passthrough = np.abs(q[:, rest] * k[:, rest]).sum(axis=1)
     scale = a * a * rho.sum(axis=1) + passthrough
 
-    c, s = exact_angle_cos_sin(dist[:, None].astype(np.float64), theta[None, :])
+    c, s = exact_angle_cos_sin(place.turns(dist).astype(np.float64), theta[None, :])
     wr = q[:, j0] * k[:, j0] + q[:, j1] * k[:, j1]
     wi = q[:, j1] * k[:, j0] - q[:, j0] * k[:, j1]
     closed = a * a * (wr * c - wi * s).sum(axis=1) + (q[:, rest] * k[:, rest]).sum(axis=1)
     matrix = np.empty(n_vectors)
     for v in range(n_vectors):
-        rot = exact_rotation_matrix(cfg, -float(dist[v]), seq_len=seq_len)[np.ix_(rf, rf)]
+        rot = place.matrix(-dist[v], seq_len)[np.ix_(rf, rf)]
         matrix[v] = a * a * (q[v, rf] @ (rot @ k[v, rf])) + q[v, rest] @ k[v, rest]
 
     # Bounds relative to `scale` (see the "Accuracy" page).
@@ -235,15 +299,15 @@ def check_relative(
     err_closed = np.abs(scores - closed[:, None]).max(axis=1)
     err_matrix = np.abs(scores - matrix[:, None]).max(axis=1)
     err_spread = np.ptp(scores, axis=1)
+    title, diff, form = place.relative
     rows = []
     for name, err, bound in (
-        ("closed form g(q, k, m-n)", err_closed, b_apply + b_closed),
-        ("matrix form q^T R_{n-m} k", err_matrix, b_apply + b_matrix),
-        ("spread over pairs with equal m-n", err_spread, 2 * b_apply),
+        (f"closed form g(q, k, {diff})", err_closed, b_apply + b_closed),
+        (f"matrix form {form}", err_matrix, b_apply + b_matrix),
+        (f"spread over pairs with equal {diff}", err_spread, 2 * b_apply),
     ):
         rows.append(Comparison(name, float(err.max()), float((err / scale).max()), bound, "score scale sigma"))
-    title = f"relative-position identity, {dtype} ({_describe(cfg, seq_len)})"
-    return Report(title, tuple(rows))
+    return Report(f"{title}, {dtype} ({place.describe(seq_len)})", tuple(rows))
 
 
 def _expm_error(m, theta_i, theta_max) -> np.ndarray:
@@ -297,41 +361,46 @@ def check_rotation(
     >>> check_rotation(numrope.RopeConfig(head_dim=16, layout="interleaved")).passed
     True
     """
+    return _rotation(_OnePosition(cfg), positions, seq_len, seed)
+
+
+def _rotation(place, positions, seq_len, seed) -> Report:
+    """:func:`check_rotation` for tokens placed by ``place`` (an :class:`_OnePosition`)."""
     import scipy.linalg
 
     import numrope
 
-    _check_cfg(cfg)
-    positions = [_check_position(p, "positions") for p in positions]
-    if not positions:
+    cfg = place.cfg
+    points = place.points(positions)
+    if not points:
         raise ValueError("positions must not be empty")
     if seq_len is None and cfg.depends_on_seq_len:
-        seq_len = int(max(abs(p) for p in positions)) + 1
+        seq_len = int(max(place.size(p) for p in points)) + 1
     theta = cfg.inv_freq(seq_len)
     r, d = cfg.rotary_dim, cfg.head_dim
     order = _pair_order(cfg)
     pair_of = np.empty(d, dtype=np.int64)
     pair_of[order] = np.concatenate([np.repeat(np.arange(cfg.n_pairs), 2), np.full(d - r, -1)])
-    theta_row = np.where(pair_of >= 0, theta[np.maximum(pair_of, 0)], 0.0)  # theta of each feature
+    rotary = pair_of >= 0
+    theta_row = np.where(rotary, theta[np.maximum(pair_of, 0)], 0.0)  # theta of each feature
 
-    mats = {p: exact_rotation_matrix(cfg, p, seq_len=seq_len) for p in positions}
+    mats = {p: place.matrix(p, seq_len) for p in points}
     rng = np.random.default_rng(seed)
     a = cfg.attention_scaling
     g2 = _gamma(2)
-    worst = {"expm": [0.0, 0.0], "orth": [0.0, 0.0], "det": [0.0, 0.0], "group": [0.0, 0.0], "apply": [0.0, 0.0]}
-    bounds = {"expm": 0.0, "orth": 0.0, "det": 0.0, "group": 0.0, "apply": 0.0}
+    worst = {key: [0.0, 0.0, 0.0] for key in ("expm", "orth", "det", "group", "apply")}  # error, relative, bound
 
     def record(key, err, rel, bound):
-        worst[key][0] = max(worst[key][0], float(err))
-        worst[key][1] = max(worst[key][1], float(rel))
-        bounds[key] = max(bounds[key], float(bound))
+        w = worst[key]
+        w[0], w[1], w[2] = max(w[0], float(err)), max(w[1], float(rel)), max(w[2], float(bound))
 
     eta_feature = 2 * U64 + math.sqrt(2) * 4 * U64  # float64 apply_rope, per feature (see check_relative)
     for p, rm in mats.items():
-        eps = cos_sin_error(np.abs(p) * theta_row)  # per feature row; pass-through rows are exact
-        expm_err = _expm_error(p, theta_row, theta.max())
+        # per feature row; pass-through rows are exact
+        eps = np.where(rotary, cos_sin_error(place.per_row(p, pair_of) * theta_row), 0.0)
+        expm_err = _expm_error(place.size(p), theta_row, theta.max())
         bound = (eps + expm_err)[:, None]
-        diff = np.abs(scipy.linalg.expm(p * generator(cfg, seq_len)) - rm)
+        diff = np.abs(scipy.linalg.expm(place.exponent(p, seq_len)) - rm)
         record("expm", diff.max(), (diff / bound).max(), 1.0)
         eps_max = float(eps.max())
         orth = np.abs(rm.T @ rm - np.eye(d)).max()
@@ -340,10 +409,9 @@ def check_rotation(
         n = cfg.n_pairs
         record("det", det, det, n * (2 * math.sqrt(2) * eps_max + 2 * eps_max**2) * 1.001 + _gamma(3 * n + d))
         x = rng.standard_normal((1, 1, 1, d))
-        got = numrope.apply_rope(x, cfg, np.array([[p]]), seq_len=seq_len)[0, 0, 0]
+        got = numrope.apply_rope(x, cfg, place.apply_positions(p), seq_len=seq_len)[0, 0, 0]
         want = rm @ x[0, 0, 0]
         want[order[:r]] *= a  # the rotary features (not the ones around them)
-        rotary = pair_of >= 0
         norms = a * np.hypot(x[0, 0, 0][order[0:r:2]], x[0, 0, 0][order[1:r:2]])
         diff = np.abs(got - want)
         rel = np.zeros(d)
@@ -351,18 +419,18 @@ def check_rotation(
         rel[~rotary] = np.where(diff[~rotary] == 0, 0.0, np.inf)  # copied on both sides: exact
         record("apply", diff.max(), rel.max(), eta_feature + math.sqrt(2) * eps_max + g2 + U64)
         for p2, rn in mats.items():
-            prod = rm.T @ rn
-            rdiff = exact_rotation_matrix(cfg, p2 - p, seq_len=seq_len)
-            err = np.abs(prod - rdiff).max()
-            eps2 = float(cos_sin_error(abs(p2) * theta.max()))
-            eps3 = float(cos_sin_error(abs(p2 - p) * theta.max()))
+            delta = place.difference(p2, p)
+            err = np.abs(rm.T @ rn - place.matrix(delta, seq_len)).max()
+            eps2 = float(cos_sin_error(place.size(p2) * theta.max()))
+            eps3 = float(cos_sin_error(place.size(delta) * theta.max()))
             record("group", err, err, math.sqrt(2) * (eps_max + eps2) + g2 + eps3)
+    expm, group, apply = place.rotation
     names = {
-        "expm": ("block_diag = expm(m A)", "entry bound (ratio)"),
+        "expm": (f"block_diag = {expm}", "entry bound (ratio)"),
         "orth": ("R^T R = I", "entries"),
         "det": ("det R = 1", "1"),
-        "group": ("R_m^T R_n = R_{n-m}", "entries"),
-        "apply": ("apply_rope(x, m) = a R_m x", "a |x_pair|"),
+        "group": (group, "entries"),
+        "apply": (apply, "a |x_pair|"),
     }
-    rows = tuple(Comparison(names[k][0], worst[k][0], worst[k][1], bounds[k], names[k][1]) for k in worst)
-    return Report(f"rotation matrices at positions {positions} ({_describe(cfg, seq_len)})", rows)
+    rows = tuple(Comparison(names[k][0], w[0], w[1], w[2], names[k][1]) for k, w in worst.items())
+    return Report(f"rotation matrices at {place.label(points)} ({place.describe(seq_len)})", rows)

@@ -21,11 +21,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from numrope.checks.identity import _expm_error
+from numrope.checks.identity import _OnePosition, _relative, _rotation
 from numrope.checks.identity import sinusoidal_absolute as _sinusoidal_1d
-from numrope.checks.matrices import U64, _check_cfg, _check_position, _gamma, _pair_order, cos_sin_error
+from numrope.checks.matrices import _check_cfg, _check_position, _pair_order
 from numrope.checks.matrices import exact_angle_cos_sin as _exact_cos_sin
-from numrope.checks.report import Comparison, Report, _apply_bound_coefficient, _describe
+from numrope.checks.report import Report, _describe
 from numrope.config import RopeConfig
 
 __all__ = ["check_relative", "check_rotation", "exact_rotation_matrix", "sinusoidal_absolute"]
@@ -35,10 +35,6 @@ def _check_axes(cfg):
     _check_cfg(cfg)
     if cfg.axes is None:
         raise ValueError("cfg has one axis (axes=None): use numrope.checks.identity")
-
-
-def _title(cfg, seq_len):
-    return f"{_describe(cfg, seq_len)}, axes {cfg.axes!r}"
 
 
 def exact_rotation_matrix(cfg: RopeConfig, coords, *, method: str = "block_diag", seq_len: int | None = None):
@@ -114,18 +110,6 @@ def sinusoidal_absolute(x, positions, *, seq_axis: int = -3, base: float = 10000
     return _sinusoidal_1d(x, np.asarray(positions)[0], seq_axis=seq_axis, base=base)
 
 
-def _differences(rng, n_vectors, n_axes, max_position):
-    """Coordinate differences: draw ``v`` moves axis ``v % (n_axes + 1)`` alone, or every axis at once."""
-    dist = rng.integers(-(max_position - 1), max_position, (n_vectors, n_axes))
-    for v in range(n_vectors):
-        alone = v % (n_axes + 1)
-        if alone < n_axes:
-            keep = dist[v, alone]
-            dist[v] = 0
-            dist[v, alone] = keep
-    return dist
-
-
 def check_relative(
     cfg: RopeConfig,
     *,
@@ -171,81 +155,7 @@ def check_relative(
     >>> check_relative(cfg).passed, check_relative(cfg, encoding=sinusoidal_absolute).passed
     (True, False)
     """
-    import numrope
-
-    _check_axes(cfg)
-    for name, value in (("n_vectors", n_vectors), ("n_shifts", n_shifts), ("max_position", max_position)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if n_shifts < 2:
-        raise ValueError(f"n_shifts must be at least 2 (the spread needs two positions), got {n_shifts}")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float16, np.float32, np.float64):
-        raise ValueError(f"dtype must be float16, float32 or float64, got {dtype}")
-    if seq_len is None and cfg.depends_on_seq_len:
-        seq_len = int(max_position)
-    if encoding is None:
-
-        def encoding(x, positions):
-            return numrope.apply_rope(x, cfg, positions, seq_len=seq_len)
-
-    rng = np.random.default_rng(seed)
-    d, r, n_axes = cfg.head_dim, cfg.rotary_dim, cfg.n_axes
-    a = cfg.attention_scaling
-    theta = cfg.inv_freq(seq_len)
-    axis = cfg.axes.axis_index
-    q = rng.standard_normal((n_vectors, d)).astype(dtype).astype(np.float64)
-    k = rng.standard_normal((n_vectors, d)).astype(dtype).astype(np.float64)
-    dist = _differences(rng, n_vectors, n_axes, max_position)  # (v, axes)
-    lo, hi = np.maximum(0, dist), np.minimum(max_position, max_position + dist)
-    m = lo[:, None, :] + (rng.random((n_vectors, n_shifts, n_axes)) * (hi - lo)[:, None, :]).astype(np.int64)
-    nn = m - dist[:, None, :]
-
-    def encode(v, coords):
-        x = np.broadcast_to(v[:, None, :], (n_vectors, n_shifts, d)).astype(dtype).reshape(-1, 1, 1, d)
-        at = np.moveaxis(coords.reshape(-1, n_axes), 1, 0)[:, :, None]  # (n_axes, N, 1)
-        return np.asarray(encoding(x, at), dtype=np.float64).reshape(n_vectors, n_shifts, d)
-
-    scores = np.einsum("vsd,vsd->vs", encode(q, m), encode(k, nn))
-    order = _pair_order(cfg)
-    j0, j1 = order[0:r:2], order[1:r:2]
-    rho = np.hypot(q[:, j0], q[:, j1]) * np.hypot(k[:, j0], k[:, j1])
-    scale = a * a * rho.sum(axis=1) + np.abs(q[:, r:] * k[:, r:]).sum(axis=1)
-    c, s = _exact_cos_sin(dist[:, axis].astype(np.float64), theta[None, :])
-    wr = q[:, j0] * k[:, j0] + q[:, j1] * k[:, j1]
-    wi = q[:, j1] * k[:, j0] - q[:, j0] * k[:, j1]
-    closed = a * a * (wr * c - wi * s).sum(axis=1) + (q[:, r:] * k[:, r:]).sum(axis=1)
-    matrix = np.empty(n_vectors)
-    for v in range(n_vectors):
-        rot = exact_rotation_matrix(cfg, -dist[v].astype(np.float64), seq_len=seq_len)[:r, :r]
-        matrix[v] = a * a * (q[v, :r] @ (rot @ k[v, :r])) + q[v, r:] @ k[v, r:]
-    eps_cs = float(cos_sin_error(np.abs(dist).max() * theta.max()))
-    g2, gd = _gamma(2), _gamma(d)
-    b_apply = _apply_bound_coefficient(cfg, dtype)
-    b_closed = max(math.sqrt(2) * eps_cs + (1 + math.sqrt(2)) * g2 + _gamma(cfg.n_pairs) + 2 * U64, gd + U64)
-    b_matrix = 2 * eps_cs + math.sqrt(2) * g2 + gd + 2 * U64
-    rows = []
-    for name, err, bound in (
-        ("closed form g(q, k, p-p')", np.abs(scores - closed[:, None]).max(axis=1), b_apply + b_closed),
-        ("matrix form q^T R(p'-p) k", np.abs(scores - matrix[:, None]).max(axis=1), b_apply + b_matrix),
-        ("spread over pairs with equal p-p'", np.ptp(scores, axis=1), 2 * b_apply),
-    ):
-        rows.append(Comparison(name, float(err.max()), float((err / scale).max()), bound, "score scale sigma"))
-    return Report(f"relative-position identity per axis, {dtype} ({_title(cfg, seq_len)})", tuple(rows))
-
-
-def _coordinate_vectors(cfg, positions):
-    """Each position as coordinates: an int ``m`` gives ``(m, .., m)`` (a text token) and a mixed
-    vector (an image token's); sequences are taken as coordinate vectors."""
-    out = []
-    for p in positions:
-        if np.ndim(p) == 0:
-            m = _check_position(p, "positions")
-            out.append((m,) * cfg.n_axes)
-            out.append(tuple(float(math.floor(m * f)) for f in (1.0, 0.7, 0.3, 0.9)[: cfg.n_axes]))
-        else:
-            out.append(tuple(_check_position(c, "positions") for c in p))
-    return list(dict.fromkeys(out))
+    return _relative(_Coordinates(cfg), dtype, n_vectors, n_shifts, max_position, seq_len, encoding, seed)
 
 
 def check_rotation(
@@ -276,78 +186,76 @@ def check_rotation(
     >>> check_rotation(numrope.RopeConfig(16, axes=numrope.axes.axial(8))).passed
     True
     """
-    import scipy.linalg
-
-    import numrope
-
-    _check_axes(cfg)
-    coords = _coordinate_vectors(cfg, positions)
-    if not coords:
-        raise ValueError("positions must not be empty")
-    if seq_len is None and cfg.depends_on_seq_len:
-        seq_len = int(max(abs(c) for p in coords for c in p)) + 1
-    theta = cfg.inv_freq(seq_len)
-    r, d = cfg.rotary_dim, cfg.head_dim
-    order = _pair_order(cfg)
-    pair_of = np.empty(d, dtype=np.int64)
-    pair_of[order] = np.concatenate([np.repeat(np.arange(cfg.n_pairs), 2), np.full(d - r, -1)])
-    rotary = pair_of >= 0
-    theta_row = np.where(rotary, theta[np.maximum(pair_of, 0)], 0.0)
-    axis_row = np.where(rotary, cfg.axes.axis_index[np.maximum(pair_of, 0)], 0)
-    mats = {p: exact_rotation_matrix(cfg, p, seq_len=seq_len) for p in coords}
-    rng = np.random.default_rng(seed)
-    a = cfg.attention_scaling
-    g2 = _gamma(2)
-    worst = {key: [0.0, 0.0, 0.0] for key in ("expm", "orth", "det", "group", "apply")}
-
-    def record(key, err, rel, bound):
-        w = worst[key]
-        w[0], w[1], w[2] = max(w[0], float(err)), max(w[1], float(rel)), max(w[2], float(bound))
-
-    for p, rm in mats.items():
-        pv = np.asarray(p)
-        eps = np.where(rotary, cos_sin_error(np.abs(pv[axis_row]) * theta_row), 0.0)
-        bound = (eps + _expm_error(float(np.abs(pv).max()), theta_row, theta.max()))[:, None]
-        diff = np.abs(scipy.linalg.expm(_generator_sum(cfg, pv, theta, order)) - rm)
-        record("expm", diff.max(), (diff / bound).max(), 1.0)
-        eps_max = float(eps.max())
-        orth = np.abs(rm.T @ rm - np.eye(d)).max()
-        record("orth", orth, orth, 2 * math.sqrt(2) * eps_max + 2 * eps_max**2 + g2)
-        det = abs(scipy.linalg.det(rm) - 1.0)
-        n = cfg.n_pairs
-        record("det", det, det, n * (2 * math.sqrt(2) * eps_max + 2 * eps_max**2) * 1.001 + _gamma(3 * n + d))
-        x = rng.standard_normal((1, 1, 1, d))
-        got = numrope.apply_rope(x, cfg, pv.reshape(-1, 1, 1), seq_len=seq_len)[0, 0, 0]
-        want = rm @ x[0, 0, 0]
-        want[:r] *= a
-        norms = a * np.hypot(x[0, 0, 0][order[0:r:2]], x[0, 0, 0][order[1:r:2]])
-        err = np.abs(got - want)
-        rel = np.zeros(d)
-        rel[rotary] = err[rotary] / norms[pair_of[rotary]]
-        rel[~rotary] = np.where(err[~rotary] == 0, 0.0, np.inf)
-        record("apply", err.max(), rel.max(), 2 * U64 + math.sqrt(2) * 4 * U64 + math.sqrt(2) * eps_max + g2 + U64)
-        for p2, rn in mats.items():
-            delta = np.asarray(p2) - pv
-            e = np.abs(rm.T @ rn - exact_rotation_matrix(cfg, delta, seq_len=seq_len)).max()
-            eps2 = float(cos_sin_error(np.abs(p2).max() * theta.max()))
-            eps3 = float(cos_sin_error(np.abs(delta).max() * theta.max()))
-            record("group", e, e, math.sqrt(2) * (eps_max + eps2) + g2 + eps3)
-    names = {
-        "expm": ("block_diag = expm(sum p_a A_a)", "entry bound (ratio)"),
-        "orth": ("R^T R = I", "entries"),
-        "det": ("det R = 1", "1"),
-        "group": ("R(p)^T R(p') = R(p'-p)", "entries"),
-        "apply": ("apply_rope(x, p) = a R(p) x", "a |x_pair|"),
-    }
-    rows = tuple(Comparison(names[k][0], w[0], w[1], w[2], names[k][1]) for k, w in worst.items())
-    return Report(f"rotation matrices at {len(coords)} coordinate vectors ({_title(cfg, seq_len)})", rows)
+    return _rotation(_Coordinates(cfg), positions, seq_len, seed)
 
 
-def _generator_sum(cfg, p, theta, order):
-    """``sum_a p_a A_a`` with exact-looking float64 entries ``p[axis[i]] theta_i`` (rounded once)."""
-    j0, j1 = order[0 : cfg.rotary_dim : 2], order[1 : cfg.rotary_dim : 2]
-    g = np.zeros((cfg.head_dim, cfg.head_dim))
-    angle = p[cfg.axes.axis_index] * theta
-    g[j1, j0] = angle
-    g[j0, j1] = -angle
-    return g
+class _Coordinates(_OnePosition):
+    """Tokens at coordinate vectors ``p``: pair ``i`` turns by ``p[axis[i]] theta_i``."""
+
+    relative = ("relative-position identity per axis", "p-p'", "q^T R(p'-p) k")
+    rotation = ("expm(sum p_a A_a)", "R(p)^T R(p') = R(p'-p)", "apply_rope(x, p) = a R(p) x")
+    check = staticmethod(_check_axes)
+
+    def describe(self, seq_len) -> str:
+        return f"{_describe(self.cfg, seq_len)}, axes {self.cfg.axes!r}"
+
+    def differences(self, rng, n_vectors, max_position):
+        """Draw ``v`` moves axis ``v % (n_axes + 1)`` alone, or every axis at once."""
+        n_axes = self.cfg.n_axes
+        dist = rng.integers(-(max_position - 1), max_position, (n_vectors, n_axes))
+        for v in range(n_vectors):
+            alone = v % (n_axes + 1)
+            if alone < n_axes:
+                keep = dist[v, alone]
+                dist[v] = 0
+                dist[v, alone] = keep
+        return dist
+
+    def encoding_positions(self, m):
+        return np.moveaxis(m.reshape(-1, self.cfg.n_axes), 1, 0)[:, :, None]  # (n_axes, N, 1)
+
+    def turns(self, dist):
+        return dist[:, self.cfg.axes.axis_index]
+
+    def matrix(self, p, seq_len):
+        return exact_rotation_matrix(self.cfg, p, seq_len=seq_len)
+
+    def points(self, positions) -> list:
+        """Each int ``m`` as a text token ``(m, .., m)`` and a mixed (image-like) vector; sequences
+        are taken as coordinate vectors."""
+        out = []
+        for p in positions:
+            if np.ndim(p) == 0:
+                m = _check_position(p, "positions")
+                out.append((m,) * self.cfg.n_axes)
+                out.append(tuple(float(math.floor(m * f)) for f in (1.0, 0.7, 0.3, 0.9)[: self.cfg.n_axes]))
+            else:
+                out.append(tuple(_check_position(c, "positions") for c in p))
+        return list(dict.fromkeys(out))
+
+    def label(self, points) -> str:
+        return f"{len(points)} coordinate vectors"
+
+    def size(self, p) -> float:
+        return float(np.abs(p).max())
+
+    def per_row(self, p, pair_of):
+        axis_row = np.where(pair_of >= 0, self.cfg.axes.axis_index[np.maximum(pair_of, 0)], 0)
+        return np.abs(np.asarray(p)[axis_row])
+
+    def exponent(self, p, seq_len):
+        """``sum_a p_a A_a``, its entries ``p[axis[i]] theta_i`` rounded once."""
+        cfg = self.cfg
+        order = _pair_order(cfg)
+        j0, j1 = order[0 : cfg.rotary_dim : 2], order[1 : cfg.rotary_dim : 2]
+        g = np.zeros((cfg.head_dim, cfg.head_dim))
+        angle = np.asarray(p)[cfg.axes.axis_index] * cfg.inv_freq(seq_len)
+        g[j1, j0] = angle
+        g[j0, j1] = -angle
+        return g
+
+    def apply_positions(self, p):
+        return np.asarray(p, dtype=np.float64).reshape(-1, 1, 1)
+
+    def difference(self, p2, p):
+        return np.asarray(p2) - np.asarray(p)
