@@ -22,7 +22,6 @@ from numrope.cache import default_seq_len
 from numrope.validation.angles import fit_frequencies, frequency_tolerance
 from numrope.validation.hypotheses import _gain_ratio
 from numrope.validation.mistakes import replace
-from numrope.validation.report import Finding
 from numrope.variants import NTK, DynamicNTK, Linear, Llama3, LongRoPE, YaRN
 
 NAMES = {
@@ -253,4 +252,4 @@ def scaling(judge, m):
         if mistake == "seq_len":
             details = {"mistake": "seq_len", "seq_len": n, "compared_seq_len": length}
             changes = {"seq_len": n}
-        yield m.with_("scaling", Finding("scaling", message, details), **changes)
+        yield m.with_("scaling", message, details, **changes)

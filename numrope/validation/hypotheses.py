@@ -16,7 +16,6 @@ import numpy as np
 
 from numrope.validation.angles import TWO_PI, effective_positions, received, wrap
 from numrope.validation.mistakes import Mistakes, replace
-from numrope.validation.report import Finding
 from numrope.validation.tolerance import default_rtol
 
 _PAIRS = {
@@ -35,13 +34,10 @@ def layout(judge, m):
     what = "half and interleaved layouts are swapped" if cfg.layout != "interleaved_in_half_out" else "wrong layout"
     yield m.with_(
         "layout",
-        Finding(
-            "layout",
-            f"{what}: the output pairs features {_PAIRS[other]} "
-            f"(layout={other!r}), but cfg pairs {_PAIRS[cfg.layout]} (layout={cfg.layout!r}). Fix the layout, "
-            "or convert the q/k weights between the layouts (numrope.validation.convert.permute_qk_weights).",
-            {"layout": other},
-        ),
+        f"{what}: the output pairs features {_PAIRS[other]} "
+        f"(layout={other!r}), but cfg pairs {_PAIRS[cfg.layout]} (layout={cfg.layout!r}). Fix the layout, "
+        "or convert the q/k weights between the layouts (numrope.validation.convert.permute_qk_weights).",
+        {"layout": other},
         cfg=cand,
     )
 
@@ -50,21 +46,15 @@ def direction(judge, m):
     if not m.flip and not m.swap:
         yield m.with_(
             "direction",
-            Finding(
-                "direction",
-                "the rotation goes the wrong way: the output matches rotating by minus the angle "
-                "(the sign of sin flipped, or the inverse rotation applied)",
-                {"mistake": "inverse"},
-            ),
+            "the rotation goes the wrong way: the output matches rotating by minus the angle "
+            "(the sign of sin flipped, or the inverse rotation applied)",
+            {"mistake": "inverse"},
             flip=True,
         )
         yield m.with_(
             "direction",
-            Finding(
-                "direction",
-                "cos and sin are swapped: the output matches x0 sin - x1 cos, x1 sin + x0 cos",
-                {"mistake": "cos_sin_swapped"},
-            ),
+            "cos and sin are swapped: the output matches x0 sin - x1 cos, x1 sin + x0 cos",
+            {"mistake": "cos_sin_swapped"},
             swap=True,
         )
 
@@ -91,11 +81,9 @@ def attention_scaling(judge, m):
         candidates += [(1 / a, "missing"), (a, "doubled")]
     candidates += [(float(f"{factor:.4g}"), "factor"), (factor, "factor")]
     for scale, mistake in candidates:
-        finding = Finding(
-            "attention_scaling", scaling_message(mistake, a, scale, cfg), {"mistake": mistake, "factor": scale}
-        )
+        message, details = scaling_message(mistake, a, scale, cfg), {"mistake": mistake, "factor": scale}
         for scale_all in (False, True):
-            yield m.with_("attention_scaling", finding, scale=m.scale * scale, scale_all=scale_all)
+            yield m.with_("attention_scaling", message, details, scale=m.scale * scale, scale_all=scale_all)
 
 
 def _whose(cfg):
@@ -144,12 +132,9 @@ def rotary_dim(judge, m):
         if cand is not None:
             yield m.with_(
                 "rotary_dim",
-                Finding(
-                    "rotary_dim",
-                    f"the output rotates the first {r} features (rotary_dim={r}), but cfg has rotary_dim="
-                    f"{judge.cfg.rotary_dim} (partial rotary: partial_rotary_factor = {r / d:g})",
-                    {"rotary_dim": r},
-                ),
+                f"the output rotates the first {r} features (rotary_dim={r}), but cfg has rotary_dim="
+                f"{judge.cfg.rotary_dim} (partial rotary: partial_rotary_factor = {r / d:g})",
+                {"rotary_dim": r},
                 cfg=cand,
             )
 
@@ -182,12 +167,9 @@ def offset(judge, m):
         shown = int(value) if value == round(value) else value
         yield m.with_(
             "offset",
-            Finding(
-                "offset",
-                f"positions are off by {shown:+g}: the output matches positions + {shown:g} "
-                "(an off-by-one, a KV-cache or padding offset applied twice or not at all)",
-                {"offset": shown},
-            ),
+            f"positions are off by {shown:+g}: the output matches positions + {shown:g} "
+            "(an off-by-one, a KV-cache or padding offset applied twice or not at all)",
+            {"offset": shown},
             shift=m.shift + value,
         )
 
@@ -273,13 +255,10 @@ def base(judge, m):
             continue
         yield m.with_(
             "base",
-            Finding(
-                "base",
-                f"the frequency base is wrong: the output matches base={value:.8g} (the simplest value that "
-                f"matches; {b:.7g} estimated from the rotation angles), but cfg has base={judge.cfg.base:g} "
-                "(rope_theta in Hugging Face configs)",
-                {"base": value, "estimated": b},
-            ),
+            f"the frequency base is wrong: the output matches base={value:.8g} (the simplest value that "
+            f"matches; {b:.7g} estimated from the rotation angles), but cfg has base={judge.cfg.base:g} "
+            "(rope_theta in Hugging Face configs)",
+            {"base": value, "estimated": b},
             cfg=cand,
         )
 
@@ -311,14 +290,11 @@ def position_precision(judge, m):
         example = f"position {pos[first]:,.0f} becomes {rounded[first]:,.0f}"
         yield m.with_(
             "position_precision",
-            Finding(
-                "position_precision",
-                f"the positions are rounded to {precision} before the angles are formed ({example}; from "
-                f"{_exact_up_to(precision):,} on neighbouring positions get the same angles): position_ids cast "
-                f"to the model's dtype, or an autocast matmul. Form positions in int64 or float32 (float64 "
-                "beyond 2**24)",
-                {"precision": precision, "example": [float(pos[first]), float(rounded[first])]},
-            ),
+            f"the positions are rounded to {precision} before the angles are formed ({example}; from "
+            f"{_exact_up_to(precision):,} on neighbouring positions get the same angles): position_ids cast "
+            f"to the model's dtype, or an autocast matmul. Form positions in int64 or float32 (float64 "
+            "beyond 2**24)",
+            {"precision": precision, "example": [float(pos[first]), float(rounded[first])]},
             pos=rounded,
             shift=0.0,
         )
@@ -343,14 +319,11 @@ def frequency_precision(judge, m):
             continue
         yield m.with_(
             "frequency_precision",
-            Finding(
-                "frequency_precision",
-                f"the frequencies are rounded to {precision} (relative error up to "
-                f"{np.nanmax(np.abs(rounded / theta - 1)):.2g}; the angle error grows with the position): an "
-                f"inv_freq buffer cast to {precision} with the model's weights (model.to({precision})). Keep "
-                "inv_freq in float32",
-                {"precision": precision},
-            ),
+            f"the frequencies are rounded to {precision} (relative error up to "
+            f"{np.nanmax(np.abs(rounded / theta - 1)):.2g}; the angle error grows with the position): an "
+            f"inv_freq buffer cast to {precision} with the model's weights (model.to({precision})). Keep "
+            "inv_freq in float32",
+            {"precision": precision},
             theta=rounded,
         )
 
@@ -406,4 +379,4 @@ def batch_rows(judge, m):
                 )
             )
     for new_pos, message, mistake in candidates:
-        yield m.with_("batch_rows", Finding("batch_rows", message, {"mistake": mistake}), pos=new_pos, shift=0.0)
+        yield m.with_("batch_rows", message, {"mistake": mistake}, pos=new_pos, shift=0.0)

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from numrope.validation.report import Finding
 from numrope.validation.tolerance import default_rtol, verdict_ratios
 
 _UNSET = object()
@@ -43,8 +44,9 @@ class Mistakes:
     findings: tuple = ()
     kinds: frozenset = frozenset()
 
-    def with_(self, kind, finding, **changes):
-        """These mistakes and one more of ``kind``, said by ``finding``."""
+    def with_(self, kind, message, details, **changes):
+        """These mistakes and one more of ``kind``, said by a :class:`Finding` of ``message`` and ``details``."""
+        finding = Finding(kind, message, details)
         return dataclasses.replace(self, findings=(*self.findings, finding), kinds=self.kinds | {kind}, **changes)
 
     def positions(self, case):
