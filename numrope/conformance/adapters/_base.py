@@ -27,17 +27,39 @@ class Unsupported(Exception):
     """The framework cannot express this model's RoPE, or this precision: the row is not measured."""
 
 
+#: The metadata :meth:`Adapter.describe` reports, in its order (``layouts`` by the features a model's pairs read).
+DESCRIBED = (
+    "name",
+    "label",
+    "distribution",
+    "level",
+    "call",
+    "variants",
+    "layouts",
+    "partial",
+    "dtypes",
+    "max_position",
+)
+
+
 class Adapter:
-    """One framework's RoPE, run from NumPy. Subclasses set the metadata and implement setup and rotate.
+    """One framework's RoPE, run from NumPy.
+
+    A subclass states the metadata where it differs from the defaults below. A model-level adapter
+    implements :meth:`setup` and :meth:`rotate`; a parameter-level one implements :meth:`build` and
+    :meth:`rotation`, and the base class refuses what it cannot express (:meth:`check`) and moves the
+    heads into the framework's layout and back (:class:`Plumbing`).
 
     Attributes
     ----------
     name : str
         The key used by ``--framework`` and in reports.
     label : str
-        The framework's name for people.
+        The framework's name for people; by default its distribution's.
     distribution : str
-        The pip distribution whose version is reported.
+        The pip distribution whose version is reported; by default the name with ``-`` for ``_``.
+    runtime : tuple of str
+        Other distributions whose versions matter (the array library underneath).
     modules : tuple of str
         Modules that must be importable for the adapter to run.
     level : {"model", "parameters"}
@@ -59,9 +81,6 @@ class Adapter:
     """
 
     name = ""
-    label = ""
-    distribution = ""
-    #: Other distributions whose versions matter (the array library underneath).
     runtime: tuple = ()
     modules: tuple = ()
     level = "parameters"
@@ -71,6 +90,14 @@ class Adapter:
     partial = "native"
     dtypes: tuple = DTYPES
     max_position: int | None = None
+
+    @property
+    def distribution(self) -> str:
+        return self.name.replace("_", "-")
+
+    @property
+    def label(self) -> str:
+        return self.distribution
 
     def missing(self) -> str | None:
         """Why the framework cannot be imported (one line), or None when it can."""
@@ -95,19 +122,12 @@ class Adapter:
         return {d: self.version(d) for d in (self.distribution, *self.runtime)}
 
     def describe(self) -> dict:
-        """The adapter's metadata as a JSON-able dict."""
-        return {
-            "name": self.name,
-            "label": self.label,
-            "distribution": self.distribution,
-            "level": self.level,
-            "call": self.call,
-            "variants": list(self.variants),
-            "layouts": dict(self.layouts),  # by the features a model's pairs read
-            "partial": self.partial,
-            "dtypes": list(self.dtypes),
-            "max_position": self.max_position,
-        }
+        """The adapter's metadata (:data:`DESCRIBED`) as a JSON-able dict."""
+        out = {}
+        for key in DESCRIBED:
+            value = getattr(self, key)
+            out[key] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, dict) else value
+        return out
 
     def check(self, cfg) -> list:
         """Refuse (Unsupported) what a parameter-level adapter cannot express; return its plumbing notes."""
@@ -131,10 +151,29 @@ class Adapter:
             notes.append("partial rotary: slice")
         return notes
 
+    def native(self, cfg) -> str:
+        """The pair layout the framework is run in for ``cfg``: the model's own where it takes that natively."""
+        pairs = input_pairs(cfg)
+        if self.layouts[pairs] == "native":
+            return pairs
+        return "half" if pairs == "interleaved" else "interleaved"
+
     def setup(self, model, cfg):
         """Build the framework's RoPE for one model; returns the state :meth:`rotate` needs.
 
-        Raises Unsupported when the framework cannot express the model's RoPE.
+        Raises Unsupported when the framework cannot express the model's RoPE. At the parameter
+        level: what :meth:`check` refuses, then the framework's RoPE (:meth:`build`), with the
+        plumbing between the model's layout and :meth:`native` (``state["plumbing"]``) and the
+        notes on it (``state["notes"]``).
+        """
+        notes = self.check(cfg)
+        state = self.build(model, cfg, notes)
+        return {**state, "plumbing": Plumbing(cfg, self.native(cfg), self.partial), "notes": notes}
+
+    def build(self, model, cfg, notes: list) -> dict:
+        """The framework's RoPE for ``cfg`` (a parameter-level adapter), as the state :meth:`rotation` reads.
+
+        Imports the framework (Unsupported where that fails); may add plumbing notes to ``notes``.
         """
         raise NotImplementedError
 
@@ -143,7 +182,17 @@ class Adapter:
 
         The inputs hold values exact in ``dtype``; the framework computes in ``dtype``. ``offset``
         is set for a decoding step (``positions == offset + arange(seq)``), where a framework with
-        a decoding path takes it. Returns the rotated arrays as float32 NumPy arrays.
+        a decoding path takes it. Returns the rotated arrays as float32 NumPy arrays. At the
+        parameter level: :meth:`rotation` on q and k together, in the framework's layout.
+        """
+        plumbing, fn = state["plumbing"], self.rotation(state, positions, dtype, offset)
+        return together(lambda x: plumbing.out(fn(plumbing.into(x)), x), q, k)
+
+    def rotation(self, state, positions, dtype, offset):
+        """The framework's rotation at ``positions``, in ``dtype``, of an array in its layout.
+
+        Returns a function of one float32 ``(batch, seq, heads, d)`` NumPy array (laid out by
+        :class:`Plumbing`) that returns the rotated array as NumPy, in the framework's layout.
         """
         raise NotImplementedError
 

@@ -20,7 +20,6 @@ import numpy as np
 
 from numrope.conformance.adapters._base import (
     Adapter,
-    Plumbing,
     Unsupported,
     import_module,
     input_pairs,
@@ -45,20 +44,17 @@ def _mx_rotate(mx, fn, x, dtype, positions, offset):
 class Mlx(Adapter):
     name = "mlx"
     label = "MLX"
-    distribution = "mlx"
     modules = ("mlx.core",)
     call = "mlx.core.fast.rope(x, dims, traditional=, base=, scale=, offset=)"
     variants = ("default", "linear")
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
+    def build(self, model, cfg, notes):
         mx = import_module("mlx.core")
         scale = 1.0 / cfg.scaling.factor if cfg.scaling is not None else 1.0
-        pairs = input_pairs(cfg)
-        return {"mx": mx, "cfg": cfg, "scale": scale, "plumbing": Plumbing(cfg, pairs, "native"), "notes": notes}
+        return {"mx": mx, "cfg": cfg, "scale": scale}
 
-    def rotate(self, state, q, k, positions, dtype, offset=None):
-        mx, cfg, plumbing = state["mx"], state["cfg"], state["plumbing"]
+    def rotation(self, state, positions, dtype, offset):
+        mx, cfg = state["mx"], state["cfg"]
 
         def fn(a, off):
             return mx.fast.rope(
@@ -70,10 +66,7 @@ class Mlx(Adapter):
                 offset=off,
             )
 
-        def run(x):
-            return plumbing.out(_mx_rotate(mx, fn, plumbing.into(x), dtype, positions, offset), x)
-
-        return together(run, q, k)
+        return lambda x: _mx_rotate(mx, fn, x, dtype, positions, offset)
 
 
 def _layer_number(path: str) -> int:
@@ -113,8 +106,6 @@ def _build(utils, config):
 
 class MlxLm(Adapter):
     name = "mlx_lm"
-    label = "mlx-lm"
-    distribution = "mlx-lm"
     runtime = ("mlx",)
     modules = ("mlx.core", "mlx_lm")
     level = "model"

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from numrope.conformance.adapters._base import Adapter, Plumbing, Unsupported, import_module, input_pairs, together
+from numrope.conformance.adapters._base import Adapter, Unsupported, import_module, input_pairs
 
 
 def llama3_rope_freqs(cfg) -> np.ndarray:
@@ -64,8 +64,7 @@ class Ggml(Adapter):
     variants = ("default", "linear", "yarn", "longrope", "llama3")
     dtypes = ("float32", "float16")
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
+    def build(self, model, cfg, notes):
         ggml = import_module("ggml")
         import_module("ggml.utils")
         s = cfg.scaling
@@ -90,16 +89,8 @@ class Ggml(Adapter):
         elif s is not None:  # llama3
             params["factors"] = llama3_rope_freqs(cfg)
             notes.append("freq_factors: rope_freqs by the rule of llama.cpp's convert_hf_to_gguf.py")
-        pairs = input_pairs(cfg)
-        mode = ggml.GGML_ROPE_TYPE_NEOX if pairs == "half" else ggml.GGML_ROPE_TYPE_NORMAL
-        return {
-            "ggml": ggml,
-            "cfg": cfg,
-            "mode": mode,
-            "params": params,
-            "plumbing": Plumbing(cfg, pairs, "native"),
-            "notes": notes,
-        }
+        mode = ggml.GGML_ROPE_TYPE_NEOX if input_pairs(cfg) == "half" else ggml.GGML_ROPE_TYPE_NORMAL
+        return {"ggml": ggml, "cfg": cfg, "mode": mode, "params": params}
 
     def _factors(self, state, positions):
         cfg, p = state["cfg"], state["params"]
@@ -109,14 +100,13 @@ class Ggml(Adapter):
         long = int(np.max(positions)) + 1 > s.original_max_position_embeddings
         return np.asarray(s.long_factor if long else s.short_factor, dtype=np.float32)
 
-    def rotate(self, state, q, k, positions, dtype, offset=None):
+    def rotation(self, state, positions, dtype, offset):
         import ggml.utils as gu
 
         ggml, cfg, p = state["ggml"], state["cfg"], state["params"]
         factors = self._factors(state, positions)
 
-        def fn(head):
-            x = state["plumbing"].into(head)
+        def fn(x):
             b, s, h, d = x.shape
             pos = np.broadcast_to(np.asarray(positions, dtype=np.int32), (b, s)).reshape(-1).copy()
             size = x.size * 4 * 3 + pos.size * 4 + (0 if factors is None else factors.size * 4) + (16 << 20)
@@ -134,6 +124,6 @@ class Ggml(Adapter):
                 y = gu.to_numpy(o).astype(np.float32).copy()
             finally:
                 ggml.ggml_free(ctx)
-            return state["plumbing"].out(y.reshape(b, s, h, d), head)
+            return y.reshape(b, s, h, d)
 
-        return together(fn, q, k)
+        return fn

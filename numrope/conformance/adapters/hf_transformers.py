@@ -57,13 +57,11 @@ def _rotary_class(module, family):
 class Transformers(Adapter):
     name = "transformers"
     label = "Hugging Face transformers"
-    distribution = "transformers"
     runtime = ("torch",)
     modules = ("torch", "transformers")
     level = "model"
     call = "<Model>RotaryEmbedding(config)(x, position_ids) + the apply function the model's attention calls"
     variants = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
-    dtypes = ("float32", "bfloat16", "float16")
 
     def setup(self, model, cfg):
         import_module("torch")

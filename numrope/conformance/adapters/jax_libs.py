@@ -13,17 +13,44 @@ from typing import ClassVar
 
 import numpy as np
 
-from numrope.conformance.adapters._base import Adapter, Plumbing, Unsupported, import_module, together
+from numrope.conformance.adapters._base import Adapter, Unsupported, import_module
 
 
-def _jax_out(jnp, y):
-    return np.asarray(jnp.asarray(y).astype(jnp.float32))
+class _Jax(Adapter):
+    """An adapter of a JAX library (the module named like the adapter), pairing ``i`` with ``i + d/2``."""
+
+    runtime = ("jax",)
+    layouts: ClassVar[dict] = {"half": "native", "interleaved": "perm"}
+    partial = "slice"
+
+    @property
+    def modules(self) -> tuple:
+        return (self.name, "jax")
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} (JAX)"
+
+    def rotation(self, state, positions, dtype, offset):
+        import jax.numpy as jnp
+
+        fn = self.jax_rotation(state, positions, dtype, offset)
+        return lambda x: np.asarray(jnp.asarray(fn(jnp.asarray(x).astype(dtype))).astype(jnp.float32))
+
+    def jax_rotation(self, state, positions, dtype, offset):
+        """:meth:`rotation` on JAX arrays: by default the jitted ``state["call"](a, positions)``, with
+        ``positions`` given for each sequence of the batch."""
+        import jax.numpy as jnp
+
+        def fn(a):
+            return state["call"](a, jnp.asarray(np.broadcast_to(np.asarray(positions, dtype=np.int32), a.shape[:2])))
+
+        return fn
 
 
-class KerasHub(Adapter):
+class KerasHub(_Jax):
     name = "keras_hub"
     label = "keras-hub (JAX backend)"
-    distribution = "keras-hub"
     runtime = ("keras", "jax")
     modules = ("keras", "keras_hub", "jax")
     call = (
@@ -31,11 +58,8 @@ class KerasHub(Adapter):
         "(x, positions=) or (x, start_index=) for a decoding step"
     )
     variants = ("default", "linear", "yarn")
-    layouts: ClassVar[dict] = {"half": "native", "interleaved": "perm"}
-    partial = "slice"
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
+    def build(self, model, cfg, notes):
         os.environ.setdefault("KERAS_BACKEND", "jax")  # read when keras is first imported
         keras = import_module("keras")
         if keras.backend.backend() != "jax":
@@ -62,15 +86,9 @@ class KerasHub(Adapter):
                 original_max_position_embeddings=int(s.original_max_position_embeddings),
                 truncate=bool(s.truncate),
             )
-        return {
-            "kwargs": kwargs,
-            "layers": {},
-            "make": layers.RotaryEmbedding,
-            "plumbing": Plumbing(cfg, "half", "slice"),
-            "notes": notes,
-        }
+        return {"kwargs": kwargs, "layers": {}, "make": layers.RotaryEmbedding}
 
-    def rotate(self, state, q, k, positions, dtype, offset=None):
+    def jax_rotation(self, state, positions, dtype, offset):
         import jax
         import jax.numpy as jnp
 
@@ -81,16 +99,9 @@ class KerasHub(Adapter):
                 jax.jit(lambda a, pos: layer(a, positions=pos)),
                 jax.jit(lambda a, start: layer(a, start_index=start)),
             )
-
-        def fn(x):
-            a = jnp.asarray(state["plumbing"].into(x)).astype(dtype)
-            if offset is not None:
-                y = calls[1](a, jnp.asarray(offset, dtype=jnp.int32))
-            else:
-                y = calls[0](a, jnp.asarray(np.asarray(positions, dtype=np.int32)))
-            return state["plumbing"].out(_jax_out(jnp, y), x)
-
-        return together(fn, q, k)
+        if offset is not None:
+            return lambda a: calls[1](a, jnp.asarray(offset, dtype=jnp.int32))
+        return lambda a: calls[0](a, jnp.asarray(np.asarray(positions, dtype=np.int32)))
 
 
 def _gemma_apply_rope():
@@ -117,49 +128,24 @@ def _gemma_apply_rope():
         return module.apply_rope
 
 
-class Gemma(Adapter):
+class Gemma(_Jax):
     name = "gemma"
-    label = "gemma (JAX)"
-    distribution = "gemma"
-    runtime = ("jax",)
-    modules = ("gemma", "jax")
     call = "gemma.gm.math.apply_rope(x, positions, base_frequency=, scale_factor=)"
     variants = ("default", "linear")
-    layouts: ClassVar[dict] = {"half": "native", "interleaved": "perm"}
-    partial = "slice"
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
+    def build(self, model, cfg, notes):
         jax = import_module("jax")
         apply_rope = _gemma_apply_rope()
         scale = float(cfg.scaling.factor) if cfg.scaling is not None else 1.0
-        call = jax.jit(lambda a, pos: apply_rope(a, pos, base_frequency=cfg.base, scale_factor=scale))
-        return {"call": call, "plumbing": Plumbing(cfg, "half", "slice"), "notes": notes}
-
-    def rotate(self, state, q, k, positions, dtype, offset=None):
-        import jax.numpy as jnp
-
-        def fn(x):
-            pos = np.broadcast_to(np.asarray(positions, dtype=np.int32), x.shape[:2])
-            y = state["call"](jnp.asarray(state["plumbing"].into(x)).astype(dtype), jnp.asarray(pos))
-            return state["plumbing"].out(_jax_out(jnp, y), x)
-
-        return together(fn, q, k)
+        return {"call": jax.jit(lambda a, pos: apply_rope(a, pos, base_frequency=cfg.base, scale_factor=scale))}
 
 
-class Penzai(Adapter):
+class Penzai(_Jax):
     name = "penzai"
-    label = "penzai (JAX)"
-    distribution = "penzai"
-    runtime = ("jax",)
-    modules = ("penzai", "jax")
     call = "penzai.pz.nn.ApplyRoPE / ApplyRoPEToSubset(embedding_axis=, max_wavelength=, positions_input_name=)"
-    variants = ("default",)
-    layouts: ClassVar[dict] = {"half": "native", "interleaved": "perm"}
     partial = "native"
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
+    def build(self, model, cfg, notes):
         pz = import_module("penzai.pz")
         common = {"embedding_axis": "embedding", "max_wavelength": cfg.base, "positions_input_name": "positions"}
         if cfg.rotary_dim == cfg.head_dim:
@@ -173,14 +159,4 @@ class Penzai(Adapter):
             y = layer(named, positions=pz.nx.wrap(pos).tag("batch", "seq"))
             return y.untag("batch", "seq", "heads", "embedding").unwrap()
 
-        return {"call": jax.jit(call), "plumbing": Plumbing(cfg, "half", "native"), "notes": notes}
-
-    def rotate(self, state, q, k, positions, dtype, offset=None):
-        import jax.numpy as jnp
-
-        def fn(x):
-            pos = np.broadcast_to(np.asarray(positions, dtype=np.int32), x.shape[:2])
-            y = state["call"](jnp.asarray(state["plumbing"].into(x)).astype(dtype), jnp.asarray(pos))
-            return state["plumbing"].out(_jax_out(jnp, y), x)
-
-        return together(fn, q, k)
+        return {"call": jax.jit(call)}

@@ -11,159 +11,139 @@ from typing import ClassVar
 
 import numpy as np
 
-from numrope.conformance.adapters._base import Adapter, Plumbing, import_module, input_pairs, together
+from numrope.conformance.adapters._base import Adapter, import_module, input_pairs
 
 
-def _torch_in(torch, x, dtype):
-    return torch.from_numpy(np.ascontiguousarray(x)).to(getattr(torch, dtype))
+class _Torch(Adapter):
+    """An adapter of a PyTorch library (the module named like the adapter): q and k go in as tensors of the dtype."""
+
+    runtime = ("torch",)
+
+    @property
+    def modules(self) -> tuple:
+        return ("torch", self.name)
+
+    def rotation(self, state, positions, dtype, offset):
+        import torch
+
+        with torch.no_grad():
+            fn = self.torch_rotation(state, torch, positions, offset)
+
+        def rotate(x):
+            t = torch.from_numpy(np.ascontiguousarray(x)).to(getattr(torch, dtype))
+            with torch.no_grad():
+                return fn(t).float().numpy()
+
+        return rotate
+
+    def torch_rotation(self, state, torch, positions, offset):
+        """:meth:`rotation` on tensors: a function of a ``(batch, seq, heads, d)`` tensor, run without gradients."""
+        raise NotImplementedError
 
 
-class Torchtune(Adapter):
+#: numrope's Llama 3 scaling fields -> the keywords of torchtune's Llama3ScaledRoPE.
+_LLAMA3_KEYWORDS = {
+    "factor": "scale_factor",
+    "low_freq_factor": "low_freq_factor",
+    "high_freq_factor": "high_freq_factor",
+    "original_max_position_embeddings": "old_context_len",
+}
+
+
+class Torchtune(_Torch):
     name = "torchtune"
-    label = "torchtune"
-    distribution = "torchtune"
     runtime = ("torch", "torchao")
-    modules = ("torch", "torchtune")
     call = (
         "RotaryPositionalEmbeddings (interleaved), Qwen2RotaryPositionalEmbeddings (half), "
         "Llama3ScaledRoPE (llama3, interleaved); module(x, input_pos=)"
     )
     variants = ("default", "llama3")
-    layouts: ClassVar[dict] = {"half": "native", "interleaved": "native"}
     partial = "slice"
     #: The modules tabulate cos and sin for every position below max_seq_len; building the table for a
     #: million positions peaks at gigabytes, so the run stops at 2**18 positions (the longer contexts
     #: of a model are reported as not measured for torchtune).
     max_position = 2**18 - 1
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
+    def native(self, cfg) -> str:
+        # Llama3ScaledRoPE pairs adjacent features; the plain modules come in both layouts
+        return "interleaved" if cfg.scaling is not None else input_pairs(cfg)
+
+    def build(self, model, cfg, notes):
         import_module("torch")
         modules = import_module("torchtune.modules")
         rd = cfg.rotary_dim
         size = min(model.context, self.max_position + 1)
         if cfg.scaling is not None:  # llama3
             llama3 = import_module("torchtune.models.llama3_1._position_embeddings")
-            s = cfg.scaling
-            module = llama3.Llama3ScaledRoPE(
-                rd,
-                max_seq_len=size,
-                base=cfg.base,
-                scale_factor=s.factor,
-                low_freq_factor=s.low_freq_factor,
-                high_freq_factor=s.high_freq_factor,
-                old_context_len=s.original_max_position_embeddings,
-            )
-            native = "interleaved"
+            scaling = {theirs: getattr(cfg.scaling, ours) for ours, theirs in _LLAMA3_KEYWORDS.items()}
+            module = llama3.Llama3ScaledRoPE(rd, max_seq_len=size, base=cfg.base, **scaling)
             if input_pairs(cfg) == "half":
                 notes.append("layout half: perm (Llama3ScaledRoPE pairs adjacent features)")
         elif input_pairs(cfg) == "half":
             qwen2 = import_module("torchtune.models.qwen2._positional_embeddings")
-            module, native = qwen2.Qwen2RotaryPositionalEmbeddings(rd, max_seq_len=size, base=cfg.base), "half"
+            module = qwen2.Qwen2RotaryPositionalEmbeddings(rd, max_seq_len=size, base=cfg.base)
         else:
-            module, native = modules.RotaryPositionalEmbeddings(rd, max_seq_len=size, base=cfg.base), "interleaved"
-        return {"module": module, "plumbing": Plumbing(cfg, native, "slice"), "notes": notes}
+            module = modules.RotaryPositionalEmbeddings(rd, max_seq_len=size, base=cfg.base)
+        return {"module": module}
 
-    def rotate(self, state, q, k, positions, dtype, offset=None):
-        import torch
-
+    def torch_rotation(self, state, torch, positions, offset):
         pos = torch.from_numpy(np.asarray(positions, dtype=np.int64))[None]
-
-        def fn(x):
-            with torch.no_grad():
-                y = state["module"](_torch_in(torch, state["plumbing"].into(x), dtype), input_pos=pos)
-            return state["plumbing"].out(y.float().numpy(), x)
-
-        return together(fn, q, k)
+        return lambda t: state["module"](t, input_pos=pos)
 
 
-class RotaryEmbeddingTorch(Adapter):
+class _Lucidrains(_Torch):
+    """rotary-embedding-torch and x-transformers, one author's two libraries: ``RotaryEmbedding(dim, ...)``
+    with a keyword for the base and one for each scaling variant's factor, and an apply function."""
+
+    variants = ("default", "linear", "ntk")
+    layouts: ClassVar[dict] = {"half": "perm", "interleaved": "native"}
+    #: The apply function, ``module.name``; RotaryEmbedding is taken from the same module.
+    apply_function = ""
+    #: numrope's base and each variant's factor -> the RotaryEmbedding keyword that takes it.
+    keywords: ClassVar[dict] = {}
+    #: Other RotaryEmbedding keywords, always given.
+    options: ClassVar[dict] = {}
+    #: :attr:`call` with ``{rope}`` for the RotaryEmbedding constructor and ``{apply}`` for the apply function.
+    usage = ""
+
+    @property
+    def call(self) -> str:
+        rope = f"RotaryEmbedding(dim, {', '.join(f'{keyword}=' for keyword in self.keywords.values())})"
+        return self.usage.format(rope=rope, apply=self.apply_function.rpartition(".")[2])
+
+    def build(self, model, cfg, notes):
+        import_module("torch")
+        module, _, apply = self.apply_function.rpartition(".")
+        library = import_module(module)
+        kwargs = {"dim": cfg.rotary_dim, self.keywords["base"]: cfg.base, **self.options}
+        if cfg.scaling is not None:
+            kwargs[self.keywords[cfg.scaling.rope_type]] = float(cfg.scaling.factor)
+        return {"rope": library.RotaryEmbedding(**kwargs), "apply": getattr(library, apply)}
+
+
+class RotaryEmbeddingTorch(_Lucidrains):
     name = "rotary_embedding_torch"
-    label = "rotary-embedding-torch"
-    distribution = "rotary-embedding-torch"
-    runtime = ("torch",)
-    modules = ("torch", "rotary_embedding_torch")
-    call = (
-        "RotaryEmbedding(dim, theta=, interpolate_factor=, theta_rescale_factor=); decoding: "
-        "rotate_queries_or_keys(t, offset=); other positions: apply_rotary_emb(rope(positions), t)"
-    )
-    variants = ("default", "linear", "ntk")
-    layouts: ClassVar[dict] = {"half": "perm", "interleaved": "native"}
+    usage = "{rope}; decoding: rotate_queries_or_keys(t, offset=); other positions: {apply}(rope(positions), t)"
+    apply_function = "rotary_embedding_torch.apply_rotary_emb"
+    keywords: ClassVar[dict] = {"base": "theta", "linear": "interpolate_factor", "ntk": "theta_rescale_factor"}
+    options: ClassVar[dict] = {"seq_before_head_dim": True}
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
-        import_module("torch")
-        ret = import_module("rotary_embedding_torch")
-        kwargs = {"dim": cfg.rotary_dim, "theta": cfg.base, "seq_before_head_dim": True}
-        if cfg.scaling is not None and cfg.scaling.rope_type == "linear":
-            kwargs["interpolate_factor"] = float(cfg.scaling.factor)
-        elif cfg.scaling is not None:  # ntk
-            kwargs["theta_rescale_factor"] = float(cfg.scaling.factor)
-        rope = ret.RotaryEmbedding(**kwargs)
-        return {
-            "rope": rope,
-            "apply": ret.apply_rotary_emb,
-            "plumbing": Plumbing(cfg, "interleaved", "native"),
-            "notes": notes,
-        }
-
-    def rotate(self, state, q, k, positions, dtype, offset=None):
-        import torch
-
+    def torch_rotation(self, state, torch, positions, offset):
         rope = state["rope"]
-
-        def fn(x):
-            t = _torch_in(torch, state["plumbing"].into(x), dtype)
-            with torch.no_grad():
-                if offset is not None:  # the library's decoding path
-                    y = rope.rotate_queries_or_keys(t, seq_dim=-3, offset=offset)
-                else:  # positions of one's own: the angles of rope(positions), scaled as its decoding path scales them
-                    pos = torch.from_numpy(np.asarray(positions, dtype=np.float32)) / rope.interpolate_factor
-                    y = state["apply"](rope(pos)[:, None, :], t, seq_dim=-3)
-            return state["plumbing"].out(y.float().numpy(), x)
-
-        return together(fn, q, k)
+        if offset is not None:  # the library's decoding path
+            return lambda t: rope.rotate_queries_or_keys(t, seq_dim=-3, offset=offset)
+        # positions of one's own: the angles of rope(positions), scaled as its decoding path scales them
+        angles = rope(torch.from_numpy(np.asarray(positions, dtype=np.float32)) / rope.interpolate_factor)
+        return lambda t: state["apply"](angles[:, None, :], t, seq_dim=-3)
 
 
-class XTransformers(Adapter):
+class XTransformers(_Lucidrains):
     name = "x_transformers"
-    label = "x-transformers"
-    distribution = "x-transformers"
-    runtime = ("torch",)
-    modules = ("torch", "x_transformers")
-    call = (
-        "x_transformers.RotaryEmbedding(dim, base=, interpolation_factor=, base_rescale_factor=)(positions) "
-        "+ apply_rotary_pos_emb"
-    )
-    variants = ("default", "linear", "ntk")
-    layouts: ClassVar[dict] = {"half": "perm", "interleaved": "native"}
+    usage = "x_transformers.{rope}(positions) + {apply}"
+    apply_function = "x_transformers.x_transformers.apply_rotary_pos_emb"
+    keywords: ClassVar[dict] = {"base": "base", "linear": "interpolation_factor", "ntk": "base_rescale_factor"}
 
-    def setup(self, model, cfg):
-        notes = self.check(cfg)
-        import_module("torch")
-        xt = import_module("x_transformers.x_transformers")
-        kwargs = {"dim": cfg.rotary_dim, "base": cfg.base}
-        if cfg.scaling is not None and cfg.scaling.rope_type == "linear":
-            kwargs["interpolation_factor"] = float(cfg.scaling.factor)
-        elif cfg.scaling is not None:  # ntk
-            kwargs["base_rescale_factor"] = float(cfg.scaling.factor)
-        return {
-            "rope": xt.RotaryEmbedding(**kwargs),
-            "apply": xt.apply_rotary_pos_emb,
-            "plumbing": Plumbing(cfg, "interleaved", "native"),
-            "notes": notes,
-        }
-
-    def rotate(self, state, q, k, positions, dtype, offset=None):
-        import torch
-
-        with torch.no_grad():
-            freqs, scale = state["rope"](torch.from_numpy(np.asarray(positions, dtype=np.int64)))
-
-        def fn(x):
-            t = _torch_in(torch, state["plumbing"].into(x), dtype).transpose(1, 2)  # (batch, heads, seq, dim)
-            with torch.no_grad():
-                y = state["apply"](t, freqs, scale).transpose(1, 2)
-            return state["plumbing"].out(y.float().numpy(), x)
-
-        return together(fn, q, k)
+    def torch_rotation(self, state, torch, positions, offset):
+        freqs, scale = state["rope"](torch.from_numpy(np.asarray(positions, dtype=np.int64)))
+        # (batch, seq, heads, dim) -> the library's (batch, heads, seq, dim) and back
+        return lambda t: state["apply"](t.transpose(1, 2), freqs, scale).transpose(1, 2)
