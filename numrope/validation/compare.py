@@ -19,7 +19,7 @@ from numrope._interop import as_numpy
 from numrope.validation import stream as _stream
 from numrope.validation.case import prepare
 from numrope.validation.report import Finding, QKReport
-from numrope.validation.tally import Options, in_memory
+from numrope.validation.tally import Options, in_memory, refuse_unknown
 
 __all__ = ["compare", "compare_qk"]
 
@@ -172,9 +172,7 @@ def compare_qk(actual_q, actual_k, q, k, cfg, positions=None, **kwargs):
     >>> [f.kind for f in compare_qk(k_rot, q_rot, q, k, cfg).diagnosis]
     ['swapped']
     """
-    unknown = set(kwargs) - Options.names() - {"offsets"}
-    if unknown:
-        raise TypeError(f"compare_qk() got unexpected keyword arguments {sorted(unknown)}")
+    refuse_unknown("compare_qk", kwargs, Options.names() | {"offsets"})
     diagnose = kwargs.pop("diagnose", True)
     rq = compare(actual_q, q, cfg, positions, diagnose=False, **kwargs)
     rk = compare(actual_k, k, cfg, positions, diagnose=False, **kwargs)

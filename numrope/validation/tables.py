@@ -181,18 +181,7 @@ def _table_cfg(cfg, n_pairs):
     return out
 
 
-def compare_table(
-    table,
-    cfg,
-    *,
-    kind,
-    positions=None,
-    rtol=None,
-    atol=None,
-    float32_angles=False,
-    seq_len=None,
-    diagnose=True,
-):
+def compare_table(table, cfg, *, kind, positions=None, **options):
     """Check a framework's cos/sin table against the configuration it should hold; name what is wrong.
 
     The table is judged as what it is: the rotation of the unit pair ``(1, 0)`` by each row's
@@ -212,8 +201,8 @@ def compare_table(
         The form of ``table``.
     positions : None, int or array_like, optional
         The position of each row: rows ``0 .. n-1`` by default, an int for rows starting there.
-    rtol, atol, float32_angles, seq_len, diagnose
-        As for :func:`compare`.
+    **options
+        ``rtol``, ``atol``, ``float32_angles``, ``seq_len`` and ``diagnose``, as for :func:`compare`.
 
     Returns
     -------
@@ -227,7 +216,7 @@ def compare_table(
     ------
     TypeError, ValueError
         As :func:`from_framework` (a width that does not fit is a finding, not an error), and
-        for bad positions.
+        for bad positions or options; TypeError for a keyword it does not take.
     NotImplementedError
         For multi-axis configurations (``cfg.axes``): their tables are indexed by coordinates.
 
@@ -243,8 +232,9 @@ def compare_table(
     """
     from numrope._checks import check_config
     from numrope.validation.case import prepare
-    from numrope.validation.tally import Options, in_memory
+    from numrope.validation.tally import Options, in_memory, refuse_unknown
 
+    refuse_unknown("compare_table", options, Options.names() - {"seq_axis", "inverse"})  # a table has neither
     check_config(cfg)
     if cfg.axes is not None:
         raise NotImplementedError("compare_table does not check multi-axis tables (cfg.axes): they hold coordinates")
@@ -281,12 +271,12 @@ def compare_table(
             )
         )
     t_cfg = _table_cfg(cfg, n_pairs)
-    options = Options(rtol=rtol, atol=atol, float32_angles=float32_angles, diagnose=diagnose)
+    options = Options(**options)
     rows = cos.shape[0]
     x = np.zeros((rows, 1, 2 * n_pairs))
     x[..., :n_pairs] = 1.0
     actual = np.concatenate([cos, sin], axis=-1).astype(np.float64)[:, None, :]
-    case = prepare(actual, x, t_cfg, positions, seq_axis=-3, seq_len=seq_len, names=("table", "x"))
+    case = prepare(actual, x, t_cfg, positions, seq_axis=-3, seq_len=options.seq_len, names=("table", "x"))
     case = dataclasses.replace(case, precision=precision)
     report = in_memory(case, t_cfg, options)
     worst = _locate(report.worst, kind, n_pairs, layout)

@@ -46,6 +46,13 @@ class Options:
         return {f.name for f in dataclasses.fields(cls)}
 
 
+def refuse_unknown(caller, keywords, known):
+    """A TypeError naming the keywords in ``keywords`` that ``caller`` does not take (those not in ``known``)."""
+    unknown = set(keywords) - set(known)
+    if unknown:
+        raise TypeError(f"{caller}() got unexpected keyword arguments {sorted(unknown)}")
+
+
 class _Shifted:
     """An array of one chunk indexed by global token numbers (``[t, ...]`` with ``t`` from ``start``)."""
 
