@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from numrope.checks.report import Comparison, Report, _describe
+from numrope.positions import as_positions
 
 _PREC = 256  # bits: m (53 bits) * theta (53 bits) is exact, and cos/sin keep > 100 bits near zeros
 _FAR = (2**32, 2**53)  # the positions of the far argument reduction (for theta_0 = 1), and their bound
@@ -42,16 +43,6 @@ class ExactCosSin(NamedTuple):
     cos_lo: np.ndarray
     sin: np.ndarray
     sin_lo: np.ndarray
-
-
-def _as_positions(positions) -> np.ndarray:
-    pos = np.asarray(positions)
-    if pos.dtype.kind not in "iuf" or pos.dtype == np.bool_:
-        raise TypeError(f"positions must hold integers or real numbers, got dtype {pos.dtype}")
-    pos = pos.astype(np.float64)
-    if not np.isfinite(pos).all():
-        raise ValueError("positions must be finite")
-    return pos
 
 
 def exact_cos_sin(positions, inv_freq, scale: float = 1.0) -> ExactCosSin:
@@ -92,7 +83,7 @@ def exact_cos_sin(positions, inv_freq, scale: float = 1.0) -> ExactCosSin:
     0.8378871813639024
     """
     mpmath = _mpmath()
-    pos = _as_positions(positions)
+    pos = as_positions(positions).astype(np.float64)
     theta = np.asarray(inv_freq, dtype=np.float64)
     shape = pos.shape + theta.shape
     out = np.empty((4,) + shape)
@@ -175,8 +166,8 @@ def cos_sin_ulp_error(cfg, positions, dtype=np.float32, *, seq_len=None, tables=
 
     Raises
     ------
-    ImportError
-        If mpmath is not installed.
+    ImportError, TypeError, ValueError
+        As for :func:`exact_cos_sin`: without mpmath, or for positions that are not finite real numbers.
 
     Examples
     --------
@@ -188,7 +179,7 @@ def cos_sin_ulp_error(cfg, positions, dtype=np.float32, *, seq_len=None, tables=
     """
     import numrope
 
-    pos = _as_positions(positions)
+    pos = as_positions(positions)
     if tables is None:
         tables = numrope.rope_cache(cfg, np.asarray(positions), dtype, seq_len=seq_len)
     cos, sin = (np.asarray(t) for t in tables)
@@ -229,11 +220,7 @@ def float32_angle_cos_sin(cfg, positions, *, seq_len=None):
     >>> cos.dtype, cos[1, 0]
     (dtype('float32'), np.float32(0.5403023))
     """
-    pos = np.asarray(positions).astype(np.float32)
-    theta = cfg.inv_freq(seq_len).astype(np.float32)
-    angle = pos[..., None] * theta
-    a = np.float32(cfg.attention_scaling)
-    return np.cos(angle) * a, np.sin(angle) * a
+    return _rounded_angle_cos_sin(cfg, positions, np.float32, seq_len)
 
 
 def float64_angle_cos_sin(cfg, positions, *, seq_len=None):
@@ -241,12 +228,8 @@ def float64_angle_cos_sin(cfg, positions, *, seq_len=None):
 
     Parameters
     ----------
-    cfg : RopeConfig
-        The configuration.
-    positions : array_like
-        Positions.
-    seq_len : int, optional
-        Sequence length for the variants that depend on it.
+    cfg, positions, seq_len
+        As for :func:`float32_angle_cos_sin`.
 
     Returns
     -------
@@ -262,9 +245,16 @@ def float64_angle_cos_sin(cfg, positions, *, seq_len=None):
     >>> float(cos[0, 0])
     0.5403023058681398
     """
-    angle = np.asarray(positions, dtype=np.float64)[..., None] * cfg.inv_freq(seq_len)
-    a = cfg.attention_scaling
-    return a * np.cos(angle), a * np.sin(angle)
+    return _rounded_angle_cos_sin(cfg, positions, np.float64, seq_len)
+
+
+def _rounded_angle_cos_sin(cfg, positions, dtype, seq_len):
+    """``a cos(m theta_i)`` and ``a sin(m theta_i)`` with positions, frequencies, the angle and the
+    products in ``dtype``: each rounded to it, as code that works in that dtype rounds them."""
+    dtype = np.dtype(dtype)
+    angle = np.asarray(positions).astype(dtype)[..., None] * cfg.inv_freq(seq_len).astype(dtype)
+    a = dtype.type(cfg.attention_scaling)
+    return np.cos(angle) * a, np.sin(angle) * a
 
 
 def error_vs_position(cfg, positions, *, seq_len=None) -> dict[str, np.ndarray]:
