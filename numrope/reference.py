@@ -26,6 +26,16 @@ def _per_head(positions, ndim, ax):
     return positions
 
 
+def _sequence_positions(positions, n):
+    """Positions as :func:`numrope.apply_rope` takes them, for a sequence of ``n`` tokens: ``None``
+    is ``0 .. n-1``, an int an offset (``offset .. offset + n - 1``); arrays are returned as given."""
+    if positions is None:
+        return np.arange(n)
+    if np.ndim(positions) == 0:
+        return int(positions) + np.arange(n)
+    return positions
+
+
 def _axes_angles(x_shape, cfg, coords, seq_axis, seq_len=None):
     """Multi-axis RoPE (numrope.axes): pair ``i`` turns by ``coords[axis[i]] * theta_i``, the
     coordinates ``(n_axes, *batch, S)`` indexing x's batch axes as positions do."""
@@ -48,11 +58,8 @@ def _angles(x_shape, cfg, positions, seq_axis, seq_len=None):
     ndim = len(x_shape)
     ax = seq_axis % ndim
     n = x_shape[ax]
-    if positions is None:
-        positions = np.arange(n)
-    elif np.ndim(positions) == 0:
-        positions = int(positions) + np.arange(n)
-    elif getattr(cfg, "axes", None) is not None and np.ndim(positions) >= 2:
+    positions = _sequence_positions(positions, n)
+    if getattr(cfg, "axes", None) is not None and np.ndim(positions) >= 2:
         return _axes_angles(x_shape, cfg, positions, seq_axis, seq_len)
     positions = _per_head(np.asarray(positions, dtype=np.float64), ndim, ax)
     positions = np.broadcast_to(positions, positions.shape[:-1] + (n,))
@@ -167,12 +174,8 @@ def matrix_form(x, cfg, positions=None, *, seq_axis=-3, inverse=False, transpose
         )
     x = np.asarray(x, dtype=np.float64)
     ax = seq_axis % x.ndim
-    n = x.shape[ax]
-    if positions is None:
-        positions = np.arange(n)
-    elif np.ndim(positions) == 0:
-        positions = int(positions) + np.arange(n)
-    positions = np.broadcast_to(_per_head(np.asarray(positions, dtype=np.float64), x.ndim, ax), x.shape[: ax + 1])
+    positions = np.asarray(_sequence_positions(positions, x.shape[ax]), dtype=np.float64)
+    positions = np.broadcast_to(_per_head(positions, x.ndim, ax), x.shape[: ax + 1])
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = int(np.floor(positions.max())) + 1 if positions.size else 1
     out = np.empty_like(x)

@@ -38,6 +38,7 @@ from numrope.checks.matrices import (
 )
 from numrope.checks.report import Comparison, Report, _apply_bound_coefficient, _describe
 from numrope.config import RopeConfig
+from numrope.reference import _sequence_positions
 
 
 def sinusoidal_absolute(x, positions=None, *, seq_axis: int = -3, base: float = 10000.0) -> np.ndarray:
@@ -88,12 +89,7 @@ def sinusoidal_absolute(x, positions=None, *, seq_axis: int = -3, base: float = 
     if not -x.ndim <= seq_axis < x.ndim - 1 or seq_axis == -1:
         raise ValueError(f"seq_axis={seq_axis} is not a sequence axis of x with shape {x.shape}")
     ax = seq_axis % x.ndim
-    n = x.shape[ax]
-    if positions is None:
-        positions = np.arange(n)
-    elif np.ndim(positions) == 0:
-        positions = int(positions) + np.arange(n)
-    positions = np.asarray(positions, dtype=np.float64)
+    positions = np.asarray(_sequence_positions(positions, x.shape[ax]), dtype=np.float64)
     angles = positions[..., None] / base ** (np.arange(0, d, 2) / d)
     pe = np.stack([np.sin(angles), np.cos(angles)], axis=-1).reshape(angles.shape[:-1] + (d,))
     pe = pe.reshape(pe.shape[:-1] + (1,) * (x.ndim - ax - 2) + (d,))
