@@ -24,14 +24,14 @@ have no RoPE: :mod:`numrope.models.families`. :func:`rope_fields_from_hf` reads 
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from numrope.models import _hf_layers as _layers
 from numrope.models import multiaxis as _multiaxis
+from numrope.models._hf_config import as_mapping as _as_mapping
+from numrope.models._hf_config import load_config
 from numrope.models._hf_scaling import positive_int as _int
 from numrope.models._hf_scaling import real as _real
 from numrope.models._hf_scaling import scaling_from_hf
@@ -41,60 +41,6 @@ from numrope.models.families import COS_WIDTH, MULTI_AXIS, REFUSED
 from numrope.models.families import GENERIC as _GENERIC
 
 __all__ = ["layer_types", "load_config", "rope_config_to_hf", "rope_fields_from_hf", "rope_layers", "scaling_from_hf"]
-
-
-def load_config(path) -> dict:
-    """Read a ``config.json`` (or the ``config.json`` in a model directory) into a dict.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file, or a directory holding ``config.json``.
-
-    Returns
-    -------
-    dict
-        The parsed JSON object.
-
-    Raises
-    ------
-    FileNotFoundError
-        If there is no such file.
-    ValueError
-        If the file is not JSON or does not hold an object.
-
-    Examples
-    --------
-    >>> import json, os, tempfile
-    >>> from numrope.models import hf
-    >>> d = tempfile.mkdtemp()
-    >>> with open(os.path.join(d, "config.json"), "w") as f:
-    ...     json.dump({"head_dim": 64, "rope_theta": 10000.0}, f)
-    >>> hf.load_config(d)["head_dim"]
-    64
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        path = os.path.join(path, "config.json")
-    with open(path, encoding="utf-8") as f:
-        try:
-            config = json.load(f)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
-    return config
-
-
-def _as_mapping(config) -> Mapping:
-    if isinstance(config, Mapping):
-        return config
-    if isinstance(config, (str, os.PathLike)):
-        return load_config(config)
-    to_dict = getattr(config, "to_dict", None)  # a transformers PretrainedConfig
-    if callable(to_dict):
-        return to_dict()
-    raise TypeError(f"config must be a dict, a path to a config.json or a model directory, got {type(config).__name__}")
 
 
 def _is_nested(rope_parameters: Mapping) -> bool:

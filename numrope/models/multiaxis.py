@@ -20,14 +20,13 @@ interleaved with ``mrope_interleaved: true``; ``rope_interleave`` for adjacent p
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from collections.abc import Mapping
 
 import numpy as np
 
 from numrope import axes as _axes
+from numrope.models._hf_config import as_mapping as _as_mapping
 from numrope.models._multiaxis_write import rope_config_to_hf
 
 __all__ = [
@@ -69,6 +68,14 @@ _QWEN2 = _text("sectioned", "half", "qwen2_vl/modeling_qwen2_vl.py Qwen2VLRotary
 _QWEN3 = _text(
     "interleaved", "half", "qwen3_vl/modeling_qwen3_vl.py Qwen3VLTextRotaryEmbedding", (24, 20, 20), 5e5, None, 128
 )
+_QWEN3_5 = dataclasses.replace(
+    _QWEN3,
+    source="qwen3_5/modeling_qwen3_5.py",
+    sections=(11, 11, 10),
+    theta=1e4,
+    partial_rotary_factor=0.25,
+    head_dim=256,
+)
 _GLM4V = _text("sectioned", "interleaved", "glm4v/modeling_glm4v.py Glm4vTextRotaryEmbedding", (8, 12, 12), 1e4)
 
 #: Text (language model) model types, by transformers 5.24 code. Their class defaults fill the keys
@@ -87,22 +94,8 @@ TEXT_FAMILIES: dict[str, Family] = {
     "qwen3_omni_moe": dataclasses.replace(
         _QWEN3, source="qwen3_omni_moe/modeling_qwen3_omni_moe.py", theta=1e6, head_dim=None
     ),
-    "qwen3_5": dataclasses.replace(
-        _QWEN3,
-        source="qwen3_5/modeling_qwen3_5.py",
-        sections=(11, 11, 10),
-        theta=1e4,
-        partial_rotary_factor=0.25,
-        head_dim=256,
-    ),
-    "qwen3_5_moe": dataclasses.replace(
-        _QWEN3,
-        source="qwen3_5_moe/modeling_qwen3_5_moe.py",
-        sections=(11, 11, 10),
-        theta=1e4,
-        partial_rotary_factor=0.25,
-        head_dim=256,
-    ),
+    "qwen3_5": _QWEN3_5,
+    "qwen3_5_moe": dataclasses.replace(_QWEN3_5, source="qwen3_5_moe/modeling_qwen3_5_moe.py"),
     "glm4v": _GLM4V,
     "glm46v": dataclasses.replace(_GLM4V, source="glm46v (the glm4v text model)"),
     "glm_ocr": dataclasses.replace(_GLM4V, source="glm_ocr/modeling_glm_ocr.py GlmOcrTextRotaryEmbedding"),
@@ -184,27 +177,6 @@ def family_of(model_type):
 
 
 # -- small readers (the keys are checked and named, as numrope.models.hf does) -------------------
-
-
-def _as_mapping(config) -> Mapping:
-    if isinstance(config, Mapping):
-        return config
-    if isinstance(config, (str, os.PathLike)):
-        path = os.fspath(config)
-        if os.path.isdir(path):
-            path = os.path.join(path, "config.json")
-        with open(path, encoding="utf-8") as f:
-            try:
-                loaded = json.load(f)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path} is not valid JSON: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path} must hold a JSON object, got {type(loaded).__name__}")
-        return loaded
-    to_dict = getattr(config, "to_dict", None)
-    if callable(to_dict):
-        return to_dict()
-    raise TypeError(f"config must be a dict, a path to a config.json or a model directory, got {type(config).__name__}")
 
 
 def _positive(key, value, kind=float):
