@@ -322,10 +322,14 @@ def ernie(sections: Sequence[int] = (22, 22, 20), names: Sequence[str] = TEXT_AX
     return AxisMap(axis, names=_names(names, 3))
 
 
-def _even(name, n_pairs) -> int:
+def _halves(name, n_pairs, names, second_freq) -> AxisMap:
+    """The first half of the pairs reads axis 0 with frequencies ``0, 2, 4, ..``; the second half axis 1
+    with the same frequencies plus ``second_freq``."""
     if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs <= 0 or n_pairs % 2:
         raise ValueError(f"{name} splits the pairs in two: n_pairs must be a positive even int, got {n_pairs!r}")
-    return int(n_pairs)
+    half = int(n_pairs) // 2
+    freq = [2 * i for i in range(half)]
+    return AxisMap([0] * half + [1] * half, freq + [f + second_freq for f in freq], names=_names(names, 2))
 
 
 def axial(n_pairs: int, names: Sequence[str] = ("h", "w")) -> AxisMap:
@@ -363,9 +367,7 @@ def axial(n_pairs: int, names: Sequence[str] = ("h", "w")) -> AxisMap:
     >>> m.axis, m.freq
     ((0, 0, 1, 1), (0, 2, 0, 2))
     """
-    n = _even("axial", n_pairs)
-    half = n // 2
-    return AxisMap([0] * half + [1] * half, [2 * i for i in range(half)] * 2, names=_names(names, 2))
+    return _halves("axial", n_pairs, names, 0)
 
 
 def pixtral(n_pairs: int, names: Sequence[str] = ("h", "w")) -> AxisMap:
@@ -373,9 +375,8 @@ def pixtral(n_pairs: int, names: Sequence[str] = ("h", "w")) -> AxisMap:
 
     Parameters
     ----------
-    n_pairs : int
-        The number of rotating pairs (``head_dim // 2``), even.
-    names : sequence of 2 str, default ("h", "w")
+    n_pairs, names
+        As for :func:`axial`.
 
     Returns
     -------
@@ -395,8 +396,4 @@ def pixtral(n_pairs: int, names: Sequence[str] = ("h", "w")) -> AxisMap:
     >>> pixtral(4).freq
     (0, 2, 1, 3)
     """
-    n = _even("pixtral", n_pairs)
-    half = n // 2
-    return AxisMap(
-        [0] * half + [1] * half, [2 * i for i in range(half)] + [2 * i + 1 for i in range(half)], names=_names(names, 2)
-    )
+    return _halves("pixtral", n_pairs, names, 1)
