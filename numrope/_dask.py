@@ -70,19 +70,22 @@ def _positions(positions, shape, ax):
     return lazy.reshape(full), largest
 
 
-def _rotate_chunk(x, pos, cfg, ax, cache, inverse, transpose, seq_len, partner):
-    """One chunk: numrope's in-memory rotation with the chunk's own positions."""
+def _rotate_chunk(x, pos, cfg, options, partner):
+    """One chunk: numrope's in-memory rotation with the chunk's own positions.
+
+    ``options``: apply_rope's keyword arguments, the sequence axis a non-negative int.
+    """
     import numrope
 
+    ax = options["seq_axis"]
     rows = pos.reshape(pos.shape[: ax + 1])  # drop the length-1 axes after the sequence axis
-    kwargs = {"cache": cache, "seq_axis": ax, "inverse": inverse, "transpose": transpose, "seq_len": seq_len}
     if partner is None:
-        return numrope.apply_rope(x, cfg, rows, **kwargs)
+        return numrope.apply_rope(x, cfg, rows, **options)
     # apply_rope_qk computes in the wider dtype of q and k: a head-less partner of the other's dtype
     # gives each chunk the arithmetic of the in-memory call.
     shape = list(x.shape)
     shape[ax - 1 if heads_before_seq(x.ndim, ax) else ax + 1] = 0
-    return numrope.apply_rope_qk(x, np.empty(shape, partner), cfg, rows, **kwargs)[0]
+    return numrope.apply_rope_qk(x, np.empty(shape, partner), cfg, rows, **options)[0]
 
 
 def apply_rope(x, cfg, positions, *, cache, seq_axis, seq_len, inverse, transpose, out=None, partner=None):
@@ -103,19 +106,9 @@ def apply_rope(x, cfg, positions, *, cache, seq_axis, seq_len, inverse, transpos
     if seq_len is None and cfg.depends_on_seq_len:
         seq_len = max(largest + 1, 1)  # as default_seq_len over the whole array, not per chunk
     pos = pos.rechunk(tuple(c if n > 1 else (1,) for c, n in zip(x.chunks, pos.shape, strict=True)))
-    return x.map_blocks(
-        _rotate_chunk,
-        pos,
-        cfg=cfg,
-        ax=ax,
-        cache=cache,
-        inverse=inverse,
-        transpose=transpose,
-        seq_len=seq_len,
-        partner=partner,
-        dtype=x.dtype,
-        meta=np.empty((0,) * x.ndim, x.dtype),
-    )
+    options = {"cache": cache, "seq_axis": ax, "inverse": inverse, "transpose": transpose, "seq_len": seq_len}
+    meta = np.empty((0,) * x.ndim, x.dtype)
+    return x.map_blocks(_rotate_chunk, pos, cfg=cfg, options=options, partner=partner, dtype=x.dtype, meta=meta)
 
 
 def apply_rope_qk(q, k, cfg, positions, *, out=None, **kwargs):

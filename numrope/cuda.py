@@ -286,12 +286,26 @@ def _launch(cuda, kernels, cfg, pairs, ax, table, inverse, threads):
     kernel[blocks, (tx, ty, tz)](q_dev, q_out, k_dev, k_out, cos, sin, idx, offset, row_stride, inverse, tail_q, tail_k)
 
 
-def _begin(cfg, inverse, transpose, seq_len, threads_per_block):
-    """The checks both rotations start with: (backward, divide, seq_len, threads, cuda, kernels)."""
-    backward, divide, seq_len = check_call(cfg, inverse, transpose, seq_len)
+# numrope.apply_rope's keyword arguments, with their defaults: the GPU functions take the same
+_OPTIONS = {"cache": None, "seq_axis": -3, "inverse": False, "transpose": False, "out": None, "seq_len": None}
+
+
+def _begin(name, cfg, threads_per_block, options):
+    """The checks both rotations start with, and their settings.
+
+    Returns ``(cache, seq_axis, out, seq_len, backward, divide, threads, cuda, kernels)``: the
+    options of :func:`numrope.apply_rope` (defaults where not given), the direction's flags,
+    the threads per block and numba.cuda with numrope's kernels.
+    """
+    unknown = options.keys() - _OPTIONS.keys()
+    if unknown:
+        raise TypeError(f"{name}() got an unexpected keyword argument {min(unknown)!r}")
+    o = {**_OPTIONS, **options}
+    backward, divide, seq_len = check_call(cfg, o["inverse"], o["transpose"], o["seq_len"])
     if getattr(cfg.scaling, "scales_qk", False):
         raise NotImplementedError("numrope.cuda: xPos (queries and keys scaled apart) runs on the CPU only")
-    return backward, divide, seq_len, _check_threads(threads_per_block), *_cuda()
+    threads = _check_threads(threads_per_block)
+    return (o["cache"], o["seq_axis"], o["out"], seq_len, backward, divide, threads, *_cuda())
 
 
 def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_block=None):
@@ -348,19 +362,7 @@ def rope_cache(cfg, positions, dtype=np.float32, *, seq_len=None, threads_per_bl
     return cos.reshape(*shape, cfg.n_pairs), sin.reshape(*shape, cfg.n_pairs)
 
 
-def apply_rope(
-    x,
-    cfg,
-    positions=None,
-    *,
-    cache=None,
-    seq_axis=-3,
-    inverse=False,
-    transpose=False,
-    out=None,
-    seq_len=None,
-    threads_per_block=None,
-):
+def apply_rope(x, cfg, positions=None, *, threads_per_block=None, **options):
     """Rotate the features of a device array by its positions' angles, on the GPU.
 
     Parameters
@@ -368,15 +370,18 @@ def apply_rope(
     x : device array, float16, bfloat16, float32 or float64
         A Numba device array or any ``__cuda_array_interface__`` array (CuPy, PyTorch); a NumPy
         array is copied to the device. Any strided view. bfloat16 is ``ml_dtypes.bfloat16``.
-    cfg, positions, seq_axis, inverse, transpose, seq_len
+    cfg, positions
         As for :func:`numrope.apply_rope`. Positions are host values (a device array of them is
         copied to the host to be checked).
-    cache : (cos, sin), optional
-        Tables from :func:`rope_cache` (device) or :func:`numrope.rope_cache` (copied over).
-    out : device array, optional
-        Where to write: same shape and dtype as ``x``; may be ``x`` itself.
     threads_per_block : int, optional
         CUDA threads per block, at most 1024 (default 256).
+    **options
+        The keyword arguments of :func:`numrope.apply_rope`, with its defaults: ``seq_axis``,
+        ``inverse``, ``transpose`` and ``seq_len`` as there, and
+
+        - ``cache``: ``(cos, sin)`` tables from :func:`rope_cache` (device) or
+          :func:`numrope.rope_cache` (copied over);
+        - ``out``: a device array to write into, of x's shape and dtype; may be ``x`` itself.
 
     Returns
     -------
@@ -409,7 +414,9 @@ def apply_rope(
     >>> bool(np.allclose(q_rot.copy_to_host(), numrope.apply_rope(q, cfg), atol=1e-6))  # doctest: +SKIP
     True
     """
-    backward, divide, seq_len, threads, cuda, kernels = _begin(cfg, inverse, transpose, seq_len, threads_per_block)
+    cache, seq_axis, out, seq_len, backward, divide, threads, cuda, kernels = _begin(
+        "apply_rope", cfg, threads_per_block, options
+    )
     xa = _Array(cuda, x, cfg, "x")
     ax = check_seq_axis(seq_axis, xa.meta.ndim, "x")
     positions = _positions_arg(cuda, positions)
@@ -428,20 +435,7 @@ def apply_rope(
     return result
 
 
-def apply_rope_qk(
-    q,
-    k,
-    cfg,
-    positions=None,
-    *,
-    cache=None,
-    seq_axis=-3,
-    inverse=False,
-    transpose=False,
-    out=None,
-    seq_len=None,
-    threads_per_block=None,
-):
+def apply_rope_qk(q, k, cfg, positions=None, *, threads_per_block=None, **options):
     """Rotate queries and keys on the GPU in one kernel launch that shares each token's cos/sin.
 
     Parameters
@@ -450,12 +444,12 @@ def apply_rope_qk(
         As ``x`` of :func:`apply_rope`, with the same sequence length and batch axes; their
         head counts (in either axis order, as for :func:`numrope.apply_rope_qk`) and dtypes may
         differ.
-    cfg, positions, cache, seq_axis, inverse, transpose, seq_len, threads_per_block
-        As for :func:`apply_rope`.
+    cfg, positions, threads_per_block, **options
+        As for :func:`apply_rope`, except ``out``.
     out : (q_out, k_out), optional
-        Where to write the results; either may be ``None``, or ``q`` and ``k`` themselves. As on
-        the CPU, an output that overlaps the other input is allowed (that input is copied first,
-        through the host); the two outputs must not overlap each other.
+        A keyword argument: where to write the results; either may be ``None``, or ``q`` and ``k``
+        themselves. As on the CPU, an output that overlaps the other input is allowed (that input
+        is copied first, through the host); the two outputs must not overlap each other.
 
     Returns
     -------
@@ -479,7 +473,9 @@ def apply_rope_qk(
     >>> bool(np.allclose(q_rot.copy_to_host()[:, :, 0], k_rot.copy_to_host()[:, :, 0]))  # doctest: +SKIP
     True
     """
-    backward, divide, seq_len, threads, cuda, kernels = _begin(cfg, inverse, transpose, seq_len, threads_per_block)
+    cache, seq_axis, out, seq_len, backward, divide, threads, cuda, kernels = _begin(
+        "apply_rope_qk", cfg, threads_per_block, options
+    )
     qa = _Array(cuda, q, cfg, "q")
     ka = _Array(cuda, k, cfg, "k")
     qm, km = qa.meta, ka.meta

@@ -498,3 +498,16 @@ def test_asking_for_the_gpu_without_cuda_is_one_clear_error():
     for line in lines:
         assert line.startswith("no CUDA GPU is available") or line.startswith("numrope's GPU functions need numba-cuda")
         assert "NUMBA_ENABLE_CUDASIM" in line or "numrope[cuda]" in line
+
+
+@cuda_or_simulator
+def test_options_are_those_of_apply_rope():
+    """The GPU functions take numrope.apply_rope's keywords by name, and refuse any other by name."""
+    cfg = numrope.RopeConfig(head_dim=8)
+    x = np.arange(2 * 3 * 4 * 8, dtype=np.float32).reshape(2, 4, 3, 8) / 100
+    got = numrope.cuda.apply_rope(cuda.to_device(x), cfg, 5, seq_axis=-2, inverse=True, seq_len=64)
+    want = numrope.apply_rope(x, cfg, 5, seq_axis=-2, inverse=True)
+    np.testing.assert_allclose(got.copy_to_host(), want, rtol=0, atol=4 * np.finfo(np.float32).eps)  # a GPU's ulp
+    for fn, arrays in ((numrope.cuda.apply_rope, (x,)), (numrope.cuda.apply_rope_qk, (x, x))):
+        with pytest.raises(TypeError, match=f"{fn.__name__}\\(\\) got an unexpected keyword argument 'seqaxis'"):
+            fn(*(cuda.to_device(a) for a in arrays), cfg, seqaxis=-2)

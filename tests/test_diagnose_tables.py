@@ -220,3 +220,11 @@ def test_compare_takes_offsets(rng, seq_axis):
     ignored = reference.complex_form(np.asarray(x, np.float64), CFG, np.arange(16), seq_axis=seq_axis)
     report = compare(ignored.astype(np.float32), x, CFG, offsets=offsets, seq_axis=seq_axis)
     assert kinds(report) == ["batch_rows"], report
+
+
+@pytest.mark.parametrize("option", [{"seq_axis": -2}, {"inverse": True}, {"offsets": [0]}])
+def test_compare_table_refuses_options_that_are_not_a_tables(option):
+    """A table has no sequence axis to choose, no direction and no sequences: such options are a TypeError."""
+    cos, sin = exact(n=8)
+    with pytest.raises(TypeError, match=next(iter(option))):
+        compare_table(vllm(cos, sin), CFG, kind="vllm", **option)

@@ -243,3 +243,20 @@ def test_torch_tensors():
     needs_grad = torch.randn(1, 8, 2, 16, requires_grad=True)
     with pytest.raises(TypeError, match="detach"):
         assert_rope_allclose(needs_grad, needs_grad, cfg)
+
+
+def test_every_option_of_compare_is_an_option_of_the_assertion(x):
+    """offsets= and diagnose= reach compare: per-sequence starts are honoured, and no diagnosis is run."""
+    xf = x.astype(np.float32)  # batch of 2
+    starts = np.array([7, 300])
+    rows = starts[:, None] + np.arange(xf.shape[1])  # each sequence's own positions, written out
+    y = numrope.apply_rope(xf, CFG, rows)
+    assert_rope_allclose(y, xf, CFG, offsets=starts)
+    with pytest.raises(AssertionError, match="RoPE mismatch"):
+        assert_rope_allclose(y, xf, CFG, offsets=starts[::-1])
+    wrong = numrope.apply_rope(xf, numrope.RopeConfig(head_dim=64, base=10000.0))
+    with pytest.raises(AssertionError) as failure:
+        assert_rope_allclose(wrong, xf, CFG, diagnose=False)
+    assert "- base:" not in str(failure.value)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'tolerance'"):
+        assert_rope_allclose(y, xf, CFG, tolerance=1e-3)
