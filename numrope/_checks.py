@@ -248,6 +248,13 @@ def check_positions(positions, shape, ax) -> np.ndarray:
     )
 
 
+def check_x_positions(x, cfg, positions, seq_axis, name="x"):
+    """``(x, ax, pos)``: x as a checked NumPy array, its sequence axis and its checked positions."""
+    x = check_x(x, cfg, name)
+    ax = check_seq_axis(seq_axis, x.ndim, name)
+    return x, ax, check_positions(positions, x.shape, ax)
+
+
 def _broadcasts_to(shape, target) -> bool:
     """Whether NumPy broadcasts ``shape`` to exactly ``target`` (np.broadcast_shapes costs ~3 us)."""
     if len(shape) > len(target):

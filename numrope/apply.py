@@ -15,8 +15,8 @@ from numrope._checks import (
     check_out_pair,
     check_positions,
     check_qk_shapes,
-    check_seq_axis,
     check_x,
+    check_x_positions,
     inverse_scale,
     is_device_array,
     overlaps,
@@ -106,12 +106,6 @@ def _begin(cfg, inverse, transpose, seq_len, positions, cache, arrays, seq_axis)
 
         positions, cache = _axes.per_token(cfg, positions, cache, arrays, seq_axis, seq_len)
     return backward, divide, seq_len, positions, cache
-
-
-def _prepare(x, cfg, positions, seq_axis, name):
-    x = check_x(x, cfg, name)
-    ax = check_seq_axis(seq_axis, x.ndim, name)
-    return x, ax, check_positions(positions, x.shape, ax)
 
 
 def apply_rope(
@@ -212,7 +206,7 @@ def apply_rope(
     backward, divide, seq_len, positions, cache = _begin(
         cfg, inverse, transpose, seq_len, positions, cache, (x,), seq_axis
     )
-    x, ax, pos = _prepare(x, cfg, positions, seq_axis, "x")
+    x, ax, pos = check_x_positions(x, cfg, positions, seq_axis)
     target = check_out(out, x)
     lead = x.shape[:ax]
     layout, offset = cfg.layout, cfg.rotary_offset
