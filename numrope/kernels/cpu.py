@@ -7,6 +7,7 @@ them into float32 exactly and ``_narrow`` rounds back to nearest even (see :mod:
 """
 
 import math
+import sys
 
 import numba
 import numpy as np
@@ -187,10 +188,60 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
     return True
 
 
+def _rotate_words(x, out, xw, ow, cos, sin, idx, sign, copy_tail):
+    """As ``_rotate`` in the interleaved layout for float16 or bfloat16 bit patterns, each pair read and
+    written as one uint32 word: ``xw`` and ``ow`` are uint32 views of the rotary parts of ``x`` and ``out``
+    (little-endian: feature 2i in a word's low half); ``x`` and ``out`` serve the tail copy.
+
+    Split and joined with shifts, the pairs need none of the shuffles that LLVM's interleaved loads and
+    stores of 2-byte elements take, which made this layout's loop the slowest of the 2-byte ones.
+    """
+    n_s = x.shape[1]
+    per_row = idx.shape[0] > 1
+    half = _UP(cos.shape[1])
+    like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
+    for t in numba.prange(x.shape[0] * n_s):
+        b = t // n_s
+        s = t - b * n_s
+        p = idx[b if per_row else 0, s]
+        for h in range(_UP(x.shape[2])):
+            for i in range(half):
+                c = _widen(cos[p, i])
+                sn = sign * _widen(sin[p, i])
+                w = xw[b, s, h, i]
+                x0 = _widen(_half_word(w, like))
+                x1 = _widen(_half_word(w >> np.uint32(16), like))
+                r0 = _bits32(_narrow(x0 * c - x1 * sn, like))
+                r1 = _bits32(_narrow(x1 * c + x0 * sn, like))
+                ow[b, s, h, i] = r0 | (r1 << np.uint32(16))
+            if copy_tail:
+                for j in range(_UP(2) * half, _UP(x.shape[3])):
+                    out[b, s, h, j] = x[b, s, h, j]
+
+
+def _half_word(word, like):
+    """The low 16 bits of a uint32 as an element like ``like`` (uint16 float16 bits, or int16 bfloat16 bits)."""
+    return np.uint16(word & 0xFFFF) if isinstance(like, np.uint16) else np.uint16(word & 0xFFFF).view(np.int16)
+
+
+@overload(_half_word, inline="always")
+def _half_word_impl(word, like):
+    if like == types.int16:
+        return lambda word, like: np.int16(np.uint16(word))  # the same bits
+    return lambda word, like: np.uint16(word)
+
+
+@njit(inline="always")
+def _bits32(element):
+    """A 2-byte element's bits, zero-extended to a uint32."""
+    return np.uint32(np.uint16(element))
+
+
 # Every setting is an argument (none a closure constant or global): Numba's disk cache then
 # serves each compiled specialisation to later processes.
 rotate_parallel, rotate_serial = jit_twins(_rotate)
 rotate_at_parallel, rotate_at_serial = jit_twins(_rotate_at)
+rotate_words_parallel, rotate_words_serial = jit_twins(_rotate_words)
 rotate_at_far_parallel, rotate_at_far_serial = jit_twins(far_twin(_rotate_at))
 
 
@@ -308,6 +359,20 @@ def _rotary_views(x4, target, copy_tail, offset):
     return x4[..., offset:], target[..., offset:]
 
 
+_LITTLE = sys.byteorder == "little"
+
+
+def _words(x4, target4, half):
+    """uint32 views of the rotary parts of 2-byte ``x4`` and ``target4`` (one word a pair), or None where the
+    pairs are not whole words of contiguous features (or the machine is big-endian)."""
+    if not _LITTLE or x4.strides[3] != 2 or target4.strides[3] != 2:
+        return None
+    try:
+        return x4[..., : 2 * half].view(np.uint32), target4[..., : 2 * half].view(np.uint32)
+    except ValueError:  # strides NumPy cannot view in words
+        return None
+
+
 def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
     """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis.
 
@@ -331,7 +396,13 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
         # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
         x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
     x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
-    kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail)
+    words = _words(x4, target4, cos.shape[-1]) if interleaved == 1 and x.dtype.char in _BITS else None
+    if words is not None:
+        (rotate_words_parallel if kernel is rotate_parallel else rotate_words_serial)(
+            x4, target4, *words, cos, sin, idx, sign, copy_tail
+        )
+    else:
+        kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
@@ -368,16 +439,32 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
 
 # The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
 # as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
-# per scalar), so this kernel takes the offset and one int of flags instead of an index array, a sign and
-# two flags, and its launcher checks only what the common call needs.
+# per scalar), so this kernel takes the offset and one int of flags and sizes instead of an index array, a sign
+# and two flags, and checks the shapes itself: compiled, the comparisons cost nothing, where each read of a
+# shape in Python costs 50 ns. Its launcher checks in Python only what the kernel's types cannot carry.
 
 _FLAG_INTERLEAVED, _FLAG_COPY_TAIL = 1, 2
+_PAIRS_SHIFT, _HEAD_DIM_SHIFT, _SIZE_LIMIT = 2, 32, 1 << 29  # the fields of ``code`` (see _rotate_rows)
 
 
-def _rotate_rows(x, out, cos, sin, start, flags):
-    """As ``_rotate`` forwards, token ``(b, s)`` reading table row ``start + s``; ``flags``: 1 interleaved, 2 copy
-    the features past the rotary part. The loops of ``_rotate_head`` without its sign and layout codes."""
-    half = _UP(cos.shape[1])
+def _rotate_rows(x, out, cos, sin, start, code):
+    """As ``_rotate`` forwards, token ``(b, s)`` reading table row ``start + s``, if the shapes are those of a
+    valid call; returns whether they were (nothing is written where not).
+
+    ``code``: bit 1 interleaved, bit 2 copy the features past the rotary part, then the configuration's pairs
+    (from bit 2) and head_dim (from bit 32), which ``x``, ``cos`` and ``sin`` must match; ``out`` must have x's
+    shape and the rows ``start`` to ``start + seq - 1`` must lie in the tables. The loops of ``_rotate_head``
+    without its sign and layout codes.
+    """
+    pairs = (code >> _PAIRS_SHIFT) & (_SIZE_LIMIT - 1)
+    if x.shape[3] != code >> _HEAD_DIM_SHIFT or cos.shape[1] != pairs or sin.shape[1] != pairs:
+        return False
+    if sin.shape[0] != cos.shape[0] or not 0 <= start <= cos.shape[0] - x.shape[1]:
+        return False
+    for k in range(4):
+        if out.shape[k] != x.shape[k]:
+            return False
+    half = _UP(pairs)
     n_s = x.shape[1]
     for t in numba.prange(x.shape[0] * n_s):
         b = t // n_s
@@ -385,7 +472,7 @@ def _rotate_rows(x, out, cos, sin, start, flags):
         p = start + s
         for h in range(_UP(x.shape[2])):
             like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
-            if flags & _FLAG_INTERLEAVED:
+            if code & _FLAG_INTERLEAVED:
                 for i in range(half):
                     c = _widen(cos[p, i])
                     sn = _widen(sin[p, i])
@@ -404,13 +491,15 @@ def _rotate_rows(x, out, cos, sin, start, flags):
                     x1 = _widen(x[b, s, h, j])
                     out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
                     out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
-            if flags & _FLAG_COPY_TAIL:
+            if code & _FLAG_COPY_TAIL:
                 for j in range(_UP(2) * half, _UP(x.shape[3])):
                     out[b, s, h, j] = x[b, s, h, j]
+    return True
 
 
 rotate_rows_parallel, rotate_rows_serial = jit_twins(_rotate_rows)
 _LAYOUT_FLAGS = {"half": 0, "interleaved": _FLAG_INTERLEAVED}
+_ARRAY = np.ndarray  # a module global: a read of np.ndarray is two lookups, and the step counts them
 
 
 def table_step(x, cfg, positions, cache, out):
@@ -422,55 +511,62 @@ def table_step(x, cfg, positions, cache, out):
     owning memory that x does not (``x`` owning its memory too); ``cfg`` a RopeConfig with one axis, the half
     or interleaved layout, the rotary part first and no reversal. Anything else returns None, having done
     nothing: the caller then takes the general path, whose checks say what is wrong, if anything. Each
-    condition here is one the general path's checks would also accept, so the results are the same.
+    condition here is one the general path's checks would also accept, so the results are the same. The
+    types, dimensions, ownership and writability are checked here; the shapes and the table's bounds by the
+    kernel, which writes nothing where they fail.
     """
-    if type(x) is not np.ndarray or type(positions) is not int:
-        return None
+    if type(x) is not _ARRAY or type(positions) is not int or positions >> 62:
+        return None  # (negative offsets and those an int64 cannot hold: the general path)
     facts = _step_facts
     if cfg is not facts[0]:  # a RopeConfig is immutable: what was found true of it stays true
         facts = _config_facts(cfg)
         if facts is None:
             return None
-    if (type(cache) is not tuple and type(cache) is not list) or len(cache) != 2:
+    if type(cache) is not tuple and type(cache) is not list:
         return None
-    cos, sin = cache
-    if type(cos) is not np.ndarray or type(sin) is not np.ndarray:
+    try:
+        cos, sin = cache
+    except ValueError:  # not two tables
+        return None
+    if type(cos) is not _ARRAY or type(sin) is not _ARRAY:
         return None
     dtype, table = x.dtype, cos.dtype
     if sin.dtype is not table:
         return None
     if not (table is _F64 if dtype is _F64 else dtype is _F32 and (table is _F32 or table is _F64)):
         return None
-    shape, rows = x.shape, cos.shape
-    if len(shape) != 4 or len(rows) != 2 or rows != sin.shape or shape[3] != facts[2] or rows[1] != facts[3]:
+    if x.ndim != 4 or cos.ndim != 2 or sin.ndim != 2:
         return None
-    if not 0 <= positions <= rows[0] - shape[1]:  # (no element: the kernel's loops do nothing)
-        return None
-    flags = facts[1]
+    code = facts[1]
     if out is None:
-        out = np.empty(shape, dtype)
-    elif type(out) is not np.ndarray or out.dtype is not dtype or out.shape != shape or not out.flags.writeable:
+        out = np.empty(x.shape, dtype)
+    elif type(out) is not _ARRAY or out.dtype is not dtype or out.ndim != 4 or not out.flags.writeable:
         return None
     elif out is not x and (out.base is not None or x.base is not None):
         return None  # views may overlap: the general path tells the cases apart
     if out is not x:
-        flags |= _FLAG_COPY_TAIL
+        code |= _FLAG_COPY_TAIL
     size = x.size
     parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
-    (rotate_rows_parallel if parallel else rotate_rows_serial)(x, out, cos, sin, positions, flags)
+    if not (rotate_rows_parallel if parallel else rotate_rows_serial)(x, out, cos, sin, positions, code):
+        return None  # shapes or bounds the general path must judge (nothing was written)
     return out
 
 
-_step_facts = (None, 0, 0, 0)  # (cfg, layout flags, head_dim, pairs) of the last configuration table_step took
+_step_facts = (None, 0)  # (cfg, the kernel's code for it) of the last configuration table_step took
 
 
 def _config_facts(cfg):
-    """``(cfg, layout flags, head_dim, pairs)`` for a configuration :func:`table_step` takes, or None."""
+    """``(cfg, code)`` for a configuration :func:`table_step` takes (``code`` as for ``_rotate_rows``), or
+    None."""
     global _step_facts
     if type(cfg) is not RopeConfig or cfg.axes is not None or getattr(cfg, "rotary_offset", 0) != 0:
         return None
     flags = _LAYOUT_FLAGS.get(cfg.layout)
     if flags is None or getattr(cfg, "direction", 1) != 1:
         return None
-    _step_facts = (cfg, flags, cfg.head_dim, cfg.rotary_dim >> 1)
+    pairs, head_dim = cfg.rotary_dim >> 1, cfg.head_dim
+    if not (0 <= pairs < _SIZE_LIMIT and 0 <= head_dim < _SIZE_LIMIT):
+        return None  # sizes the code cannot carry (no such array fits in memory)
+    _step_facts = (cfg, flags | pairs << _PAIRS_SHIFT | head_dim << _HEAD_DIM_SHIFT)
     return _step_facts
