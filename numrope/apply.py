@@ -193,11 +193,11 @@ def apply_rope(
     >>> bool(np.allclose(numrope.apply_rope(q_rot, cfg, inverse=True), q, atol=1e-6))
     True
     """
-    _xpos.refuse_single(cfg)
     if cache is not None and seq_axis == -3 and inverse is False and transpose is False and seq_len is None:
         done = (_cpu_module or _cpu()).table_step(x, cfg, positions, cache, out)  # a decoding step, or None
         if done is not None:
             return done
+    _xpos.refuse_single(cfg)  # (after the decoding step, which takes no xPos configuration)
     if type(x) is not np.ndarray:  # a Dask or device array goes to its own engine
         kwargs = {"cache": cache, "seq_axis": seq_axis, "inverse": inverse, "transpose": transpose, "seq_len": seq_len}
         done = _elsewhere("apply_rope", (x,), cfg, positions, out, kwargs)

@@ -105,3 +105,13 @@ def test_refusals_are_the_general_path_s(kwargs, error, match, spy, rng):
     with pytest.raises(error, match=match):
         numrope.apply_rope(x, cfg, call["positions"], cache=call["cache"], out=call["out"])
     assert spy == [False]
+
+
+def test_xpos_with_a_table_is_refused_not_rotated(spy):
+    """xPos scales queries and keys apart: a single array with a table is refused, the decoding path included."""
+    cfg = numrope.RopeConfig(head_dim=8, scaling=numrope.variants.XPos(scale_base=512.0))
+    table = numrope.rope_cache(numrope.RopeConfig(head_dim=8), 16)
+    x = np.ones((1, 1, 2, 8), np.float32)
+    with pytest.raises(NotImplementedError, match="xPos"):
+        numrope.apply_rope(x, cfg, 3, cache=table, out=np.empty_like(x))
+    assert spy == [False]

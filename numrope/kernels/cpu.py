@@ -562,6 +562,8 @@ def _config_facts(cfg):
     global _step_facts
     if type(cfg) is not RopeConfig or cfg.axes is not None or getattr(cfg, "rotary_offset", 0) != 0:
         return None
+    if getattr(cfg.scaling, "scales_qk", False):  # xPos: apply_rope refuses it, on its general path
+        return None
     flags = _LAYOUT_FLAGS.get(cfg.layout)
     if flags is None or getattr(cfg, "direction", 1) != 1:
         return None
