@@ -27,7 +27,7 @@ from numrope._dask import is_dask_array
 from numrope.cache import _inv_freq_for, _table
 
 _F64 = np.dtype(np.float64)
-_cpu_module = None
+_cpu_module = _step_module = None
 
 
 def _cpu():
@@ -38,6 +38,16 @@ def _cpu():
 
         _cpu_module = module
     return _cpu_module
+
+
+def _step():
+    """The decoding step's kernel, imported on first use."""
+    global _step_module
+    if _step_module is None:
+        from numrope.kernels import step as module
+
+        _step_module = module
+    return _step_module
 
 
 def _compute_dtype(*arrays) -> np.dtype:
@@ -194,7 +204,7 @@ def apply_rope(
     True
     """
     if cache is not None and seq_axis == -3 and inverse is False and transpose is False and seq_len is None:
-        done = (_cpu_module or _cpu()).table_step(x, cfg, positions, cache, out)  # a decoding step, or None
+        done = (_step_module or _step()).table_step(x, cfg, positions, cache, out)  # a decoding step, or None
         if done is not None:
             return done
     _xpos.refuse_single(cfg)  # (after the decoding step, which takes no xPos configuration)

@@ -1,32 +1,32 @@
-"""The decoding step's path (numrope.kernels.cpu.table_step): taken for the common call with a table and an int
+"""The decoding step's path (numrope.kernels.step.table_step): taken for the common call with a table and an int
 offset, equal to the general path bit for bit, and never taken where the general path would refuse the call."""
 
 import numpy as np
 import pytest
 
 import numrope
-from numrope.kernels import cpu
+from numrope.kernels import step
 
 
 @pytest.fixture
 def spy(monkeypatch):
     """Records what table_step returned: None (not taken) or the result."""
     calls = []
-    original = cpu.table_step
+    original = step.table_step
 
     def recording(*args):
         result = original(*args)
         calls.append(result is not None)
         return result
 
-    monkeypatch.setattr(cpu, "table_step", recording)
+    monkeypatch.setattr(step, "table_step", recording)
     return calls
 
 
 def general(monkeypatch, *args, **kwargs):
     """apply_rope by the general path only."""
     with monkeypatch.context() as m:
-        m.setattr(cpu, "table_step", lambda *a: None)
+        m.setattr(step, "table_step", lambda *a: None)
         return numrope.apply_rope(*args, **kwargs)
 
 

@@ -14,9 +14,8 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
-from numrope.config import RopeConfig
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
-from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
+from numrope.kernels.jit import jit_twins, njit, use_parallel
 from numrope.kernels.sincos import (
     _FAR_TWIN,
     NEAR_LIMIT,
@@ -70,6 +69,24 @@ def _narrow_impl(value, like):
     return lambda value, like: value
 
 
+def _in_order(like):
+    """Whether the half layout writes each row in order, in two passes, for elements like ``like``.
+
+    In one pass a row is read and written as two streams, ``i`` and ``i + half``; in two passes
+    each half of the output is written in turn, the second pass reading the row again from L1 and
+    doubling the arithmetic. Measured on one thread, (1, 4096, 32, 128) with a table: float64
+    0.85 -> 1.15 of the copy floor; float32 the same within the noise (0.92 - 1.05 either way);
+    float16 0.92 -> 0.80, its conversions already bounding the kernel. So float64 only.
+    """
+    return isinstance(like, np.float64)
+
+
+@overload(_in_order, inline="always")
+def _in_order_impl(like):
+    in_order = like == types.float64
+    return lambda like: in_order
+
+
 # Indices are unsigned (uintp) where Numba cannot see they are non-negative: a signed index gets
 # a negative-index wraparound select that keeps LLVM from vectorising. The rows are addressed as
 # x[b, s, h, i], never through views such as x[b, s, h]: each view costs an atomic reference count
@@ -82,7 +99,7 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin."""
     half = _UP(cos.shape[1])
     like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
-    if interleaved >= 2:  # pairs read from one layout and written to the other (see _layout_code)
+    if interleaved == 2 or interleaved == 3:  # pairs read from one layout and written to the other
         for i in range(half):
             c = _widen(cos[p, i])
             sn = sign * _widen(sin[p, i])
@@ -94,7 +111,7 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
             x1 = _widen(x[b, s, h, j1])
             out[b, s, h, k0] = _narrow(x0 * c - x1 * sn, like)
             out[b, s, h, k1] = _narrow(x1 * c + x0 * sn, like)
-    elif interleaved:
+    elif interleaved == 1:
         for i in range(half):
             c = _widen(cos[p, i])
             sn = sign * _widen(sin[p, i])
@@ -104,6 +121,15 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
             x1 = _widen(x[b, s, h, j1])
             out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
             out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
+    elif interleaved == 4 and _in_order(like):  # out apart from x: each half of the row in turn
+        for i in range(half):
+            c = _widen(cos[p, i])
+            sn = sign * _widen(sin[p, i])
+            out[b, s, h, i] = _narrow(_widen(x[b, s, h, i]) * c - _widen(x[b, s, h, i + half]) * sn, like)
+        for i in range(half):
+            c = _widen(cos[p, i])
+            sn = sign * _widen(sin[p, i])
+            out[b, s, h, i + half] = _narrow(_widen(x[b, s, h, i + half]) * c + _widen(x[b, s, h, i]) * sn, like)
     else:
         for i in range(half):
             c = _widen(cos[p, i])
@@ -129,7 +155,7 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
     """out = x rotated pair by pair; token (b, s) uses table row ``idx[b or 0, s]``.
 
     Pairs are (2i, 2i+1) if ``interleaved`` is 1 and (i, i + half) if it is 0; 2 reads (2i, 2i+1) and writes
-    (i, i + half), 3 the reverse (``out`` must then not be ``x``). For each:
+    (i, i + half), 3 the reverse (``out`` must then not be ``x``); 4 is 0 for an ``out`` apart from ``x``. For each:
     ``out[j0], out[j1] = x0 c - x1 s, x1 c + x0 s`` with ``s`` times ``sign`` (+1, or -1 to rotate
     backwards), in the wider of the table's and x's dtypes (float16 counting as float32).
     ``copy_tail`` copies the features past the rotary part (False when ``out`` is ``x``).
@@ -336,7 +362,10 @@ def _native(a):
 
 def _layout_code(layout, inverse):
     """The kernels' pair layout: 0 half, 1 interleaved (a bool ``interleaved`` is one of these), 2 read
-    interleaved and write half (``"interleaved_in_half_out"``), 3 the reverse, its inverse and transpose."""
+    interleaved and write half (``"interleaved_in_half_out"``), 3 the reverse, its inverse and transpose.
+
+    The launchers turn 0 into 4, half with ``out`` apart from ``x``, where rows may be written in order
+    (:func:`_in_order`); in place, each pair must be read before either of its features is written."""
     if isinstance(layout, str):
         code = _LAYOUT_CODES[layout]
     elif isinstance(layout, (bool, np.bool_)):
@@ -347,6 +376,11 @@ def _layout_code(layout, inverse):
 
 
 _LAYOUT_CODES = {"half": 0, "interleaved": 1, "interleaved_in_half_out": 2}
+
+
+def _apart(code, x4, target4):
+    """The layout code for the kernel: 4 for the half layout where ``target4`` shares no memory with ``x4``."""
+    return 4 if code == 0 and not np.may_share_memory(x4, target4) else code
 
 
 def _rotary_views(x4, target, copy_tail, offset):
@@ -396,6 +430,7 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
         # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
         x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
     x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
+    interleaved = _apart(interleaved, x4, target4)
     words = _words(x4, target4, cos.shape[-1]) if interleaved == 1 and x.dtype.char in _BITS else None
     if words is not None:
         (rotate_words_parallel if kernel is rotate_parallel else rotate_words_serial)(
@@ -429,146 +464,10 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     sign = _SIGNS[dtype][inverse]
     positions = positions.astype(np.float64, copy=False)
     x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
+    interleaved = _apart(interleaved, x4, target4)
     args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks)
     if not kernel(*args):  # some angle is far: the far compilation (nothing was written)
         (rotate_at_far_parallel if parallel else rotate_at_far_serial)(*args)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
-
-
-# The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
-# as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
-# per scalar), so this kernel takes the offset and one int of flags and sizes instead of an index array, a sign
-# and two flags, and checks the shapes itself: compiled, the comparisons cost nothing, where each read of a
-# shape in Python costs 50 ns. Its launcher checks in Python only what the kernel's types cannot carry.
-
-_FLAG_INTERLEAVED, _FLAG_COPY_TAIL = 1, 2
-_PAIRS_SHIFT, _HEAD_DIM_SHIFT, _SIZE_LIMIT = 2, 32, 1 << 29  # the fields of ``code`` (see _rotate_rows)
-
-
-def _rotate_rows(x, out, cos, sin, start, code):
-    """As ``_rotate`` forwards, token ``(b, s)`` reading table row ``start + s``, if the shapes are those of a
-    valid call; returns whether they were (nothing is written where not).
-
-    ``code``: bit 1 interleaved, bit 2 copy the features past the rotary part, then the configuration's pairs
-    (from bit 2) and head_dim (from bit 32), which ``x``, ``cos`` and ``sin`` must match; ``out`` must have x's
-    shape and the rows ``start`` to ``start + seq - 1`` must lie in the tables. The loops of ``_rotate_head``
-    without its sign and layout codes.
-    """
-    pairs = (code >> _PAIRS_SHIFT) & (_SIZE_LIMIT - 1)
-    if x.shape[3] != code >> _HEAD_DIM_SHIFT or cos.shape[1] != pairs or sin.shape[1] != pairs:
-        return False
-    if sin.shape[0] != cos.shape[0] or not 0 <= start <= cos.shape[0] - x.shape[1]:
-        return False
-    for k in range(4):
-        if out.shape[k] != x.shape[k]:
-            return False
-    half = _UP(pairs)
-    n_s = x.shape[1]
-    for t in numba.prange(x.shape[0] * n_s):
-        b = t // n_s
-        s = t - b * n_s
-        p = start + s
-        for h in range(_UP(x.shape[2])):
-            like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
-            if code & _FLAG_INTERLEAVED:
-                for i in range(half):
-                    c = _widen(cos[p, i])
-                    sn = _widen(sin[p, i])
-                    j0 = _UP(2) * i
-                    j1 = j0 + _UP(1)
-                    x0 = _widen(x[b, s, h, j0])
-                    x1 = _widen(x[b, s, h, j1])
-                    out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
-                    out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
-            else:
-                for i in range(half):
-                    c = _widen(cos[p, i])
-                    sn = _widen(sin[p, i])
-                    j = i + half
-                    x0 = _widen(x[b, s, h, i])
-                    x1 = _widen(x[b, s, h, j])
-                    out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
-                    out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
-            if code & _FLAG_COPY_TAIL:
-                for j in range(_UP(2) * half, _UP(x.shape[3])):
-                    out[b, s, h, j] = x[b, s, h, j]
-    return True
-
-
-rotate_rows_parallel, rotate_rows_serial = jit_twins(_rotate_rows)
-_LAYOUT_FLAGS = {"half": 0, "interleaved": _FLAG_INTERLEAVED}
-_ARRAY = np.ndarray  # a module global: a read of np.ndarray is two lookups, and the step counts them
-
-
-def table_step(x, cfg, positions, cache, out):
-    """``apply_rope(x, cfg, positions, cache=cache, out=out)`` for the common decoding call, or None.
-
-    The call: ``x`` a 4-D float32 or float64 array ``(batch, seq, heads, head_dim)``, ``positions`` an int
-    offset whose rows all lie in the table, ``cache`` a pair of 2-D tables of x's dtype (or float64 for
-    float32 x) from :func:`numrope.rope_cache`, ``out`` None, x itself, or an array of x's shape and dtype
-    owning memory that x does not (``x`` owning its memory too); ``cfg`` a RopeConfig with one axis, the half
-    or interleaved layout, the rotary part first and no reversal. Anything else returns None, having done
-    nothing: the caller then takes the general path, whose checks say what is wrong, if anything. Each
-    condition here is one the general path's checks would also accept, so the results are the same. The
-    types, dimensions, ownership and writability are checked here; the shapes and the table's bounds by the
-    kernel, which writes nothing where they fail.
-    """
-    if type(x) is not _ARRAY or type(positions) is not int or positions >> 62:
-        return None  # (negative offsets and those an int64 cannot hold: the general path)
-    facts = _step_facts
-    if cfg is not facts[0]:  # a RopeConfig is immutable: what was found true of it stays true
-        facts = _config_facts(cfg)
-        if facts is None:
-            return None
-    if type(cache) is not tuple and type(cache) is not list:
-        return None
-    try:
-        cos, sin = cache
-    except ValueError:  # not two tables
-        return None
-    if type(cos) is not _ARRAY or type(sin) is not _ARRAY:
-        return None
-    dtype, table = x.dtype, cos.dtype
-    if sin.dtype is not table:
-        return None
-    if not (table is _F64 if dtype is _F64 else dtype is _F32 and (table is _F32 or table is _F64)):
-        return None
-    if x.ndim != 4 or cos.ndim != 2 or sin.ndim != 2:
-        return None
-    code = facts[1]
-    if out is None:
-        out = np.empty(x.shape, dtype)
-    elif type(out) is not _ARRAY or out.dtype is not dtype or out.ndim != 4 or not out.flags.writeable:
-        return None
-    elif out is not x and (out.base is not None or x.base is not None):
-        return None  # views may overlap: the general path tells the cases apart
-    if out is not x:
-        code |= _FLAG_COPY_TAIL
-    size = x.size
-    parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
-    if not (rotate_rows_parallel if parallel else rotate_rows_serial)(x, out, cos, sin, positions, code):
-        return None  # shapes or bounds the general path must judge (nothing was written)
-    return out
-
-
-_step_facts = (None, 0)  # (cfg, the kernel's code for it) of the last configuration table_step took
-
-
-def _config_facts(cfg):
-    """``(cfg, code)`` for a configuration :func:`table_step` takes (``code`` as for ``_rotate_rows``), or
-    None."""
-    global _step_facts
-    if type(cfg) is not RopeConfig or cfg.axes is not None or getattr(cfg, "rotary_offset", 0) != 0:
-        return None
-    if getattr(cfg.scaling, "scales_qk", False):  # xPos: apply_rope refuses it, on its general path
-        return None
-    flags = _LAYOUT_FLAGS.get(cfg.layout)
-    if flags is None or getattr(cfg, "direction", 1) != 1:
-        return None
-    pairs, head_dim = cfg.rotary_dim >> 1, cfg.head_dim
-    if not (0 <= pairs < _SIZE_LIMIT and 0 <= head_dim < _SIZE_LIMIT):
-        return None  # sizes the code cannot carry (no such array fits in memory)
-    _step_facts = (cfg, flags | pairs << _PAIRS_SHIFT | head_dim << _HEAD_DIM_SHIFT)
-    return _step_facts

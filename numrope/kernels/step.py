@@ -1,0 +1,149 @@
+"""The decoding step's kernel and launcher: one token, a table, an int position offset and nothing unusual.
+
+:func:`table_step` serves ``apply_rope(x, cfg, offset, cache=(cos, sin), out=out)`` for the common call, or
+declines it (None), having done nothing, for the general path of :mod:`numrope.kernels.cpu` to take. Private:
+the kernel trusts its launcher, which checks what the kernel's types cannot carry.
+"""
+
+import numba
+import numpy as np
+
+from numrope.config import RopeConfig
+from numrope.kernels.cpu import _F32, _F64, _UP, _narrow, _widen
+from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, use_parallel
+
+# The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
+# as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
+# per scalar), so this kernel takes the offset and one int of flags and sizes instead of an index array, a sign
+# and two flags, and checks the shapes itself: compiled, the comparisons cost nothing, where each read of a
+# shape in Python costs 50 ns. Its launcher checks in Python only what the kernel's types cannot carry.
+
+_FLAG_INTERLEAVED, _FLAG_COPY_TAIL = 1, 2
+_PAIRS_SHIFT, _HEAD_DIM_SHIFT, _SIZE_LIMIT = 2, 32, 1 << 29  # the fields of ``code`` (see _rotate_rows)
+
+
+def _rotate_rows(x, out, cos, sin, start, code):
+    """As ``_rotate`` forwards, token ``(b, s)`` reading table row ``start + s``, if the shapes are those of a
+    valid call; returns whether they were (nothing is written where not).
+
+    ``code``: bit 1 interleaved, bit 2 copy the features past the rotary part, then the configuration's pairs
+    (from bit 2) and head_dim (from bit 32), which ``x``, ``cos`` and ``sin`` must match; ``out`` must have x's
+    shape and the rows ``start`` to ``start + seq - 1`` must lie in the tables. The loops of ``_rotate_head``
+    without its sign and layout codes.
+    """
+    pairs = (code >> _PAIRS_SHIFT) & (_SIZE_LIMIT - 1)
+    if x.shape[3] != code >> _HEAD_DIM_SHIFT or cos.shape[1] != pairs or sin.shape[1] != pairs:
+        return False
+    if sin.shape[0] != cos.shape[0] or not 0 <= start <= cos.shape[0] - x.shape[1]:
+        return False
+    for k in range(4):
+        if out.shape[k] != x.shape[k]:
+            return False
+    half = _UP(pairs)
+    n_s = x.shape[1]
+    for t in numba.prange(x.shape[0] * n_s):
+        b = t // n_s
+        s = t - b * n_s
+        p = start + s
+        for h in range(_UP(x.shape[2])):
+            like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
+            if code & _FLAG_INTERLEAVED:
+                for i in range(half):
+                    c = _widen(cos[p, i])
+                    sn = _widen(sin[p, i])
+                    j0 = _UP(2) * i
+                    j1 = j0 + _UP(1)
+                    x0 = _widen(x[b, s, h, j0])
+                    x1 = _widen(x[b, s, h, j1])
+                    out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
+                    out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
+            else:
+                for i in range(half):
+                    c = _widen(cos[p, i])
+                    sn = _widen(sin[p, i])
+                    j = i + half
+                    x0 = _widen(x[b, s, h, i])
+                    x1 = _widen(x[b, s, h, j])
+                    out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
+                    out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
+            if code & _FLAG_COPY_TAIL:
+                for j in range(_UP(2) * half, _UP(x.shape[3])):
+                    out[b, s, h, j] = x[b, s, h, j]
+    return True
+
+
+rotate_rows_parallel, rotate_rows_serial = jit_twins(_rotate_rows)
+_LAYOUT_FLAGS = {"half": 0, "interleaved": _FLAG_INTERLEAVED}
+_ARRAY = np.ndarray  # a module global: a read of np.ndarray is two lookups, and the step counts them
+
+
+def table_step(x, cfg, positions, cache, out):
+    """``apply_rope(x, cfg, positions, cache=cache, out=out)`` for the common decoding call, or None.
+
+    The call: ``x`` a 4-D float32 or float64 array ``(batch, seq, heads, head_dim)``, ``positions`` an int
+    offset whose rows all lie in the table, ``cache`` a pair of 2-D tables of x's dtype (or float64 for
+    float32 x) from :func:`numrope.rope_cache`, ``out`` None, x itself, or an array of x's shape and dtype
+    owning memory that x does not (``x`` owning its memory too); ``cfg`` a RopeConfig with one axis, the half
+    or interleaved layout, the rotary part first and no reversal. Anything else returns None, having done
+    nothing: the caller then takes the general path, whose checks say what is wrong, if anything. Each
+    condition here is one the general path's checks would also accept, so the results are the same. The
+    types, dimensions, ownership and writability are checked here; the shapes and the table's bounds by the
+    kernel, which writes nothing where they fail.
+    """
+    if type(x) is not _ARRAY or type(positions) is not int or positions >> 62:
+        return None  # (negative offsets and those an int64 cannot hold: the general path)
+    facts = _step_facts
+    if cfg is not facts[0]:  # a RopeConfig is immutable: what was found true of it stays true
+        facts = _config_facts(cfg)
+        if facts is None:
+            return None
+    if type(cache) is not tuple and type(cache) is not list:
+        return None
+    try:
+        cos, sin = cache
+    except ValueError:  # not two tables
+        return None
+    if type(cos) is not _ARRAY or type(sin) is not _ARRAY:
+        return None
+    dtype, table = x.dtype, cos.dtype
+    if sin.dtype is not table:
+        return None
+    if not (table is _F64 if dtype is _F64 else dtype is _F32 and (table is _F32 or table is _F64)):
+        return None
+    if x.ndim != 4 or cos.ndim != 2 or sin.ndim != 2:
+        return None
+    code = facts[1]
+    if out is None:
+        out = np.empty(x.shape, dtype)
+    elif type(out) is not _ARRAY or out.dtype is not dtype or out.ndim != 4 or not out.flags.writeable:
+        return None
+    elif out is not x and (out.base is not None or x.base is not None):
+        return None  # views may overlap: the general path tells the cases apart
+    if out is not x:
+        code |= _FLAG_COPY_TAIL
+    size = x.size
+    parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
+    if not (rotate_rows_parallel if parallel else rotate_rows_serial)(x, out, cos, sin, positions, code):
+        return None  # shapes or bounds the general path must judge (nothing was written)
+    return out
+
+
+_step_facts = (None, 0)  # (cfg, the kernel's code for it) of the last configuration table_step took
+
+
+def _config_facts(cfg):
+    """``(cfg, code)`` for a configuration :func:`table_step` takes (``code`` as for ``_rotate_rows``), or
+    None."""
+    global _step_facts
+    if type(cfg) is not RopeConfig or cfg.axes is not None or getattr(cfg, "rotary_offset", 0) != 0:
+        return None
+    if getattr(cfg.scaling, "scales_qk", False):  # xPos: apply_rope refuses it, on its general path
+        return None
+    flags = _LAYOUT_FLAGS.get(cfg.layout)
+    if flags is None or getattr(cfg, "direction", 1) != 1:
+        return None
+    pairs, head_dim = cfg.rotary_dim >> 1, cfg.head_dim
+    if not (0 <= pairs < _SIZE_LIMIT and 0 <= head_dim < _SIZE_LIMIT):
+        return None  # sizes the code cannot carry (no such array fits in memory)
+    _step_facts = (cfg, flags | pairs << _PAIRS_SHIFT | head_dim << _HEAD_DIM_SHIFT)
+    return _step_facts
