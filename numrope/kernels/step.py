@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from numrope.config import RopeConfig
-from numrope.kernels.cpu import _F32, _F64, _UP, _narrow, _widen
+from numrope.kernels.cpu import _F32, _F64, _UP, _rotate_head
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, use_parallel
 
 # The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
@@ -28,8 +28,8 @@ def _rotate_rows(x, out, cos, sin, start, code):
 
     ``code``: bit 1 interleaved, bit 2 copy the features past the rotary part, then the configuration's pairs
     (from bit 2) and head_dim (from bit 32), which ``x``, ``cos`` and ``sin`` must match; ``out`` must have x's
-    shape and the rows ``start`` to ``start + seq - 1`` must lie in the tables. The loops of ``_rotate_head``
-    without its sign and layout codes.
+    shape and the rows ``start`` to ``start + seq - 1`` must lie in the tables. Each head is
+    ``_rotate_head``'s, forwards (no sign to multiply by).
     """
     pairs = (code >> _PAIRS_SHIFT) & (_SIZE_LIMIT - 1)
     if x.shape[3] != code >> _HEAD_DIM_SHIFT or cos.shape[1] != pairs or sin.shape[1] != pairs:
@@ -39,36 +39,13 @@ def _rotate_rows(x, out, cos, sin, start, code):
     for k in range(4):
         if out.shape[k] != x.shape[k]:
             return False
-    half = _UP(pairs)
     n_s = x.shape[1]
     for t in numba.prange(x.shape[0] * n_s):
         b = t // n_s
         s = t - b * n_s
         p = start + s
         for h in range(_UP(x.shape[2])):
-            like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
-            if code & _FLAG_INTERLEAVED:
-                for i in range(half):
-                    c = _widen(cos[p, i])
-                    sn = _widen(sin[p, i])
-                    j0 = _UP(2) * i
-                    j1 = j0 + _UP(1)
-                    x0 = _widen(x[b, s, h, j0])
-                    x1 = _widen(x[b, s, h, j1])
-                    out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
-                    out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
-            else:
-                for i in range(half):
-                    c = _widen(cos[p, i])
-                    sn = _widen(sin[p, i])
-                    j = i + half
-                    x0 = _widen(x[b, s, h, i])
-                    x1 = _widen(x[b, s, h, j])
-                    out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
-                    out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
-            if code & _FLAG_COPY_TAIL:
-                for j in range(_UP(2) * half, _UP(x.shape[3])):
-                    out[b, s, h, j] = x[b, s, h, j]
+            _rotate_head(x, out, b, s, h, cos, sin, p, None, code & _FLAG_INTERLEAVED, code & _FLAG_COPY_TAIL)
     return True
 
 
