@@ -489,3 +489,24 @@ def test_stored_report_has_the_shape_the_docs_read():
     assert report["results"] and all(ROW_KEYS <= set(r) for r in report["results"])
     names = {r["framework"] for r in report["results"]}
     assert "transformers" in names
+
+
+def test_base_rescale_factors_are_ntk_aware_not_vllm_ntk():
+    """rotary-embedding-torch's and x-transformers' base rescale factor is the NTK-aware base change
+    (numrope.variants.NTKAware); vLLM's fixed "ntk" is another formula they do not have: refused, not run."""
+    from numrope.conformance.adapters._base import Unsupported
+    from numrope.conformance.adapters.torch_libs import RotaryEmbeddingTorch, XTransformers
+
+    aware = numrope.RopeConfig(head_dim=64, scaling=numrope.variants.NTKAware(alpha=4.0))
+    vllm = numrope.RopeConfig(head_dim=64, scaling=numrope.variants.NTK(factor=4.0))
+    for adapter in (RotaryEmbeddingTorch(), XTransformers()):
+        assert adapter.variant(aware) == "ntk_aware"
+        adapter.check(aware)
+        with pytest.raises(Unsupported, match="no 'ntk' scaling"):
+            adapter.check(vllm)
+        if adapter.missing() is None:  # the library's own frequencies for the factor numrope passes it
+            rope = adapter.build(None, aware, adapter.check(aware))["rope"]
+            freqs = getattr(rope, "freqs", None)
+            freqs = (rope.inv_freq if freqs is None else freqs).detach().double().numpy()
+            np.testing.assert_allclose(freqs, aware.inv_freq(), rtol=2**-22)
+            assert np.abs(freqs / vllm.inv_freq() - 1).max() > 0.04  # pair 0: 4.4%, 44 rad at position 1000

@@ -129,15 +129,19 @@ class Adapter:
             out[key] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, dict) else value
         return out
 
+    def variant(self, cfg) -> str:
+        """The name of ``cfg``'s scaling variant, as :attr:`variants` names them: its ``rope_type``."""
+        return "default" if cfg.scaling is None else cfg.scaling.rope_type
+
     def check(self, cfg) -> list:
         """Refuse (Unsupported) what a parameter-level adapter cannot express; return its plumbing notes."""
         if getattr(cfg, "axes", None) is not None:
             raise Unsupported(f"{self.label} has no multi-axis RoPE (M-RoPE, 2-D)")
         if getattr(cfg, "direction", 1) != 1:
             raise Unsupported(f"{self.label} rotates one way only; this model rotates the other way")
-        rope_type = "default" if cfg.scaling is None else cfg.scaling.rope_type
-        if rope_type not in self.variants:
-            raise Unsupported(f"{self.label} has no {rope_type!r} scaling")
+        variant = self.variant(cfg)
+        if variant not in self.variants:
+            raise Unsupported(f"{self.label} has no {variant!r} scaling")
         notes = []
         pairs = input_pairs(cfg)
         if self.layouts[pairs] == "perm":

@@ -95,7 +95,10 @@ class _Lucidrains(_Torch):
     """rotary-embedding-torch and x-transformers, one author's two libraries: ``RotaryEmbedding(dim, ...)``
     with a keyword for the base and one for each scaling variant's factor, and an apply function."""
 
-    variants = ("default", "linear", "ntk")
+    # The libraries' base rescale factor is the NTK-aware base change, base * a**(d / (d - 2)):
+    # numrope.variants.NTKAware, whose rope_type ("dynamic", as Hunyuan names it) it shares with
+    # dynamic NTK; vLLM's fixed "ntk" is another formula, which they do not have.
+    variants = ("default", "linear", "ntk_aware")
     layouts: ClassVar[dict] = {"half": "perm", "interleaved": "native"}
     #: The apply function, ``module.name``; RotaryEmbedding is taken from the same module.
     apply_function = ""
@@ -111,13 +114,19 @@ class _Lucidrains(_Torch):
         rope = f"RotaryEmbedding(dim, {', '.join(f'{keyword}=' for keyword in self.keywords.values())})"
         return self.usage.format(rope=rope, apply=self.apply_function.rpartition(".")[2])
 
+    def variant(self, cfg) -> str:
+        from numrope.variants import NTKAware
+
+        return "ntk_aware" if isinstance(cfg.scaling, NTKAware) else super().variant(cfg)
+
     def build(self, model, cfg, notes):
         import_module("torch")
         module, _, apply = self.apply_function.rpartition(".")
         library = import_module(module)
         kwargs = {"dim": cfg.rotary_dim, self.keywords["base"]: cfg.base, **self.options}
-        if cfg.scaling is not None:
-            kwargs[self.keywords[cfg.scaling.rope_type]] = float(cfg.scaling.factor)
+        variant = self.variant(cfg)
+        if variant != "default":
+            kwargs[self.keywords[variant]] = float(cfg.scaling.alpha if variant == "ntk_aware" else cfg.scaling.factor)
         return {"rope": library.RotaryEmbedding(**kwargs), "apply": getattr(library, apply)}
 
 
@@ -125,7 +134,7 @@ class RotaryEmbeddingTorch(_Lucidrains):
     name = "rotary_embedding_torch"
     usage = "{rope}; decoding: rotate_queries_or_keys(t, offset=); other positions: {apply}(rope(positions), t)"
     apply_function = "rotary_embedding_torch.apply_rotary_emb"
-    keywords: ClassVar[dict] = {"base": "theta", "linear": "interpolate_factor", "ntk": "theta_rescale_factor"}
+    keywords: ClassVar[dict] = {"base": "theta", "linear": "interpolate_factor", "ntk_aware": "theta_rescale_factor"}
     options: ClassVar[dict] = {"seq_before_head_dim": True}
 
     def torch_rotation(self, state, torch, positions, offset):
@@ -141,7 +150,7 @@ class XTransformers(_Lucidrains):
     name = "x_transformers"
     usage = "x_transformers.{rope}(positions) + {apply}"
     apply_function = "x_transformers.x_transformers.apply_rotary_pos_emb"
-    keywords: ClassVar[dict] = {"base": "base", "linear": "interpolation_factor", "ntk": "base_rescale_factor"}
+    keywords: ClassVar[dict] = {"base": "base", "linear": "interpolation_factor", "ntk_aware": "base_rescale_factor"}
 
     def torch_rotation(self, state, torch, positions, offset):
         freqs, scale = state["rope"](torch.from_numpy(np.asarray(positions, dtype=np.int64)))
