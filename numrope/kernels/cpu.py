@@ -95,6 +95,12 @@ _UP = np.uintp
 
 
 @njit(inline="always")
+def _signed(value, sign):
+    """``sign * value``, or ``value`` for a ``None`` sign (compiled without the multiplication)."""
+    return value if sign is None else sign * value
+
+
+@njit(inline="always")
 def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin (``sign`` None: forwards)."""
     half = _UP(cos.shape[1])
@@ -102,7 +108,7 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     if interleaved == 2 or interleaved == 3:  # pairs read from one layout and written to the other
         for i in range(half):
             c = _widen(cos[p, i])
-            sn = _widen(sin[p, i]) if sign is None else sign * _widen(sin[p, i])
+            sn = _signed(_widen(sin[p, i]), sign)
             if interleaved == 2:
                 j0, j1, k0, k1 = _UP(2) * i, _UP(2) * i + _UP(1), i, i + half
             else:
@@ -114,7 +120,7 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     elif interleaved == 1:
         for i in range(half):
             c = _widen(cos[p, i])
-            sn = _widen(sin[p, i]) if sign is None else sign * _widen(sin[p, i])
+            sn = _signed(_widen(sin[p, i]), sign)
             j0 = _UP(2) * i
             j1 = j0 + _UP(1)
             x0 = _widen(x[b, s, h, j0])
@@ -124,16 +130,16 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
     elif interleaved == 4 and _in_order(like):  # out apart from x: each half of the row in turn
         for i in range(half):
             c = _widen(cos[p, i])
-            sn = _widen(sin[p, i]) if sign is None else sign * _widen(sin[p, i])
+            sn = _signed(_widen(sin[p, i]), sign)
             out[b, s, h, i] = _narrow(_widen(x[b, s, h, i]) * c - _widen(x[b, s, h, i + half]) * sn, like)
         for i in range(half):
             c = _widen(cos[p, i])
-            sn = _widen(sin[p, i]) if sign is None else sign * _widen(sin[p, i])
+            sn = _signed(_widen(sin[p, i]), sign)
             out[b, s, h, i + half] = _narrow(_widen(x[b, s, h, i + half]) * c + _widen(x[b, s, h, i]) * sn, like)
     else:
         for i in range(half):
             c = _widen(cos[p, i])
-            sn = _widen(sin[p, i]) if sign is None else sign * _widen(sin[p, i])
+            sn = _signed(_widen(sin[p, i]), sign)
             j = i + half
             x0 = _widen(x[b, s, h, i])
             x1 = _widen(x[b, s, h, j])
