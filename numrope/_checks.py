@@ -344,12 +344,32 @@ def overlaps(a, b) -> bool:
         return True
 
 
+#: New arrays of at least this many bytes start on a cache line (64 bytes), where NumPy's allocator gives 16.
+LINE_ALIGNED_BYTES = 1 << 20
+
+
+def new_array(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)``, starting on a 64-byte cache line if it is large.
+
+    The CPU kernels write outputs larger than the last-level cache by streaming stores, a line at a
+    time (:mod:`numrope.kernels.stream`); a row that starts mid-line must have its first line completed
+    by the row before it, which costs about 8% of a large float32 rotation against rows on lines.
+    """
+    dtype = np.dtype(dtype)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < LINE_ALIGNED_BYTES:
+        return np.empty(shape, dtype)
+    raw = np.empty(nbytes + 64, np.uint8)
+    skip = -raw.ctypes.data % 64
+    return raw[skip : skip + nbytes].view(dtype).reshape(shape)
+
+
 def check_out(out, x, name="out", x_name="x"):
     """The array to write x's result into: ``out``, a new array for ``out=None``, or, for an ``out``
     in the other byte order, a native scratch array that the caller copies into ``out`` with
     :func:`written` (the kernels write native floats only)."""
     if out is None:
-        return np.empty(x.shape, x.dtype)
+        return new_array(x.shape, x.dtype)
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
     if out.shape != x.shape:

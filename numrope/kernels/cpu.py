@@ -14,6 +14,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
+from numrope.kernels import stream
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
 from numrope.kernels.jit import jit_twins, njit, use_parallel
 from numrope.kernels.sincos import (
@@ -29,6 +30,7 @@ from numrope.kernels.sincos import (
     cos_sin_table_serial,
     far_twin,
 )
+from numrope.kernels.stream import buffer_start, flush, row_at, stream_row
 
 
 def _widen(value):
@@ -101,9 +103,11 @@ def _signed(value, sign):
 
 
 @njit(inline="always")
-def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
-    """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin (``sign`` None: forwards)."""
+def _rotate_head(x, out, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail):
+    """Rotate the pairs of head ``h`` of token ``(b, s)`` by table row ``p`` of cos/sin (``sign`` None: forwards)
+    into ``out[at[0], at[1], at[2], at[3]:]``."""
     half = _UP(cos.shape[1])
+    tb, ts, th, o = at
     like = out[0, 0, 0, 0]  # a scalar of out's element type, for _narrow
     if interleaved == 2 or interleaved == 3:  # pairs read from one layout and written to the other
         for i in range(half):
@@ -115,8 +119,8 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
                 j0, j1, k0, k1 = i, i + half, _UP(2) * i, _UP(2) * i + _UP(1)
             x0 = _widen(x[b, s, h, j0])
             x1 = _widen(x[b, s, h, j1])
-            out[b, s, h, k0] = _narrow(x0 * c - x1 * sn, like)
-            out[b, s, h, k1] = _narrow(x1 * c + x0 * sn, like)
+            out[tb, ts, th, o + k0] = _narrow(x0 * c - x1 * sn, like)
+            out[tb, ts, th, o + k1] = _narrow(x1 * c + x0 * sn, like)
     elif interleaved == 1:
         for i in range(half):
             c = _widen(cos[p, i])
@@ -125,17 +129,17 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
             j1 = j0 + _UP(1)
             x0 = _widen(x[b, s, h, j0])
             x1 = _widen(x[b, s, h, j1])
-            out[b, s, h, j0] = _narrow(x0 * c - x1 * sn, like)
-            out[b, s, h, j1] = _narrow(x1 * c + x0 * sn, like)
+            out[tb, ts, th, o + j0] = _narrow(x0 * c - x1 * sn, like)
+            out[tb, ts, th, o + j1] = _narrow(x1 * c + x0 * sn, like)
     elif interleaved == 4 and _in_order(like):  # out apart from x: each half of the row in turn
         for i in range(half):
             c = _widen(cos[p, i])
             sn = _signed(_widen(sin[p, i]), sign)
-            out[b, s, h, i] = _narrow(_widen(x[b, s, h, i]) * c - _widen(x[b, s, h, i + half]) * sn, like)
+            out[tb, ts, th, o + i] = _narrow(_widen(x[b, s, h, i]) * c - _widen(x[b, s, h, i + half]) * sn, like)
         for i in range(half):
             c = _widen(cos[p, i])
             sn = _signed(_widen(sin[p, i]), sign)
-            out[b, s, h, i + half] = _narrow(_widen(x[b, s, h, i + half]) * c + _widen(x[b, s, h, i]) * sn, like)
+            out[tb, ts, th, o + i + half] = _narrow(_widen(x[b, s, h, i + half]) * c + _widen(x[b, s, h, i]) * sn, like)
     else:
         for i in range(half):
             c = _widen(cos[p, i])
@@ -143,49 +147,107 @@ def _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail):
             j = i + half
             x0 = _widen(x[b, s, h, i])
             x1 = _widen(x[b, s, h, j])
-            out[b, s, h, i] = _narrow(x0 * c - x1 * sn, like)
-            out[b, s, h, j] = _narrow(x1 * c + x0 * sn, like)
+            out[tb, ts, th, o + i] = _narrow(x0 * c - x1 * sn, like)
+            out[tb, ts, th, o + j] = _narrow(x1 * c + x0 * sn, like)
     if copy_tail:
         for j in range(_UP(2) * half, _UP(x.shape[3])):
-            out[b, s, h, j] = x[b, s, h, j]
+            out[tb, ts, th, o + j] = x[b, s, h, j]
 
 
 @njit(inline="always")
 def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate every head of token (b, s) by table row ``p`` of cos/sin."""
     for h in range(_UP(x.shape[2])):
-        _rotate_head(x, out, b, s, h, cos, sin, p, sign, interleaved, copy_tail)
+        _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, sign, interleaved, copy_tail)
 
 
-def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail):
+@njit(inline="always")
+def _rotate_token_to(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail, lines, c, start, shift, n):
+    """``_rotate_token``, by plain stores (``lines`` None) or by streaming stores through chunk ``c``'s row
+    buffer (see :mod:`numrope.kernels.stream`), where each row is streamed a row after it was computed;
+    ``n``: the chunk's rows so far. Returns the rows so far after this token."""
+    if lines is None:
+        _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail)
+        return n
+    for h in range(_UP(x.shape[2])):
+        at = (c, 0, 0, row_at(out, lines, start, n))
+        _rotate_head(x, lines, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail)
+        if n:
+            pb, ps, ph = _row_before(x, b, s, h)
+            stream_row(out, pb, ps, ph, lines, c, start, shift, n - 1)
+        n += 1
+    return n
+
+
+@njit(inline="always")
+def _row_before(x, b, s, h):
+    """The row (b, s, h) before row (b, s, h) in the kernels' order: head by head, token by token."""
+    if h:
+        return b, s, h - _UP(1)
+    if s:
+        return b, s - 1, _UP(x.shape[2]) - _UP(1)
+    return b - 1, x.shape[1] - 1, _UP(x.shape[2]) - _UP(1)
+
+
+@njit(inline="always")
+def _chunk(c, n_chunks, x):
+    """Chunk ``c`` of ``n_chunks`` of x's tokens: its first token, one past its last, and the first's (b, s)."""
+    n_s = x.shape[1]
+    n_tokens = x.shape[0] * n_s
+    start = c * n_tokens // n_chunks
+    b = start // n_s
+    return start, (c + 1) * n_tokens // n_chunks, b, start - b * n_s
+
+
+@njit(inline="always")
+def _next_token(x, b, s):
+    """The token after (b, s) in x."""
+    s += 1
+    if s == x.shape[1]:
+        return b + 1, 0
+    return b, s
+
+
+@njit(inline="always")
+def _end_chunk(x, out, b, s, lines, c, start, shift, n):
+    """After a chunk of ``n`` rows whose last token precedes (b, s): stream its last row (see ``_rotate_token_to``)."""
+    if lines is not None and n:
+        pb, ps, ph = _row_before(x, b, s, _UP(0))
+        flush(out, pb, ps, ph, lines, c, start, shift, n - 1)
+
+
+def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail, n_chunks, lines, shift):
     """out = x rotated pair by pair; token (b, s) uses table row ``idx[b or 0, s]``.
 
     Pairs are (2i, 2i+1) if ``interleaved`` is 1 and (i, i + half) if it is 0; 2 reads (2i, 2i+1) and writes
     (i, i + half), 3 the reverse (``out`` must then not be ``x``); 4 is 0 for an ``out`` apart from ``x``. For each:
     ``out[j0], out[j1] = x0 c - x1 s, x1 c + x0 s`` with ``s`` times ``sign`` (+1, or -1 to rotate
     backwards), in the wider of the table's and x's dtypes (float16 counting as float32).
-    ``copy_tail`` copies the features past the rotary part (False when ``out`` is ``x``).
+    ``copy_tail`` copies the features past the rotary part (False when ``out`` is ``x``). Tokens are split
+    into ``n_chunks`` contiguous chunks; ``lines`` and ``shift`` are :func:`numrope.kernels.stream.plan`'s
+    (``lines`` None: plain stores).
     """
-    n_s = x.shape[1]
     per_row = idx.shape[0] > 1
-    for t in numba.prange(x.shape[0] * n_s):
-        b = t // n_s
-        s = t - b * n_s
-        p = idx[b if per_row else 0, s]
-        _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail)
+    start = buffer_start(lines) if lines is not None else _UP(0)
+    for c in numba.prange(n_chunks):
+        first, stop, b, s = _chunk(c, n_chunks, x)
+        n = 0
+        for _ in range(first, stop):
+            p = idx[b if per_row else 0, s]
+            n = _rotate_token_to(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail, lines, c, start, shift, n)
+            b, s = _next_token(x, b, s)
+        _end_chunk(x, out, b, s, lines, c, start, shift, n)
 
 
-def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks):
+def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks, lines, shift):
     """As ``_rotate``, each token's cos/sin computed on the fly from ``positions[b or 0, s]``.
 
     One pass over x: the angle arithmetic overlaps the memory traffic instead of preceding it.
     cos/sin are rounded to ``proto``'s dtype, as a table of that dtype would be; ``proto`` has
-    shape (1, half), the shape of each chunk's scratch table. Tokens are split into ``n_chunks``
-    contiguous chunks. Returns whether it wrote out: the common compilation returns False, having
-    written nothing, where some angle is far (see :func:`numrope.kernels.sincos.far_twin`).
+    shape (1, half), the shape of each chunk's scratch table. Returns whether it wrote out: the common
+    compilation returns False, having written nothing, where some angle is far (see
+    :func:`numrope.kernels.sincos.far_twin`).
     """
-    n_s = x.shape[1]
-    n_tokens = x.shape[0] * n_s
     half = _UP(inv_freq.shape[0])
     per_row = positions.shape[0] > 1
     if not _FAR_TWIN:  # few positions (one per token): their largest, then a vectorised count
@@ -196,27 +258,24 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
         if _any_far(m_max, inv_freq):
             return False
     top = _top_frequency(inv_freq) if _FAR_TWIN else 0.0
-    for chunk in numba.prange(n_chunks):
+    start = buffer_start(lines) if lines is not None else _UP(0)
+    for c in numba.prange(n_chunks):
         cos = np.empty_like(proto)
         sin = np.empty_like(proto)
-        start = chunk * n_tokens // n_chunks
-        stop = (chunk + 1) * n_tokens // n_chunks
-        b = start // n_s
-        s = start - b * n_s
-        for _ in range(start, stop):
+        first, stop, b, s = _chunk(c, n_chunks, x)
+        n = 0
+        for _ in range(first, stop):
             m = positions[b if per_row else 0, s]
             for i in range(half):
-                c, sn = _cos_sin(m, inv_freq[i])
-                cos[0, i] = scale * c
+                cs, sn = _cos_sin(m, inv_freq[i])
+                cos[0, i] = scale * cs
                 sin[0, i] = scale * sn
             if _FAR_TWIN:
                 if abs(m) * top >= NEAR_LIMIT:
                     _far_entries(m, inv_freq, scale, cos, sin, 0)
-            _rotate_token(x, out, b, s, cos, sin, 0, sign, interleaved, copy_tail)
-            s += 1
-            if s == n_s:
-                s = 0
-                b += 1
+            n = _rotate_token_to(x, out, b, s, cos, sin, 0, sign, interleaved, copy_tail, lines, c, start, shift, n)
+            b, s = _next_token(x, b, s)
+        _end_chunk(x, out, b, s, lines, c, start, shift, n)
     return True
 
 
@@ -413,6 +472,16 @@ def _words(x4, target4, half):
         return None
 
 
+def _stores(x4, target4, parallel):
+    """The kernels' ``n_chunks, lines, shift``: chunks of tokens (four per thread, for balance), and how to store
+    (:func:`numrope.kernels.stream.plan`; ``lines`` None: plain stores)."""
+    n_chunks = min(x4.shape[0] * x4.shape[1], 4 * numba.get_num_threads()) if parallel else 1
+    streaming = stream.plan(x4, target4, n_chunks)
+    if streaming is None:
+        return n_chunks, None, _UP(0)
+    return n_chunks, streaming[0], _UP(streaming[1])
+
+
 def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
     """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis.
 
@@ -429,7 +498,8 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
         wide = x.astype(_F64)
         return round_f64_into(out, rotate(wide, wide, ax, interleaved, cos, sin, idx, inverse, offset))
     x4, target, copy_tail, copy_back = _views(x, out, ax)
-    kernel = rotate_parallel if use_parallel(x.size) else rotate_serial
+    parallel = use_parallel(x.size)
+    kernel = rotate_parallel if parallel else rotate_serial
     sign = _SIGNS[_F32 if cos.dtype.char in _BITS else cos.dtype][inverse]
     target4 = target
     if x.dtype.char in _BITS or cos.dtype.char in _BITS:
@@ -443,7 +513,7 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
             x4, target4, *words, cos, sin, idx, sign, copy_tail
         )
     else:
-        kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail)
+        kernel(x4, target4, cos, sin, idx, sign, interleaved, copy_tail, *_stores(x4, target4, parallel))
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
@@ -463,15 +533,14 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     x4, target, copy_tail, copy_back = _views(x, out, ax)
     parallel = use_parallel(x.size)
     kernel = rotate_at_parallel if parallel else rotate_at_serial
-    n_tokens = x4.shape[0] * x4.shape[1]
-    n_chunks = min(n_tokens, 4 * numba.get_num_threads()) if parallel else 1
     dtype = compute_dtype(x)
     proto = np.empty((1, inv_freq.size), dtype)
     sign = _SIGNS[dtype][inverse]
     positions = positions.astype(np.float64, copy=False)
     x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
-    args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, n_chunks)
+    stores = _stores(x4, target4, parallel)
+    args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, *stores)
     if not kernel(*args):  # some angle is far: the far compilation (nothing was written)
         (rotate_at_far_parallel if parallel else rotate_at_far_serial)(*args)
     if copy_back:

@@ -44,8 +44,9 @@ def _rotate_rows(x, out, cos, sin, start, code):
         b = t // n_s
         s = t - b * n_s
         p = start + s
+        interleaved, copy_tail = code & _FLAG_INTERLEAVED, code & _FLAG_COPY_TAIL
         for h in range(_UP(x.shape[2])):
-            _rotate_head(x, out, b, s, h, cos, sin, p, None, code & _FLAG_INTERLEAVED, code & _FLAG_COPY_TAIL)
+            _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, interleaved, copy_tail)
     return True
 
 
