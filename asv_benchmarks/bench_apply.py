@@ -193,3 +193,32 @@ class PeakMemory:
         return peak_allocated(self.call) / self.x.nbytes
 
     track_allocated_over_x_nbytes.unit = "x.nbytes"
+
+
+class Stores:
+    """Streaming stores against plain ones: a prefill with a table into ``out=``, ``out`` on a cache line, 16 bytes
+    past one (where NumPy's allocator starts arrays), or written by plain stores (streaming turned off)."""
+
+    params = (["float32", "float64"], ["on a line", "16 bytes past a line", "plain stores"], THREADS)
+    param_names = ("dtype", "out", "threads")
+
+    def setup(self, dtype, out, threads):
+        from numrope.kernels import stream
+
+        use_threads(threads)
+        self.x, _ = prefill(dtype)
+        raw = np.empty(self.x.nbytes + 128, np.uint8)
+        skip = -raw.ctypes.data % 64 + (16 if out == "16 bytes past a line" else 0)
+        self.out = raw[skip : skip + self.x.nbytes].view(self.x.dtype).reshape(self.x.shape)
+        self.cfg = numrope.RopeConfig(HEAD_DIM)
+        self.cache = numrope.rope_cache(self.cfg, SEQ, dtype=table_dtype(dtype))
+        self.stream, self.min_bytes = stream, stream.MIN_BYTES
+        if out == "plain stores":
+            stream.MIN_BYTES = 1 << 62
+        self.time_apply_rope(dtype, out, threads)
+
+    def teardown(self, dtype, out, threads):
+        self.stream.MIN_BYTES = self.min_bytes
+
+    def time_apply_rope(self, dtype, out, threads):
+        numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.out)

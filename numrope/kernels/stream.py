@@ -3,16 +3,20 @@
 A store to a line that is not in cache first reads the line from memory (read for ownership), so a
 rotation into an output that does not fit in cache moves three bytes over the memory bus for every two
 it needs: ``x`` read, ``out`` read, ``out`` written. A streaming (non-temporal) store writes a whole
-64-byte line without reading it. Measured on one thread of this project's benchmark machine (Zen 4,
-(1, 4096, 32, 128) float32, half layout, table and ``out=``): 1.12 - 1.16 of the copy floor (a copy by
-plain stores) against 0.85 - 0.88 with plain stores; docs/benchmarks.md has the figures for every dtype.
+64-byte line without reading it. Measured on one thread of the benchmark machine (Zen 4), (1, 4096, 32,
+128) with a table and ``out=``, as shares of the copy floor (a copy by plain stores): float32 half layout
+0.88 - 0.91 by plain stores, 1.03 - 1.07 streamed; float64 half 1.13 -> 1.39 - 1.42, interleaved
+1.45 - 1.48 -> 1.62 - 1.67; float32 interleaved 0.90 - 0.94 either way (docs/benchmarks.md).
 
-Streaming stores take whole, aligned lines, and numrope's kernels store one element at a time: a
-kernel that streams rotates each head's row into a small per-chunk buffer laid out as the row lies
-across lines in ``out`` (the same offset within a line), then streams the row's whole lines from it.
-Each chunk of tokens writes the first partial line of its first row and the last partial line of its
-last row with plain stores; in between, a row's last partial line is carried to the front of the
-buffer and completed by the next row, which lies next to it in memory (see :func:`plan`).
+Streaming stores take whole, aligned lines, and numrope's kernels store one element at a time. A
+kernel that streams rotates each head's row into one of three line-aligned slots of a per-chunk
+buffer, and streams it a row later, once its stores have reached the cache. Where rows start
+``shift`` bytes into a line of ``out``, each line of ``out`` is loaded from ``shift`` bytes before
+the row's place in the buffer: the end of the row before, in the slot before (or, for the first slot,
+a guard line holding the end of the third). Only the first partial line of a chunk of tokens and the
+last partial line of its last row are stored plainly (:func:`stream_row`, :func:`flush`). Rows must
+follow each other in memory for that (a C-contiguous output), unless each starts on a line
+(:func:`plan`).
 
 Streaming is worth it only where the output would be evicted before it is read again anyway: outputs of
 at least :data:`MIN_BYTES`, the size of the last-level cache. It is used on x86-64 only, the machines
