@@ -164,6 +164,8 @@ def plan(x4, out4, chunks):
     if out4.strides[3] != size or row_bytes % LINE or np.may_share_memory(x4, out4):
         return None
     shift = out4.ctypes.data % LINE
+    if shift % size:  # an unaligned array (a view at an odd byte offset): no element starts a line
+        return None
     aligned = all(stride % LINE == 0 for stride, n in zip(out4.strides[:3], out4.shape[:3], strict=True) if n > 1)
     if not (out4.flags.c_contiguous or (shift == 0 and aligned)):
         return None
