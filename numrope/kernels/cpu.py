@@ -181,7 +181,7 @@ def _rotate_token_to(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail, li
 
 @njit(inline="always")
 def _row_before(x, b, s, h):
-    """The row (b, s, h) before row (b, s, h) in the kernels' order: head by head, token by token."""
+    """The row before row (b, s, h) in the kernels' order, head by head within a token, token by token."""
     if h:
         return b, s, h - _UP(1)
     if s:
