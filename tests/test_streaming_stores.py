@@ -162,3 +162,16 @@ def test_a_large_call_streams_by_default(monkeypatch):
     out = numrope.apply_rope(x, cfg)
     assert stream.plan(x, out, 4) is not None
     assert same_bits(out, plain(monkeypatch, lambda: numrope.apply_rope(x, cfg)))
+
+
+@pytest.mark.parametrize("view", ["heads apart", "tokens reversed"])
+def test_rows_apart_on_lines(view, plans, monkeypatch, rng):
+    """Rows that do not follow each other in memory stream where each starts on a line, whatever the strides."""
+    x = rng.standard_normal((2, 11, 4, 64)).astype(np.float32)
+    cfg = numrope.RopeConfig(64)
+    big = at_byte((2, 11, 8, 64), np.float32, 0)
+    out = big[:, :, :4] if view == "heads apart" else big[:, ::-1, :4]
+    numrope.apply_rope(x, cfg, out=out)
+    assert same_bits(out, plain(monkeypatch, lambda: numrope.apply_rope(x, cfg)))
+    assert [p[0] for p in plans if p is not None] == [0]
+    assert np.array_equal(big[:, :, 4:], np.zeros((2, 11, 4, 64), np.float32))  # nothing written beside the rows
