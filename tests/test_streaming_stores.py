@@ -124,9 +124,7 @@ def test_what_is_not_streamed(monkeypatch, rng):
     assert stream.plan(odd, np.empty_like(odd), 4) is None
     wide = at_byte((2, 8, 8, 64), np.float32, 16)[:, :, :4]  # rows apart, not on lines
     assert stream.plan(x, wide, 4) is None
-    raw = np.zeros(x.nbytes + 128, np.uint8)
-    start = -raw.ctypes.data % 64 + 1
-    unaligned = raw[start : start + x.nbytes].view(np.float32).reshape(x.shape)
+    unaligned = at_byte(x.shape, np.float32, 1)
     assert not unaligned.flags.aligned and stream.plan(x, unaligned, 4) is None
     on_lines = at_byte((2, 8, 8, 64), np.float32, 0)[:, :, :4]  # rows apart, each on a line
     assert stream.plan(x, on_lines, 4) is not None
@@ -138,9 +136,7 @@ def test_unaligned_outputs_are_written_plainly(plans, monkeypatch, rng):
     """An output at an odd byte offset (NumPy allows unaligned views) has no element on a line boundary."""
     x = rng.standard_normal((2, 9, 4, 64)).astype(np.float32)
     cfg = numrope.RopeConfig(64)
-    raw = np.zeros(x.nbytes + 128, np.uint8)
-    start = -raw.ctypes.data % 64 + 1
-    out = raw[start : start + x.nbytes].view(np.float32).reshape(x.shape)
+    out = at_byte(x.shape, np.float32, 1)
     numrope.apply_rope(x, cfg, out=out)
     assert same_bits(out, plain(monkeypatch, lambda: numrope.apply_rope(x, cfg)))
 

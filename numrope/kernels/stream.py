@@ -5,8 +5,9 @@ rotation into an output that does not fit in cache moves three bytes over the me
 it needs: ``x`` read, ``out`` read, ``out`` written. A streaming (non-temporal) store writes a whole
 64-byte line without reading it. Measured on one thread of the benchmark machine (Zen 4), (1, 4096, 32,
 128) with a table and ``out=``, as shares of the copy floor (a copy by plain stores): float32 half layout
-0.88 - 0.91 by plain stores, 1.03 - 1.07 streamed; float64 half 1.13 -> 1.39 - 1.42, interleaved
-1.45 - 1.48 -> 1.62 - 1.67; float32 interleaved 0.90 - 0.94 either way (docs/benchmarks.md).
+0.84 - 0.91 by plain stores, 0.96 - 1.07 streamed; float64 half 1.13 -> 1.39 - 1.42, interleaved
+1.45 - 1.48 -> 1.62 - 1.67; float32 interleaved 0.83 - 0.94 either way (``scripts/streaming_stores.py``,
+docs/benchmarks.md).
 
 Streaming stores take whole, aligned lines, and numrope's kernels store one element at a time. A
 kernel that streams rotates each head's row into one of three line-aligned slots of a per-chunk
