@@ -156,9 +156,18 @@ def _rotate_head(x, out, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail)
 
 @njit(inline="always")
 def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
-    """Rotate every head of token (b, s) by table row ``p`` of cos/sin."""
+    """Rotate every head of token (b, s) by table row ``p`` of cos/sin, then copy the heads' tails.
+
+    The tails are copied head by head after the token, not after each head's rotation: a tail loop
+    behind each head's, even one that never runs, made the float16 half kernel about 15% slower on
+    one thread (2.2 -> 2.5 ms for (1, 4096, 32, 128); ``scripts/kernel_variants.py``).
+    """
     for h in range(_UP(x.shape[2])):
-        _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, sign, interleaved, copy_tail)
+        _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, sign, interleaved, False)
+    if copy_tail:
+        for h in range(_UP(x.shape[2])):
+            for j in range(_UP(2) * _UP(cos.shape[1]), _UP(x.shape[3])):
+                out[b, s, h, j] = x[b, s, h, j]
 
 
 @njit(inline="always")
@@ -305,7 +314,8 @@ def _rotate_words(x, out, xw, ow, cos, sin, idx, sign, copy_tail):
                 r0 = _bits32(_narrow(x0 * c - x1 * sn, like))
                 r1 = _bits32(_narrow(x1 * c + x0 * sn, like))
                 ow[b, s, h, i] = r0 | (r1 << np.uint32(16))
-            if copy_tail:
+        if copy_tail:  # after the token's heads, as in _rotate_token
+            for h in range(_UP(x.shape[2])):
                 for j in range(_UP(2) * half, _UP(x.shape[3])):
                     out[b, s, h, j] = x[b, s, h, j]
 
