@@ -154,7 +154,12 @@ def _rotate_head(x, out, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail)
             out[tb, ts, th, o + j] = x[b, s, h, j]
 
 
-@njit(inline="always")
+# Left to LLVM to inline. Inlined by Numba, a function whose loop takes arrays costs an atomic reference
+# count update per array, iteration and direction in the serial twins (the parallel ones lose them to the
+# parfor pass's copy propagation): the serial float16 kernel took 6.3 ms where the parallel one, on one
+# thread, took 2.3. (``_rotate_token_to`` stays inlined by Numba: left to LLVM, it made ``apply_rope(x, cfg)``
+# three times slower.)
+@njit
 def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate every head of token (b, s) by table row ``p`` of cos/sin, then copy the heads' tails.
 
@@ -180,7 +185,10 @@ def _rotate_token_to(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail, li
         return n
     for h in range(_UP(x.shape[2])):
         at = (c, 0, 0, row_at(out, lines, start, n))
-        _rotate_head(x, lines, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail)
+        if copy_tail:  # the tail loop only where it runs (see _rotate_token)
+            _rotate_head(x, lines, b, s, h, at, cos, sin, p, sign, interleaved, True)
+        else:
+            _rotate_head(x, lines, b, s, h, at, cos, sin, p, sign, interleaved, False)
         if n:
             pb, ps, ph = _row_before(x, b, s, h)
             stream_row(out, pb, ps, ph, lines, c, start, shift, n - 1)
@@ -482,6 +490,12 @@ def _words(x4, target4, half):
         return None
 
 
+def _tail(copy_tail, x4, pairs):
+    """The kernels' ``copy_tail``: whether features follow the rotary part and must be copied. The kernels
+    skip an empty tail, but not its loop's cost (see ``_rotate_token``)."""
+    return copy_tail and x4.shape[3] > 2 * pairs
+
+
 def _stores(x4, target4, parallel):
     """The kernels' ``n_chunks, lines, shift``: chunks of tokens (four per thread, for balance), and how to store
     (:func:`numrope.kernels.stream.plan`; ``lines`` None: plain stores)."""
@@ -517,6 +531,7 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
         x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
     x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
+    copy_tail = _tail(copy_tail, x4, cos.shape[-1])
     words = _words(x4, target4, cos.shape[-1]) if interleaved == 1 and x.dtype.char in _BITS else None
     if words is not None:
         (rotate_words_parallel if kernel is rotate_parallel else rotate_words_serial)(
@@ -549,6 +564,7 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     positions = positions.astype(np.float64, copy=False)
     x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
+    copy_tail = _tail(copy_tail, x4, inv_freq.size)
     stores = _stores(x4, target4, parallel)
     args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, *stores)
     if not kernel(*args):  # some angle is far: the far compilation (nothing was written)
