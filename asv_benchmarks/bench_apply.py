@@ -222,3 +222,30 @@ class Stores:
 
     def time_apply_rope(self, dtype, out, threads):
         numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.out)
+
+
+class Twins:
+    """The serial compilation of the table kernel, which calls under 65,536 elements and processes forked from a
+    GNU OpenMP parent run, against the parallel one on one thread: a prefill with a table into ``out=``."""
+
+    params = (["float16", "float32"], ["parallel", "serial"])
+    param_names = ("dtype", "twin")
+
+    def setup(self, dtype, twin):
+        from numrope.kernels import jit
+
+        use_threads(1)
+        self.x, _ = prefill(dtype)
+        self.out = np.empty_like(self.x)
+        self.cfg = numrope.RopeConfig(HEAD_DIM)
+        self.cache = numrope.rope_cache(self.cfg, SEQ, dtype=table_dtype(dtype))
+        self.jit, self.min_elements = jit, jit.PARALLEL_MIN_ELEMENTS
+        if twin == "serial":
+            jit.PARALLEL_MIN_ELEMENTS = 1 << 62
+        self.time_apply_rope(dtype, twin)
+
+    def teardown(self, dtype, twin):
+        self.jit.PARALLEL_MIN_ELEMENTS = self.min_elements
+
+    def time_apply_rope(self, dtype, twin):
+        numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.out)

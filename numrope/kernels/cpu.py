@@ -500,7 +500,10 @@ def _stores(x4, target4, parallel):
     """The kernels' ``n_chunks, lines, shift``: chunks of tokens (four per thread, for balance), and how to store
     (:func:`numrope.kernels.stream.plan`; ``lines`` None: plain stores)."""
     n_chunks = min(x4.shape[0] * x4.shape[1], 4 * numba.get_num_threads()) if parallel else 1
-    streaming = stream.plan(x4, target4, n_chunks)
+    # The serial twins store plainly: their streaming path keeps atomic reference count updates in its row
+    # loop, which the parallel twins lose to the parfor pass, and took 18.5 ms where plain stores took 4.5
+    # (float32 (1, 4096, 32, 128) into out=; asv_benchmarks bench_apply.Twins).
+    streaming = stream.plan(x4, target4, n_chunks) if parallel else None
     if streaming is None:
         return n_chunks, None, _UP(0)
     return n_chunks, streaming[0], _UP(streaming[1])
