@@ -1,0 +1,79 @@
+"""numrope's float16 and bfloat16 prefill kernels against the same rotations written in C with AVX-512
+(``scripts/rotate_c16.c``), in one process, on the same arrays: (1, 4096, 32, 128), half layout, a float32
+table, ``out=``, one thread, CPU time, as shares of the copy floor (``numrope bench``'s).
+
+The C rotations are compiled here with gcc (``-O3 -march=native -ffp-contract=off``); each is checked to
+give numrope's bits before it is timed, except bfloat16 by ``vcvtneps2bf16``, which flushes subnormal
+results to zero and is shown for its speed only. Streaming stores write into a copy of ``out`` that starts on a
+cache line.
+
+    python scripts/rotate_c16.py
+"""
+
+import ctypes
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+
+import numrope
+from numrope._checks import new_array
+from numrope.cli.bench.timing import parallel_copy, time_calls
+
+HOW = {"float16": 0, "bfloat16 by integers": 1, "bfloat16 by vcvtneps2bf16": 2}
+
+
+def build(directory):
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rotate_c16.c")
+    library = os.path.join(directory, "rotate_c16.so")
+    flags = ["-O3", "-march=native", "-ffp-contract=off", "-shared", "-fPIC"]
+    subprocess.run(["gcc", *flags, "-o", library, source], check=True)
+    lib = ctypes.CDLL(library)
+    p, n = ctypes.c_void_p, ctypes.c_long
+    lib.rotate16.argtypes = [p, p, p, p, n, n, n, ctypes.c_int, ctypes.c_int]
+    return lib
+
+
+def main():
+    import ml_dtypes
+
+    numba.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as directory:
+        lib = build(directory)
+        cfg = numrope.RopeConfig(128)
+        cos, sin = numrope.rope_cache(cfg, 4096, dtype=np.float32)
+        x32 = np.random.default_rng(0).standard_normal((1, 4096, 32, 128), dtype=np.float32)
+        for dtype, kinds in ((np.float16, ["float16"]), (ml_dtypes.bfloat16, list(HOW)[1:])):
+            x = x32.astype(dtype)
+            out, lined = np.empty_like(x), new_array(x.shape, x.dtype)
+            expected = numrope.apply_rope(x, cfg, cache=(cos, sin)).view(np.uint16)
+
+            def c_call(how, target, streaming):
+                return lambda: lib.rotate16(
+                    x.ctypes.data, target.ctypes.data, cos.ctypes.data, sin.ctypes.data, 4096, 32, 128, how, streaming
+                )
+
+            calls = {
+                "floor": lambda: parallel_copy(x, out),
+                "numrope": lambda: numrope.apply_rope(x, cfg, cache=(cos, sin), out=out),
+            }
+            for kind in kinds:
+                calls[f"C {kind}"] = c_call(HOW[kind], out, 0)
+                calls[f"C {kind}, streaming"] = c_call(HOW[kind], lined, 1)
+            for name, call in calls.items():
+                call()
+                target = lined if name.endswith("streaming") else out
+                if name != "floor" and "vcvtneps2bf16" not in name and not np.array_equal(target.view(np.uint16), expected):
+                    sys.exit(f"{name} differs from numrope's result")
+            print(np.dtype(dtype).name)
+            for _ in range(3):
+                t = time_calls(calls, repeat=7, clock=time.thread_time)
+                print("  " + "  ".join(f"{name} {t[name] * 1e3:.2f} ms ({t['floor'] / t[name]:.2f})" for name in calls))
+
+
+if __name__ == "__main__":
+    main()
