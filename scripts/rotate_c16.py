@@ -38,6 +38,34 @@ def build(directory):
     return lib
 
 
+def compare(lib, x, cfg, cos, sin, kinds):
+    """Three rounds of numrope's call, the C rotations ``kinds`` and the copy floor, on ``x``."""
+    out, lined = np.empty_like(x), new_array(x.shape, x.dtype)
+    expected = numrope.apply_rope(x, cfg, cache=(cos, sin)).view(np.uint16)
+
+    def c_call(how, target, streaming):
+        pointers = (x.ctypes.data, target.ctypes.data, cos.ctypes.data, sin.ctypes.data)
+        return lambda: lib.rotate16(*pointers, 4096, 32, 128, how, streaming)
+
+    calls = {
+        "floor": lambda: parallel_copy(x, out),
+        "numrope": lambda: numrope.apply_rope(x, cfg, cache=(cos, sin), out=out),
+    }
+    for kind in kinds:
+        calls[f"C {kind}"] = c_call(HOW[kind], out, 0)
+        calls[f"C {kind}, streaming"] = c_call(HOW[kind], lined, 1)
+    for name, call in calls.items():
+        call()
+        target = lined if name.endswith("streaming") else out
+        checked = name != "floor" and "vcvtneps2bf16" not in name
+        if checked and not np.array_equal(target.view(np.uint16), expected):
+            sys.exit(f"{name} differs from numrope's result")
+    print(x.dtype.name)
+    for _ in range(3):
+        t = time_calls(calls, repeat=7, clock=time.thread_time)
+        print("  " + "  ".join(f"{name} {t[name] * 1e3:.2f} ms ({t['floor'] / t[name]:.2f})" for name in calls))
+
+
 def main():
     import ml_dtypes
 
@@ -47,32 +75,8 @@ def main():
         cfg = numrope.RopeConfig(128)
         cos, sin = numrope.rope_cache(cfg, 4096, dtype=np.float32)
         x32 = np.random.default_rng(0).standard_normal((1, 4096, 32, 128), dtype=np.float32)
-        for dtype, kinds in ((np.float16, ["float16"]), (ml_dtypes.bfloat16, list(HOW)[1:])):
-            x = x32.astype(dtype)
-            out, lined = np.empty_like(x), new_array(x.shape, x.dtype)
-            expected = numrope.apply_rope(x, cfg, cache=(cos, sin)).view(np.uint16)
-
-            def c_call(how, target, streaming):
-                return lambda: lib.rotate16(
-                    x.ctypes.data, target.ctypes.data, cos.ctypes.data, sin.ctypes.data, 4096, 32, 128, how, streaming
-                )
-
-            calls = {
-                "floor": lambda: parallel_copy(x, out),
-                "numrope": lambda: numrope.apply_rope(x, cfg, cache=(cos, sin), out=out),
-            }
-            for kind in kinds:
-                calls[f"C {kind}"] = c_call(HOW[kind], out, 0)
-                calls[f"C {kind}, streaming"] = c_call(HOW[kind], lined, 1)
-            for name, call in calls.items():
-                call()
-                target = lined if name.endswith("streaming") else out
-                if name != "floor" and "vcvtneps2bf16" not in name and not np.array_equal(target.view(np.uint16), expected):
-                    sys.exit(f"{name} differs from numrope's result")
-            print(np.dtype(dtype).name)
-            for _ in range(3):
-                t = time_calls(calls, repeat=7, clock=time.thread_time)
-                print("  " + "  ".join(f"{name} {t[name] * 1e3:.2f} ms ({t['floor'] / t[name]:.2f})" for name in calls))
+        compare(lib, x32.astype(np.float16), cfg, cos, sin, ["float16"])
+        compare(lib, x32.astype(ml_dtypes.bfloat16), cfg, cos, sin, list(HOW)[1:])
 
 
 if __name__ == "__main__":
