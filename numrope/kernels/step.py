@@ -44,9 +44,13 @@ def _rotate_rows(x, out, cos, sin, start, code):
         b = t // n_s
         s = t - b * n_s
         p = start + s
-        interleaved, copy_tail = code & _FLAG_INTERLEAVED, code & _FLAG_COPY_TAIL
+        interleaved = code & _FLAG_INTERLEAVED
         for h in range(_UP(x.shape[2])):
-            _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, interleaved, copy_tail)
+            _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, interleaved, False)
+        if code & _FLAG_COPY_TAIL:  # after the heads, as in numrope.kernels.cpu._rotate_token
+            for h in range(_UP(x.shape[2])):
+                for j in range(_UP(2) * _UP(pairs), _UP(x.shape[3])):
+                    out[b, s, h, j] = x[b, s, h, j]
     return True
 
 
