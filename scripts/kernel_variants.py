@@ -38,7 +38,15 @@ def tail_after_each_head(x, out, cos, sin, idx, sign, layout, copy_tail, n_chunk
             b, s = _next_token(x, b, s)
 
 
-_token_numba_inlined = numba.njit(inline="always")(cpu._rotate_token.py_func)
+@numba.njit(inline="always")
+def _token_numba_inlined(x, out, b, s, cos, sin, p, sign, layout, copy_tail):
+    """numrope's ``_rotate_token`` as it was, with its tail loop written out, inlined by Numba."""
+    for h in range(_UP(x.shape[2])):
+        _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, sign, layout, False)
+    if copy_tail:
+        for h in range(_UP(x.shape[2])):
+            for j in range(_UP(2) * _UP(cos.shape[1]), _UP(x.shape[3])):
+                out[b, s, h, j] = x[b, s, h, j]
 
 
 @numba.njit

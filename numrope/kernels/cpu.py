@@ -164,15 +164,21 @@ def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate every head of token (b, s) by table row ``p`` of cos/sin, then copy the heads' tails.
 
     The tails are copied head by head after the token, not after each head's rotation: a tail loop
-    behind each head's, even one that never runs, made the float16 half kernel about 15% slower on
-    one thread (2.2 -> 2.5 ms for (1, 4096, 32, 128); ``scripts/kernel_variants.py``).
+    behind each head's, even one that never runs, made the float16 half kernel 10 - 25% slower on
+    one thread (2.35 -> 2.9 ms for (1, 4096, 32, 128); ``scripts/kernel_variants.py``).
     """
     for h in range(_UP(x.shape[2])):
         _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, sign, interleaved, False)
     if copy_tail:
-        for h in range(_UP(x.shape[2])):
-            for j in range(_UP(2) * _UP(cos.shape[1]), _UP(x.shape[3])):
-                out[b, s, h, j] = x[b, s, h, j]
+        _copy_tails(x, out, b, s, _UP(2) * _UP(cos.shape[1]))
+
+
+@njit  # left to LLVM to inline, as _rotate_token
+def _copy_tails(x, out, b, s, start):
+    """Copy features ``start:`` of every head of token (b, s), the part past the rotary one, from x to out."""
+    for h in range(_UP(x.shape[2])):
+        for j in range(start, _UP(x.shape[3])):
+            out[b, s, h, j] = x[b, s, h, j]
 
 
 @njit(inline="always")
@@ -241,7 +247,7 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail, n_chunks, lines
     ``out[j0], out[j1] = x0 c - x1 s, x1 c + x0 s`` with ``s`` times ``sign`` (+1, or -1 to rotate
     backwards; None: no multiplication), in the wider of the table's and x's dtypes (float16 counting as
     float32). The launcher passes None and rotates backwards by the negated sines, which gives the same bits
-    (``x1 (-s)`` is ``-(x1 s)`` exactly) with one multiplication fewer per pair: about 10% of the float16
+    (``x1 (-s)`` is ``-(x1 s)`` exactly) with one multiplication fewer per pair: up to 10% of the float16
     kernel's time on one thread.
     ``copy_tail`` copies the features past the rotary part (False when ``out`` is ``x``). Tokens are split
     into ``n_chunks`` contiguous chunks; ``lines`` and ``shift`` are :func:`numrope.kernels.stream.plan`'s
@@ -329,9 +335,7 @@ def _rotate_words(x, out, xw, ow, cos, sin, idx, sign, copy_tail):
                 r1 = _bits32(_narrow(x1 * c + x0 * sn, like))
                 ow[b, s, h, i] = r0 | (r1 << np.uint32(16))
         if copy_tail:  # after the token's heads, as in _rotate_token
-            for h in range(_UP(x.shape[2])):
-                for j in range(_UP(2) * half, _UP(x.shape[3])):
-                    out[b, s, h, j] = x[b, s, h, j]
+            _copy_tails(x, out, b, s, _UP(2) * half)
 
 
 def _half_word(word, like):

@@ -9,7 +9,7 @@ import numba
 import numpy as np
 
 from numrope.config import RopeConfig
-from numrope.kernels.cpu import _F32, _F64, _UP, _rotate_head
+from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, use_parallel
 
 # The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
@@ -48,9 +48,7 @@ def _rotate_rows(x, out, cos, sin, start, code):
         for h in range(_UP(x.shape[2])):
             _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, interleaved, False)
         if code & _FLAG_COPY_TAIL:  # after the heads, as in numrope.kernels.cpu._rotate_token
-            for h in range(_UP(x.shape[2])):
-                for j in range(_UP(2) * _UP(pairs), _UP(x.shape[3])):
-                    out[b, s, h, j] = x[b, s, h, j]
+            _copy_tails(x, out, b, s, _UP(2) * _UP(pairs))
     return True
 
 
