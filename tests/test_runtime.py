@@ -117,6 +117,15 @@ READ_ONLY = """
 """
 
 
+def test_kernel_cache_hash_covers_every_cpu_kernel_module():
+    """Every module whose code the CPU kernels compile is in the cache's hash (CUDA's kernels are not cached):
+    a module left out would leave stale kernels in use after an edit of it alone."""
+    from numrope.kernels import jit
+
+    modules = {path.stem for path in (ROOT / "numrope" / "kernels").glob("*.py")} - {"__init__", "cuda"}
+    assert modules == set(jit.KERNEL_MODULES)
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
 def test_unwritable_cache_compiles_without_it(tmp_path):
     """Regression: every call failed with "cannot cache function ... no locator available"."""
@@ -152,11 +161,18 @@ NO_JIT = """
     import numpy as np, numrope
     from numrope import reference
     rng = np.random.default_rng(0)
-    for dtype, layout in [(np.float64, "half"), (np.float32, "interleaved"), (np.float16, "half")]:
-        cfg = numrope.RopeConfig(head_dim=8, rotary_dim=6, layout=layout)
-        x = rng.standard_normal((2, 5, 3, 8)).astype(dtype)
+    cases = [(np.float64, "half", 8, 6), (np.float32, "interleaved", 8, 6), (np.float16, "half", 8, 6)]
+    # and the dtypes and sizes that have vector kernels (numrope.kernels.simd), in place as well
+    for dtype in (np.float32, np.float64, np.float16):
+        cases += [(dtype, "half", 32, None), (dtype, "interleaved", 32, None)]
+    for dtype, layout, head_dim, rotary_dim in cases:
+        cfg = numrope.RopeConfig(head_dim=head_dim, rotary_dim=rotary_dim, layout=layout)
+        x = rng.standard_normal((2, 5, 3, head_dim)).astype(dtype)
         want = reference.complex_form(x.astype(np.float64), cfg)
-        for got in (numrope.apply_rope(x, cfg), numrope.apply_rope(x, cfg, cache=numrope.rope_cache(cfg, 5, dtype))):
+        table = numrope.rope_cache(cfg, 5, dtype)
+        in_place = x.copy()
+        numrope.apply_rope(in_place, cfg, cache=table, out=in_place)
+        for got in (numrope.apply_rope(x, cfg), numrope.apply_rope(x, cfg, cache=table), in_place):
             tol = {np.float64: 1e-12, np.float32: 1e-5, np.float16: 4e-3}[dtype]
             assert np.abs(got.astype(np.float64) - want).max() < tol, (dtype, layout)
     print("ok")

@@ -29,7 +29,7 @@ import numba
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
 #: The modules whose code is compiled into the cached kernels: a change to any of them clears the cache.
-KERNEL_MODULES = ("sincos", "half", "cpu", "step", "stream", "axes", "jit")
+KERNEL_MODULES = ("sincos", "half", "cpu", "simd", "step", "stream", "axes", "jit")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _STAMP = "numrope-kernels.sha256"
 
