@@ -43,6 +43,24 @@ class CallingOptions:
         numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.out)
 
 
+class InPlace:
+    """``out=x`` with a table, every dtype and layout: the vector kernels (``numrope.kernels.simd``), where LLVM's
+    own loops ran scalar (in place they overlap ``out``)."""
+
+    params = (["float16", "bfloat16", "float32", "float64"], ["half", "interleaved"], THREADS)
+    param_names = ("dtype", "layout", "threads")
+
+    def setup(self, dtype, layout, threads):
+        use_threads(threads)
+        self.x, _ = prefill(dtype)
+        self.cfg = numrope.RopeConfig(HEAD_DIM, layout=layout)
+        self.cache = numrope.rope_cache(self.cfg, SEQ, dtype=table_dtype(dtype))
+        self.time_apply_rope(dtype, layout, threads)
+
+    def time_apply_rope(self, dtype, layout, threads):
+        numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.x)
+
+
 class PartialRotary:
     """Only the first ``rotary_dim`` of 128 features rotate; the rest are copied (table, out=)."""
 

@@ -1,18 +1,26 @@
-"""The vector kernels (numrope.kernels.simd): float32 and float64 rotations with a table of their dtype, a vector
-of pairs at a time, give bit for bit the rotation written in plain NumPy, in place and into ``out``, by plain and by
-streaming stores, serial and parallel; the launcher picks them exactly where they apply."""
+"""The vector kernels (numrope.kernels.simd) give bit for bit the rotation written in plain NumPy, in every dtype
+they take (float32 and float64 with a table of their dtype; float16 and bfloat16 with one of theirs or of float32),
+in place and into ``out``, by plain and by streaming stores, serial and parallel, with a table and without one; the
+launchers pick them exactly where they apply, and they round float16 and bfloat16 as the general loops do."""
 
 import itertools
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import numrope
 from numrope.kernels import cpu, jit, simd, stream
 
+BF16 = np.dtype(ml_dtypes.bfloat16)
+
 
 def numpy_rotation(x, cos, sin, layout, inverse):
-    """x rotated by table rows 0..n-1 along axis -3, in x's dtype, one rounding per product and per sum."""
+    """x rotated by table rows 0..n-1 along axis -3, one rounding per product and per sum, in x's dtype (float32
+    for float16 and bfloat16, rounded to them at the end)."""
+    wide = np.float64 if x.dtype == np.float64 else np.float32
+    dtype = x.dtype
+    x, cos, sin = x.astype(wide), cos.astype(wide), sin.astype(wide)
     c, s = cos[:, None, :], sin[:, None, :]
     half = cos.shape[-1]
     if layout == "half":
@@ -26,7 +34,7 @@ def numpy_rotation(x, cos, sin, layout, inverse):
         out[..., :half], out[..., half:] = r0, r1
     else:
         out[..., 0::2], out[..., 1::2] = r0, r1
-    return out
+    return out.astype(dtype)
 
 
 @pytest.fixture
@@ -43,53 +51,103 @@ def codes(monkeypatch):
     return seen
 
 
+TYPES = [("float32", "float32"), ("float64", "float64"), ("float16", "float16"), ("float16", "float32")]
+TYPES += [(BF16, BF16), (BF16, "float32")]
+
+
 @pytest.mark.parametrize(
-    "dtype, layout, head_dim, inverse, where, twin",
-    list(
-        itertools.product(
-            ["float32", "float64"],
-            ["half", "interleaved"],
-            [32, 128, 80],  # half a multiple of a vector's lanes: 16 float32, 8 float64 (80: float64 only)
-            [False, True],
-            ["out", "in place", "streamed"],
-            ["serial", "parallel"],
+    "dtype, table_dtype, layout, head_dim, inverse, where, twin",
+    [
+        (*types, *rest)
+        for types, rest in itertools.product(
+            TYPES,
+            itertools.product(
+                ["half", "interleaved"],
+                [64, 80],  # half a multiple of a vector's lanes: 32 pairs of 2-byte, 16 float32, 8 float64
+                [False, True],
+                ["out", "in place", "streamed", "no table"],
+                ["serial", "parallel"],
+            ),
         )
-    ),
+    ],
 )
-def test_vector_kernels_give_the_numpy_rotation(monkeypatch, codes, dtype, layout, head_dim, inverse, where, twin):
+def test_vector_kernels_give_the_numpy_rotation(
+    monkeypatch, codes, dtype, table_dtype, layout, head_dim, inverse, where, twin
+):
     monkeypatch.setattr(jit, "PARALLEL_MIN_ELEMENTS", 0 if twin == "parallel" else 1 << 62)
     if where == "streamed":
         monkeypatch.setattr(stream, "MIN_BYTES", 0)
+    dtype = np.dtype(dtype)
+    if where == "no table":  # the launcher computes the tables in the compute dtype
+        table_dtype = np.float64 if dtype == np.float64 else np.float32
     cfg = numrope.RopeConfig(head_dim, layout=layout)
-    x = (np.random.default_rng(head_dim).standard_normal((2, 23, 5, head_dim)) * 4).astype(dtype)
-    cos, sin = numrope.rope_cache(cfg, 23, dtype=dtype)
+    batch = 1 if where == "no table" else 2  # positions shared by every row: rotated in the pass of the angles
+    x = (np.random.default_rng(head_dim).standard_normal((batch, 23, 5, head_dim)) * 4).astype(dtype)
+    cos, sin = numrope.rope_cache(cfg, 23, dtype=table_dtype)
     expected = numpy_rotation(x, cos, sin, layout, inverse)
     if where == "in place":
         got = x.copy()
         numrope.apply_rope(got, cfg, cache=(cos, sin), out=got, inverse=inverse)
+    elif where == "no table":
+        got = numrope.apply_rope(x, cfg, inverse=inverse)
     else:
         got = numrope.apply_rope(x, cfg, cache=(cos, sin), out=np.zeros_like(x), inverse=inverse)
     assert np.array_equal(got.view(f"u{x.itemsize}"), expected.view(f"u{x.itemsize}"))
-    assert len(codes) == 1
-    if dtype == "float64" and layout == "half" and where != "in place":
+    lanes = 64 // x.itemsize
+    if x.itemsize == 2 and layout == "interleaved" and where != "no table":
+        assert codes == []  # pairs as 32-bit words (numrope.kernels.cpu._rotate_words): faster here
+    elif dtype == np.float64 and layout == "half" and where != "in place":
         assert codes == [4]  # float64 rows written in order, each half in turn (numrope.kernels.cpu._in_order)
-    elif (head_dim // 2) % (simd.VECTOR // x.itemsize) == 0:
-        assert codes[0] == (6 if layout == "interleaved" else 5)
+    elif dtype == np.float16 and not simd.HALF_IN_HARDWARE:
+        assert codes and codes[0] < 5
+    elif (head_dim // 2) % lanes == 0:
+        assert codes == [6 if layout == "interleaved" else 5]
     else:
-        assert codes[0] < 5
+        assert len(codes) == 1 and codes[0] < 5
+
+
+@pytest.mark.parametrize("dtype", ["float16", BF16])
+def test_vector_kernels_round_as_the_general_loops(monkeypatch, dtype):
+    """Results that round specially (ties, subnormals, overflow to infinity, infinities, NaNs with payloads), rounded
+    by the vector kernels and by the general loops: the same bits, and NaN where NaN."""
+    dtype = np.dtype(dtype)
+    rng = np.random.default_rng(0)
+    info = ml_dtypes.finfo(dtype)
+    special = np.array([np.inf, -np.inf, np.nan, info.max, info.tiny, info.smallest_subnormal, 0.0, -0.0], dtype)
+    payloads = np.array([0x7C01, 0x7E01, 0xFE55] if dtype == np.float16 else [0x7F81, 0x7FC1, 0xFFA5], np.uint16)
+    magnitudes = rng.standard_normal(4 * 2 * 64 * 3) * 2.0 ** rng.integers(-30, 17, 4 * 2 * 64 * 3)
+    with np.errstate(over="ignore"):
+        x = np.concatenate([special, payloads.view(dtype), magnitudes.astype(dtype)])[: 4 * 2 * 64 * 3]
+    x = x.reshape(3, 4, 2, 64)
+    cfg = numrope.RopeConfig(64)
+    # float32 tables of every magnitude: products in float32 that round to ties, subnormals and infinity
+    cos = (rng.standard_normal((4, 32)) * 2.0 ** rng.integers(-12, 6, (4, 32))).astype(np.float32)
+    sin = (rng.standard_normal((4, 32)) * 2.0 ** rng.integers(-12, 6, (4, 32))).astype(np.float32)
+    # NaNs whose low bits would carry into the sign or exponent if rounded as numbers
+    cos[0, :3] = np.array([0x7FFFFFFF, 0xFFFFFFFF, 0x7F80FFFF], np.uint32).view(np.float32)
+    sin[1, :3] = np.array([0x7FC0FFFF, 0xFFBFFFFF, 0x7FFF8001], np.uint32).view(np.float32)
+    with np.errstate(all="ignore"):
+        vector = numrope.apply_rope(x, cfg, cache=(cos, sin), seq_axis=-3)
+        monkeypatch.setattr(cpu, "vector_code", lambda code, *arrays: code)
+        general = numrope.apply_rope(x, cfg, cache=(cos, sin), seq_axis=-3)
+    # NaNs where the general loops give NaNs; which NaN's payload a sum or product of two carries is the
+    # hardware's choice (IEEE 754 leaves it open), and it differs with the order LLVM puts the operands in
+    nan = np.isnan(general.astype(np.float32))
+    assert np.array_equal(np.isnan(vector.astype(np.float32)), nan)
+    assert np.array_equal(vector.view(np.uint16)[~nan], general.view(np.uint16)[~nan])
 
 
 @pytest.mark.parametrize(
     "case",
-    ["float16", "float32 data, float64 table", "strided features", "rotary part of 48"],
+    ["float16, rotary part of 48", "float32 data, float64 table", "strided features", "rotary part of 48"],
 )
 def test_vector_kernels_are_not_picked_where_they_do_not_apply(codes, case):
     dtype, table_dtype, head_dim = "float32", "float32", 64
-    if case == "float16":
+    if case == "float16, rotary part of 48":
         dtype = table_dtype = "float16"
     elif case == "float32 data, float64 table":
         table_dtype = "float64"
-    cfg = numrope.RopeConfig(head_dim, rotary_dim=48 if case == "rotary part of 48" else None)
+    cfg = numrope.RopeConfig(head_dim, rotary_dim=48 if case.endswith("rotary part of 48") else None)
     x = np.random.default_rng(0).standard_normal((1, 9, 3, 2 * head_dim)).astype(dtype)
     x = x[..., ::2] if case == "strided features" else x[..., :head_dim]
     cos, sin = numrope.rope_cache(cfg, 9, dtype=table_dtype)

@@ -134,6 +134,23 @@ def f32_to_bf16_bits(value):
     return np.uint16(np.uint32(nearest ^ np.uint32(np.uint32(nearest ^ quiet_nan) & nan)) >> np.uint32(16))
 
 
+def f32_to_bf16_bits_ir(builder, value):
+    """:func:`f32_to_bf16_bits` lane by lane, the same steps in LLVM IR, for the vector kernels
+    (:mod:`numrope.kernels.simd`): a vector of float32 in, the vector of its bfloat16 bit patterns (i16) out."""
+    lanes = value.type.count
+    i32 = ir.VectorType(ir.IntType(32), lanes)
+
+    def const(v):
+        return ir.Constant(i32, [v] * lanes)
+
+    bits = builder.bitcast(value, i32)
+    odd = builder.and_(builder.lshr(bits, const(16)), const(1))
+    nearest = builder.add(builder.add(bits, const(0x7FFF)), odd)
+    nan = builder.icmp_unsigned(">", builder.shl(bits, const(1)), const(0xFF000000))
+    rounded = builder.select(nan, builder.or_(bits, const(0x00400000)), nearest)
+    return builder.trunc(builder.lshr(rounded, const(16)), ir.VectorType(ir.IntType(16), lanes))
+
+
 @njit(inline="always")
 def f64_to_f32_odd(value):
     """A float64 rounded to float32 by round-to-odd: truncated, the last bit set where it was inexact.

@@ -1,13 +1,21 @@
-"""Pairs rotated a 64-byte vector at a time, written as LLVM vector code.
+"""Pairs rotated a vector at a time, written as LLVM vector code.
 
 LLVM vectorises the kernels' pair loops itself, but each vectorised loop first checks at run time that
 ``out`` does not overlap ``x`` or the table, which it cannot know, and runs its scalar loop where they
-do: in place, always (float32 (1, 4096, 32, 128) in place: 6.3 ms, against 2.5 ms here). Out of place the
-checks and the walk to the vector loop take some forty instructions a head's row, as many as its vector
-work. The functions here are straight-line code, one vector of pairs each, with nothing to check: every
-load precedes every store, so they are right in place too. float32 and float64, with a table of the same
-dtype, the arithmetic of the general loops operation for operation (each product and sum rounded on its
-own, no fused multiply-add), so the bits are theirs. Addresses are byte addresses.
+do: in place, always. (1, 4096, 32, 128) with a table, in place, one thread: float32 6.3 ms against 2.5
+here, float16 11.9 against 1.7, bfloat16 17.9 against 2.8. Out of place the checks and the walk to the
+vector loop take some forty instructions a head's row, as many as its vector work. The functions here are
+straight-line code, one vector of pairs each (a 64-byte line of first features: 16 pairs of float32, 8 of
+float64, 32 of float16 or bfloat16), with nothing to check: every load precedes every store, so they are
+right in place too.
+
+Elements as the CPU kernels see them (:mod:`numrope.kernels.cpu`): float32 and float64, float16 as uint16
+bit patterns, bfloat16 as int16 ones. The arithmetic is the general loops', operation for operation, so
+the bits are theirs: float16 and bfloat16 widened exactly to float32 (float16 by LLVM's ``fpext``, which
+needs the hardware conversions, :func:`numrope.kernels.half.target_converts_half`), each product and sum
+rounded on its own (no fused multiply-add), and rounded back to nearest even (float16 by ``fptrunc``,
+bfloat16 by :func:`numrope.kernels.half.f32_to_bf16_bits_ir`, the steps of ``f32_to_bf16_bits``). Tables
+are of the data's dtype, or float32 for the 2-byte dtypes. Addresses are byte addresses.
 """
 
 import numba
@@ -16,28 +24,68 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-#: Bytes in one vector of pairs' first (or second) features.
-VECTOR = 64
+from numrope.kernels.half import f32_to_bf16_bits_ir, target_converts_half
+
 _UP = np.uintp
-_F32, _F64 = np.dtype(np.float32), np.dtype(np.float64)
+_I16, _I32 = ir.IntType(16), ir.IntType(32)
+#: Whether float16 has vector kernels here: LLVM's half conversions, compiled to hardware instructions.
+HALF_IN_HARDWARE = target_converts_half()
 
 
-def _float(fp):
-    return ir.FloatType() if fp.bitwidth == 32 else ir.DoubleType()
+def _kind(t):
+    """The element kind of a Numba scalar type: "f32", "f64", "f16" (uint16 bits), "bf16" (int16 bits) or None."""
+    if isinstance(t, types.Float) and t.bitwidth in (32, 64):
+        return f"f{t.bitwidth}"
+    if t == types.uint16 and HALF_IN_HARDWARE:
+        return "f16"
+    if t == types.int16:
+        return "bf16"
+    return None
 
 
-def _vector_ops(builder, fp):
-    lanes = VECTOR // (fp.bitwidth // 8)
-    vec = ir.VectorType(_float(fp), lanes)
-    align = fp.bitwidth // 8
+def _pairs_kinds(like, table_like):
+    """(data kind, table kind) where the vector functions take them, else None."""
+    data, table = _kind(like), _kind(table_like)
+    if data is None or table is None or not (table == data or (table == "f32" and data in ("f16", "bf16"))):
+        return None
+    return data, table
 
-    def load(address):
-        return builder.load(builder.inttoptr(address, vec.as_pointer()), align=align)
 
-    def store(value, address):
-        builder.store(value, builder.inttoptr(address, vec.as_pointer()), align=align)
+_SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
 
-    return lanes, load, store
+
+_SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
+
+
+def _lanes(kind):
+    """Pairs in one vector: a 64-byte line of first features."""
+    return 64 // _SIZES[kind]
+
+
+def _u32(lanes, value):
+    return ir.Constant(ir.VectorType(_I32, lanes), [value] * lanes)
+
+
+def _load(builder, address, kind, lanes):
+    """A vector of ``lanes`` elements of ``kind`` from ``address``, as float32 (float64 for "f64")."""
+    stored = {"f32": ir.FloatType(), "f64": ir.DoubleType()}.get(kind, _I16)
+    value = builder.load(builder.inttoptr(address, ir.VectorType(stored, lanes).as_pointer()), align=_SIZES[kind])
+    if kind == "f16":
+        halves = builder.bitcast(value, ir.VectorType(ir.HalfType(), lanes))
+        return builder.fpext(halves, ir.VectorType(ir.FloatType(), lanes))
+    if kind == "bf16":  # the upper half of a float32
+        wide = builder.shl(builder.zext(value, ir.VectorType(_I32, lanes)), _u32(lanes, 16))
+        return builder.bitcast(wide, ir.VectorType(ir.FloatType(), lanes))
+    return value
+
+
+def _store(builder, value, address, kind, lanes):
+    """Store float vector ``value`` at ``address`` as elements of ``kind``, rounded to nearest even."""
+    if kind == "f16":
+        value = builder.bitcast(builder.fptrunc(value, ir.VectorType(ir.HalfType(), lanes)), ir.VectorType(_I16, lanes))
+    elif kind == "bf16":
+        value = f32_to_bf16_bits_ir(builder, value)
+    builder.store(value, builder.inttoptr(address, value.type.as_pointer()), align=_SIZES[kind])
 
 
 def _rotated(builder, x0, x1, c, s):
@@ -46,81 +94,98 @@ def _rotated(builder, x0, x1, c, s):
     return first, builder.fadd(builder.fmul(x1, c), builder.fmul(x0, s))
 
 
-def _float_like(like):
-    return isinstance(like, types.Float) and like.bitwidth in (32, 64)
-
-
 @intrinsic
-def half_pairs(typingctx, dst, src, cos, sin, half_bytes, like):
+def half_pairs(typingctx, dst, src, cos, sin, half_bytes, like, table_like):
     """Rotate the pairs (i, i + half) for one vector of i: features at ``src`` and ``src + half_bytes``, their
-    cos and sin at ``cos`` and ``sin``, results to ``dst`` and ``dst + half_bytes``."""
-    if not _float_like(like):
+    cos and sin at ``cos`` and ``sin``, results to ``dst`` and ``dst + half_bytes``; elements like ``like``,
+    the table's like ``table_like``."""
+    kinds = _pairs_kinds(like, table_like)
+    if kinds is None:
         return None
+    data, table = kinds
+    lanes = _lanes(data)
 
     def codegen(context, builder, signature, args):
-        dst, src, cos, sin, half_bytes, _ = args
-        _, load, store = _vector_ops(builder, like)
-        lo, hi = _rotated(builder, load(src), load(builder.add(src, half_bytes)), load(cos), load(sin))
-        store(lo, dst)
-        store(hi, builder.add(dst, half_bytes))
+        dst, src, cos, sin, half_bytes = args[:5]
+        x0, x1 = _load(builder, src, data, lanes), _load(builder, builder.add(src, half_bytes), data, lanes)
+        lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
+        _store(builder, lo, dst, data, lanes)
+        _store(builder, hi, builder.add(dst, half_bytes), data, lanes)
         return context.get_dummy_value()
 
-    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, like), codegen
+    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, like, table_like), codegen
 
 
 @intrinsic
-def interleaved_pairs(typingctx, dst, src, cos, sin, like):
+def interleaved_pairs(typingctx, dst, src, cos, sin, like, table_like):
     """Rotate the pairs (2i, 2i + 1) for one vector of i: two vectors of features at ``src``, their cos and sin
     at ``cos`` and ``sin``, results to two vectors at ``dst``. The features are split into evens and odds and
     joined back by two shuffles each way."""
-    if not _float_like(like):
+    kinds = _pairs_kinds(like, table_like)
+    if kinds is None:
         return None
+    data, table = kinds
+    lanes = _lanes(data)
+    step = lanes * like.bitwidth // 8
 
     def codegen(context, builder, signature, args):
-        dst, src, cos, sin, _ = args
-        lanes, load, store = _vector_ops(builder, like)
-        step = ir.Constant(ir.IntType(64), VECTOR)
-        mask = lambda picks: ir.Constant(ir.VectorType(ir.IntType(32), lanes), picks)  # noqa: E731
-        a, b = load(src), load(builder.add(src, step))
+        dst, src, cos, sin = args[:4]
+        next_step = ir.Constant(ir.IntType(64), step)
+
+        def mask(picks):
+            return ir.Constant(ir.VectorType(_I32, lanes), picks)
+
+        a, b = _load(builder, src, data, lanes), _load(builder, builder.add(src, next_step), data, lanes)
         x0 = builder.shuffle_vector(a, b, mask([2 * k for k in range(lanes)]))
         x1 = builder.shuffle_vector(a, b, mask([2 * k + 1 for k in range(lanes)]))
-        lo, hi = _rotated(builder, x0, x1, load(cos), load(sin))
-        store(builder.shuffle_vector(lo, hi, mask([k // 2 + (k % 2) * lanes for k in range(lanes)])), dst)
-        joined = [lanes // 2 + k // 2 + (k % 2) * lanes for k in range(lanes)]
-        store(builder.shuffle_vector(lo, hi, mask(joined)), builder.add(dst, step))
+        lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
+        first = builder.shuffle_vector(lo, hi, mask([k // 2 + (k % 2) * lanes for k in range(lanes)]))
+        second = builder.shuffle_vector(lo, hi, mask([lanes // 2 + k // 2 + (k % 2) * lanes for k in range(lanes)]))
+        _store(builder, first, dst, data, lanes)
+        _store(builder, second, builder.add(dst, next_step), data, lanes)
         return context.get_dummy_value()
 
-    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, like), codegen
+    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, like, table_like), codegen
 
 
 def vectors_apply(x, out, cos, sin, sign):
-    """Whether :func:`rotate_vectors` serves these types: float32 or float64 data, a table of that dtype,
-    forwards (``sign`` None). A compile-time constant in compiled code, and False in Python
-    (``NUMBA_DISABLE_JIT``), where the intrinsics cannot run."""
+    """Whether :func:`rotate_vectors` serves these types (forwards, ``sign`` None): a compile-time constant in
+    compiled code, and False in Python (``NUMBA_DISABLE_JIT``), where the intrinsics cannot run."""
     return False
 
 
 @overload(vectors_apply, inline="always")
 def _vectors_apply_impl(x, out, cos, sin, sign):
-    applies = isinstance(x.dtype, types.Float) and x.dtype == out.dtype == cos.dtype == sin.dtype
+    applies = x.dtype == out.dtype and cos.dtype == sin.dtype and _pairs_kinds(x.dtype, cos.dtype) is not None
     applies = applies and isinstance(sign, (types.NoneType, types.Omitted))
     return lambda x, out, cos, sin, sign: applies
 
 
+def _lanes_of(like):
+    """Pairs in one vector, for elements like ``like``: a 64-byte line of first features."""
+    return _UP(64 // like.itemsize)
+
+
+@overload(_lanes_of, inline="always")
+def _lanes_of_impl(like):
+    lanes = _UP(64 // (like.bitwidth // 8))
+    return lambda like: lanes
+
+
 def rotate_vectors(x, out, b, s, h, at, cos, sin, p, interleaved):
-    """``numrope.kernels.cpu._rotate_head`` a vector of pairs at a time, layout code 5 half and 6
-    interleaved, where :func:`vectors_apply`; the launcher gives these codes only to contiguous rows and table
-    rows whose half is a multiple of a vector's lanes (:func:`vector_code`)."""
+    """``numrope.kernels.cpu._rotate_head`` a vector of pairs at a time, layout code 5 half and 6 interleaved,
+    where :func:`vectors_apply`; the launchers give these codes only where :func:`vector_code` does."""
 
 
 @overload(rotate_vectors, inline="always")
 def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
-    if not (isinstance(x.dtype, types.Float) and x.dtype == out.dtype == cos.dtype == sin.dtype):
+    if _pairs_kinds(x.dtype, cos.dtype) is None:
         return lambda x, out, b, s, h, at, cos, sin, p, interleaved: None  # not reached: see vectors_apply
 
     def impl(x, out, b, s, h, at, cos, sin, p, interleaved):
         size = _UP(x.itemsize)
-        row_bytes = _UP(cos.shape[1]) * size  # the bytes of each feature of the pairs: half the rotary part's
+        table_size = _UP(cos.itemsize)
+        half = _UP(cos.shape[1])
         tb, ts, th, o = at
         src = _UP(x.ctypes.data) + _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1]) + _UP(h) * _UP(x.strides[2])
         dst = _UP(out.ctypes.data) + _UP(tb) * _UP(out.strides[0]) + _UP(ts) * _UP(out.strides[1])
@@ -128,35 +193,54 @@ def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
         c = _UP(cos.ctypes.data) + _UP(p) * _UP(cos.strides[0])
         sn = _UP(sin.ctypes.data) + _UP(p) * _UP(sin.strides[0])
         like = x[0, 0, 0, 0]
+        table_like = cos[0, 0]
+        lanes = _lanes_of(like)
         if interleaved == 5:
-            for k in range(_UP(0), row_bytes, _UP(VECTOR)):
-                half_pairs(dst + k, src + k, c + k, sn + k, row_bytes, like)
+            for i in range(_UP(0), half, lanes):
+                half_pairs(
+                    dst + i * size,
+                    src + i * size,
+                    c + i * table_size,
+                    sn + i * table_size,
+                    half * size,
+                    like,
+                    table_like,
+                )
         else:
-            for k in range(_UP(0), row_bytes, _UP(VECTOR)):
-                interleaved_pairs(dst + _UP(2) * k, src + _UP(2) * k, c + k, sn + k, like)
+            for i in range(_UP(0), half, lanes):
+                j = _UP(2) * i * size
+                interleaved_pairs(dst + j, src + j, c + i * table_size, sn + i * table_size, like, table_like)
 
     return impl
 
 
+_VECTOR_DTYPES = {
+    np.dtype(np.float32): (np.dtype(np.float32),),
+    np.dtype(np.float64): (np.dtype(np.float64),),
+    np.dtype(np.int16): (np.dtype(np.int16), np.dtype(np.float32)),  # bfloat16 bits
+}
+if HALF_IN_HARDWARE:
+    _VECTOR_DTYPES[np.dtype(np.uint16)] = (np.dtype(np.uint16), np.dtype(np.float32))  # float16 bits
+
+
 def vector_code(code, x4, target4, cos, sin):
     """Layout code 5 for the half layout (0, or 4 where rows are not written in order) and 6 for the interleaved
-    one (1), where :func:`rotate_vectors` applies: float32 or float64 with a table of the same dtype, rows
-    and table rows contiguous, and half a multiple of a vector's lanes; ``code`` otherwise, and always
-    without the JIT."""
+    one (1), where :func:`rotate_vectors` applies: the kernels' views (:mod:`numrope.kernels.cpu`) of a dtype
+    and table dtype it takes, rows and table rows contiguous, and half a multiple of a vector's lanes; ``code``
+    otherwise, and always without the JIT."""
     dtype = x4.dtype
-    if not (code == 0 or code == 1 or (code == 4 and dtype == _F32)) or numba.config.DISABLE_JIT:
+    if not (code == 0 or code == 1 or (code == 4 and dtype.char != "d")) or numba.config.DISABLE_JIT:
         return code
     size = dtype.itemsize
     if (
-        (dtype != _F32 and dtype != _F64)
-        or cos.dtype != dtype
-        or sin.dtype != dtype
+        cos.dtype not in _VECTOR_DTYPES.get(dtype, ())
+        or sin.dtype != cos.dtype
         or target4.dtype != dtype
-        or cos.shape[-1] % (VECTOR // size)
+        or cos.shape[-1] % (64 // size)
         or x4.strides[3] != size
         or target4.strides[3] != size
-        or cos.strides[-1] != size
-        or sin.strides[-1] != size
+        or cos.strides[-1] != cos.itemsize
+        or sin.strides[-1] != sin.itemsize
     ):
         return code
     return 6 if code == 1 else 5
