@@ -93,7 +93,7 @@ def test_vector_kernels_give_the_numpy_rotation(
     else:
         got = numrope.apply_rope(x, cfg, cache=(cos, sin), out=np.zeros_like(x), inverse=inverse)
     assert np.array_equal(got.view(f"u{x.itemsize}"), expected.view(f"u{x.itemsize}"))
-    lanes = min(32, 128 // x.itemsize)
+    lanes = simd.pairs_per_vector(x.itemsize)
     if x.itemsize == 2 and layout == "interleaved" and where != "no table":
         assert codes == []  # pairs as 32-bit words (numrope.kernels.cpu._rotate_words): faster here
     elif dtype == np.float64 and layout == "half" and where != "in place":

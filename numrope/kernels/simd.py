@@ -53,13 +53,14 @@ def _pairs_kinds(like, table_like):
 _SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
 
 
-_SIZES = {"f32": 4, "f64": 8, "f16": 2, "bf16": 2}
+def pairs_per_vector(itemsize):
+    """Pairs in one vector: 32 (16 of float64), two lines of first features or one; with 16 float32 pairs a
+    vector (one line), the float32 half layout ran at 0.78 - 0.81 of the copy floor against 0.86 - 0.89."""
+    return min(32, 128 // itemsize)
 
 
 def _lanes(kind):
-    """Pairs in one vector: 32 (16 of float64), two lines of first features or one; with 16 float32 pairs a
-    vector (one line), the float32 half layout ran at 0.78 - 0.81 of the copy floor against 0.86 - 0.89."""
-    return min(32, 128 // _SIZES[kind])
+    return pairs_per_vector(_SIZES[kind])
 
 
 def _u32(lanes, value):
@@ -162,13 +163,13 @@ def _vectors_apply_impl(x, out, cos, sin, sign):
 
 
 def _lanes_of(like):
-    """Pairs in one vector, for elements like ``like`` (see ``_lanes``)."""
-    return _UP(min(32, 128 // like.itemsize))
+    """:func:`pairs_per_vector` for elements like ``like``, a compile-time constant."""
+    return _UP(pairs_per_vector(like.itemsize))
 
 
 @overload(_lanes_of, inline="always")
 def _lanes_of_impl(like):
-    lanes = _UP(min(32, 128 // (like.bitwidth // 8)))
+    lanes = _UP(pairs_per_vector(like.bitwidth // 8))
     return lambda like: lanes
 
 
@@ -214,13 +215,12 @@ def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
     return impl
 
 
+# The (data, table) dtypes of the kernels' views that _pairs_kinds takes, for the launchers: one source
+_CANDIDATES = [np.dtype(t) for t in (np.float32, np.float64, np.uint16, np.int16)]
 _VECTOR_DTYPES = {
-    np.dtype(np.float32): (np.dtype(np.float32),),
-    np.dtype(np.float64): (np.dtype(np.float64),),
-    np.dtype(np.int16): (np.dtype(np.int16), np.dtype(np.float32)),  # bfloat16 bits
+    data: tuple(t for t in _CANDIDATES if _pairs_kinds(numba.from_dtype(data), numba.from_dtype(t)) is not None)
+    for data in _CANDIDATES
 }
-if HALF_IN_HARDWARE:
-    _VECTOR_DTYPES[np.dtype(np.uint16)] = (np.dtype(np.uint16), np.dtype(np.float32))  # float16 bits
 
 
 def vector_code(code, x4, target4, cos, sin):
@@ -229,6 +229,7 @@ def vector_code(code, x4, target4, cos, sin):
     and table dtype it takes, rows and table rows contiguous, and half a multiple of a vector's lanes; ``code``
     otherwise, and always without the JIT."""
     dtype = x4.dtype
+    # code 4 in float64 writes rows in order, each half in turn (numrope.kernels.cpu._in_order): kept
     if not (code == 0 or code == 1 or (code == 4 and dtype.char != "d")) or numba.config.DISABLE_JIT:
         return code
     size = dtype.itemsize
@@ -236,7 +237,7 @@ def vector_code(code, x4, target4, cos, sin):
         cos.dtype not in _VECTOR_DTYPES.get(dtype, ())
         or sin.dtype != cos.dtype
         or target4.dtype != dtype
-        or cos.shape[-1] % min(32, 128 // size)
+        or cos.shape[-1] % pairs_per_vector(size)
         or x4.strides[3] != size
         or target4.strides[3] != size
         or cos.strides[-1] != cos.itemsize
