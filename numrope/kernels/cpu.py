@@ -17,7 +17,7 @@ from numba.extending import overload
 from numrope.kernels import stream
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
 from numrope.kernels.jit import jit_twins, njit, use_parallel
-from numrope.kernels.simd import rotate_vectors, vector_code, vectors_apply
+from numrope.kernels.simd import rotate_vectors, tails_apply, token_tails, vector_code, vectors_apply
 from numrope.kernels.sincos import (
     _FAR_TWIN,
     NEAR_LIMIT,
@@ -124,7 +124,7 @@ def _rotate_head(x, out, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail)
             x1 = _widen(x[b, s, h, j1])
             out[tb, ts, th, o + k0] = _narrow(x0 * c - x1 * sn, like)
             out[tb, ts, th, o + k1] = _narrow(x1 * c + x0 * sn, like)
-    elif interleaved == 1 or interleaved == 6:
+    elif interleaved == 1 or interleaved == 6 or interleaved == 8:
         for i in range(half):
             c = _widen(cos[p, i])
             sn = _signed(_widen(sin[p, i]), sign)
@@ -172,6 +172,8 @@ def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
     """
     for h in range(_UP(x.shape[2])):
         _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, sign, interleaved, False)
+    if tails_apply(x, out, cos, sin, sign) and interleaved >= 7:
+        token_tails(x, out, b, s, cos, sin, p, interleaved)  # where _rotate_head rotated whole vectors
     if copy_tail:
         _copy_tails(x, out, b, s, _UP(2) * _UP(cos.shape[1]))
 
@@ -248,7 +250,7 @@ def _rotate(x, out, cos, sin, idx, sign, interleaved, copy_tail, n_chunks, lines
     Pairs are (2i, 2i+1) if ``interleaved`` is 1 and (i, i + half) if it is 0; 2 reads (2i, 2i+1) and writes
     (i, i + half), 3 the reverse (``out`` must then not be ``x``); 4 is 0 for an ``out`` apart from ``x``;
     5 and 6 are 0 and 1 a vector of pairs at a time (:mod:`numrope.kernels.simd`, for the dtypes it takes; and
-    the launchers pick them). For each:
+    the launchers pick them), 7 and 8 the same for rows that end in a tail of smaller vectors. For each:
     ``out[j0], out[j1] = x0 c - x1 s, x1 c + x0 s`` with ``s`` times ``sign`` (+1, or -1 to rotate
     backwards; None: no multiplication), in the wider of the table's and x's dtypes (float16 counting as
     float32). The launcher passes None and rotates backwards by the negated sines, which gives the same bits
@@ -558,8 +560,9 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
             x4, target4, *words, cos, sin, idx, None, copy_tail
         )
     else:
-        interleaved = vector_code(interleaved, x4, target4, cos, sin)
-        kernel(x4, target4, cos, sin, idx, None, interleaved, copy_tail, *_stores(x4, target4, parallel))
+        stores = _stores(x4, target4, parallel)
+        interleaved = vector_code(interleaved, x4, target4, cos, sin, stores[1] is not None)
+        kernel(x4, target4, cos, sin, idx, None, interleaved, copy_tail, *stores)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out
@@ -587,7 +590,7 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     interleaved = _apart(interleaved, x4, target4)
     copy_tail = _tail(copy_tail, x4, inv_freq.size)
     stores = _stores(x4, target4, parallel)
-    interleaved = vector_code(interleaved, x4, target4, proto, proto)
+    interleaved = vector_code(interleaved, x4, target4, proto, proto, stores[1] is not None)
     args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, *stores)
     if not kernel(*args):  # some angle is far: the far compilation (nothing was written)
         (rotate_at_far_parallel if parallel else rotate_at_far_serial)(*args)

@@ -6,7 +6,8 @@ do: in place, always. (1, 4096, 32, 128) with a table, in place, one thread: flo
 here, float16 11.9 against 1.7, bfloat16 17.9 against 2.8. Out of place the checks and the walk to the
 vector loop take some forty instructions a head's row, as many as its vector work. The functions here are
 straight-line code, one vector of pairs each (32 pairs, 16 of float64: one or two cache lines of first
-features), with nothing to check: every load precedes every store, so they are right in place too.
+features; 8 for the rest of a float32 row, such as a head of 80 or 96), with nothing to check:
+every load precedes every store, so they are right in place too.
 
 Elements as the CPU kernels see them (:mod:`numrope.kernels.cpu`): float32 and float64, float16 as uint16
 bit patterns, bfloat16 as int16 ones. The arithmetic is the general loops', operation for operation, so
@@ -24,6 +25,7 @@ from numba.core import types
 from numba.extending import intrinsic, overload
 
 from numrope.kernels.half import f32_to_bf16_bits_ir, target_converts_half
+from numrope.kernels.jit import njit
 
 _UP = np.uintp
 _I16, _I32 = ir.IntType(16), ir.IntType(32)
@@ -59,8 +61,20 @@ def pairs_per_vector(itemsize):
     return min(32, 128 // itemsize)
 
 
+#: Pairs in the vectors that rotate the rest of a float32 row past its whole vectors (layout codes 7 and 8,
+#: :func:`rotate_tails`), such as a head of 80 or 96. float32 only: float64 in the half layout in place, head
+#: 80, went from 5.7 - 5.9 to 6.3 - 6.4 ms with them (two passes over each token's rows), and float16's
+#: 8-pair vectors were slower than LLVM's loop into ``out=`` (3.0 against 1.5 ms, head 80).
+TAIL_PAIRS = 8
+_TAILED = ("f32",)
+
+
 def _lanes(kind):
     return pairs_per_vector(_SIZES[kind])
+
+
+def _tail_lanes(kind):
+    return TAIL_PAIRS
 
 
 def _u32(lanes, value):
@@ -95,58 +109,73 @@ def _rotated(builder, x0, x1, c, s):
     return first, builder.fadd(builder.fmul(x1, c), builder.fmul(x0, s))
 
 
-@intrinsic
-def half_pairs(typingctx, dst, src, cos, sin, half_bytes, like, table_like):
-    """Rotate the pairs (i, i + half) for one vector of i: features at ``src`` and ``src + half_bytes``, their
-    cos and sin at ``cos`` and ``sin``, results to ``dst`` and ``dst + half_bytes``; elements like ``like``,
-    the table's like ``table_like``."""
-    kinds = _pairs_kinds(like, table_like)
-    if kinds is None:
-        return None
-    data, table = kinds
-    lanes = _lanes(data)
+def _half_pairs(lanes_of):
+    @intrinsic
+    def half_pairs(typingctx, dst, src, cos, sin, half_bytes, like, table_like):
+        kinds = _pairs_kinds(like, table_like)
+        if kinds is None:
+            return None
+        data, table = kinds
+        lanes = lanes_of(data)
 
-    def codegen(context, builder, signature, args):
-        dst, src, cos, sin, half_bytes = args[:5]
-        x0, x1 = _load(builder, src, data, lanes), _load(builder, builder.add(src, half_bytes), data, lanes)
-        lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
-        _store(builder, lo, dst, data, lanes)
-        _store(builder, hi, builder.add(dst, half_bytes), data, lanes)
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            dst, src, cos, sin, half_bytes = args[:5]
+            x0, x1 = _load(builder, src, data, lanes), _load(builder, builder.add(src, half_bytes), data, lanes)
+            lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
+            _store(builder, lo, dst, data, lanes)
+            _store(builder, hi, builder.add(dst, half_bytes), data, lanes)
+            return context.get_dummy_value()
 
-    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, like, table_like), codegen
+        signature = types.void(types.uintp, types.uintp, types.uintp, types.uintp, types.uintp, like, table_like)
+        return signature, codegen
+
+    return half_pairs
 
 
-@intrinsic
-def interleaved_pairs(typingctx, dst, src, cos, sin, like, table_like):
-    """Rotate the pairs (2i, 2i + 1) for one vector of i: two vectors of features at ``src``, their cos and sin
-    at ``cos`` and ``sin``, results to two vectors at ``dst``. The features are split into evens and odds and
-    joined back by two shuffles each way."""
-    kinds = _pairs_kinds(like, table_like)
-    if kinds is None:
-        return None
-    data, table = kinds
-    lanes = _lanes(data)
-    step = lanes * like.bitwidth // 8
+#: half_pairs(dst, src, cos, sin, half_bytes, like, table_like): rotate the pairs (i, i + half) for one vector
+#: of i: features at ``src`` and ``src + half_bytes``, their cos and sin at ``cos`` and ``sin``, results to
+#: ``dst`` and ``dst + half_bytes``; elements like ``like``, the table's like ``table_like``. half_tail: the
+#: same for :data:`TAIL_PAIRS` pairs.
+half_pairs, half_tail = _half_pairs(_lanes), _half_pairs(_tail_lanes)
 
-    def codegen(context, builder, signature, args):
-        dst, src, cos, sin = args[:4]
-        next_step = ir.Constant(ir.IntType(64), step)
 
-        def mask(picks):
-            return ir.Constant(ir.VectorType(_I32, lanes), picks)
+def _interleaved_pairs(lanes_of):
+    @intrinsic
+    def interleaved_pairs(typingctx, dst, src, cos, sin, like, table_like):
+        kinds = _pairs_kinds(like, table_like)
+        if kinds is None:
+            return None
+        data, table = kinds
+        lanes = lanes_of(data)
+        step = lanes * like.bitwidth // 8
 
-        a, b = _load(builder, src, data, lanes), _load(builder, builder.add(src, next_step), data, lanes)
-        x0 = builder.shuffle_vector(a, b, mask([2 * k for k in range(lanes)]))
-        x1 = builder.shuffle_vector(a, b, mask([2 * k + 1 for k in range(lanes)]))
-        lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
-        first = builder.shuffle_vector(lo, hi, mask([k // 2 + (k % 2) * lanes for k in range(lanes)]))
-        second = builder.shuffle_vector(lo, hi, mask([lanes // 2 + k // 2 + (k % 2) * lanes for k in range(lanes)]))
-        _store(builder, first, dst, data, lanes)
-        _store(builder, second, builder.add(dst, next_step), data, lanes)
-        return context.get_dummy_value()
+        def codegen(context, builder, signature, args):
+            dst, src, cos, sin = args[:4]
+            next_step = ir.Constant(ir.IntType(64), step)
 
-    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, like, table_like), codegen
+            def mask(picks):
+                return ir.Constant(ir.VectorType(_I32, lanes), picks)
+
+            a, b = _load(builder, src, data, lanes), _load(builder, builder.add(src, next_step), data, lanes)
+            x0 = builder.shuffle_vector(a, b, mask([2 * k for k in range(lanes)]))
+            x1 = builder.shuffle_vector(a, b, mask([2 * k + 1 for k in range(lanes)]))
+            lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
+            first = builder.shuffle_vector(lo, hi, mask([k // 2 + (k % 2) * lanes for k in range(lanes)]))
+            second = builder.shuffle_vector(lo, hi, mask([lanes // 2 + k // 2 + (k % 2) * lanes for k in range(lanes)]))
+            _store(builder, first, dst, data, lanes)
+            _store(builder, second, builder.add(dst, next_step), data, lanes)
+            return context.get_dummy_value()
+
+        return types.void(types.uintp, types.uintp, types.uintp, types.uintp, like, table_like), codegen
+
+    return interleaved_pairs
+
+
+#: interleaved_pairs(dst, src, cos, sin, like, table_like): rotate the pairs (2i, 2i + 1) for one vector of i:
+#: two vectors of features at ``src``, their cos and sin at ``cos`` and ``sin``, results to two vectors at
+#: ``dst``. The features are split into evens and odds and joined back by two shuffles each way.
+#: interleaved_tail: the same for :data:`TAIL_PAIRS` pairs.
+interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_pairs(_tail_lanes)
 
 
 def vectors_apply(x, out, cos, sin, sign):
@@ -155,10 +184,30 @@ def vectors_apply(x, out, cos, sin, sign):
     return False
 
 
+def _applying_kinds(x, out, cos, sin, sign):
+    """The (data, table) kinds where the vector functions serve these array types and sign, else None."""
+    if x.dtype != out.dtype or cos.dtype != sin.dtype or not isinstance(sign, (types.NoneType, types.Omitted)):
+        return None
+    return _pairs_kinds(x.dtype, cos.dtype)
+
+
 @overload(vectors_apply, inline="always")
 def _vectors_apply_impl(x, out, cos, sin, sign):
-    applies = x.dtype == out.dtype and cos.dtype == sin.dtype and _pairs_kinds(x.dtype, cos.dtype) is not None
-    applies = applies and isinstance(sign, (types.NoneType, types.Omitted))
+    applies = _applying_kinds(x, out, cos, sin, sign) is not None
+    return lambda x, out, cos, sin, sign: applies
+
+
+def tails_apply(x, out, cos, sin, sign):
+    """Whether :func:`rotate_tails` serves these types: :func:`vectors_apply` and float32. A compile-time
+    constant, so that the other dtypes' kernels are compiled without the tails' branch (with it, float16's
+    half layout ran at 0.75 - 0.76 of the copy floor instead of 0.86 - 0.88)."""
+    return False
+
+
+@overload(tails_apply, inline="always")
+def _tails_apply_impl(x, out, cos, sin, sign):
+    kinds = _applying_kinds(x, out, cos, sin, sign)
+    applies = kinds is not None and kinds[0] in _TAILED
     return lambda x, out, cos, sin, sign: applies
 
 
@@ -174,14 +223,17 @@ def _lanes_of_impl(like):
 
 
 def rotate_vectors(x, out, b, s, h, at, cos, sin, p, interleaved):
-    """``numrope.kernels.cpu._rotate_head`` a vector of pairs at a time, layout code 5 half and 6 interleaved,
-    where :func:`vectors_apply`; the launchers give these codes only where :func:`vector_code` does."""
+    """``numrope.kernels.cpu._rotate_head`` a vector of pairs at a time, layout code 5 half and 6 interleaved
+    (7 and 8: the whole vectors of rows with a tail), where :func:`vectors_apply`; the launchers give these
+    codes only where :func:`vector_code` does."""
 
 
 @overload(rotate_vectors, inline="always")
 def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
-    if _pairs_kinds(x.dtype, cos.dtype) is None:
+    kinds = _pairs_kinds(x.dtype, cos.dtype)
+    if kinds is None:
         return lambda x, out, b, s, h, at, cos, sin, p, interleaved: None  # not reached: see vectors_apply
+    tailed = kinds[0] in _TAILED
 
     def impl(x, out, b, s, h, at, cos, sin, p, interleaved):
         size = _UP(x.itemsize)
@@ -196,8 +248,9 @@ def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
         like = x[0, 0, 0, 0]
         table_like = cos[0, 0]
         lanes = _lanes_of(like)
-        if interleaved == 5:
-            for i in range(_UP(0), half, lanes):
+        whole = half - half % lanes if tailed else half  # the rest, if any, by rotate_tails after the heads
+        if interleaved == 5 or interleaved == 7:
+            for i in range(_UP(0), whole, lanes):
                 half_pairs(
                     dst + i * size,
                     src + i * size,
@@ -208,11 +261,69 @@ def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
                     table_like,
                 )
         else:
-            for i in range(_UP(0), half, lanes):
+            for i in range(_UP(0), whole, lanes):
                 j = _UP(2) * i * size
                 interleaved_pairs(dst + j, src + j, c + i * table_size, sn + i * table_size, like, table_like)
 
     return impl
+
+
+_TAIL = _UP(TAIL_PAIRS)
+
+
+def rotate_tails(x, out, b, s, cos, sin, p, interleaved):
+    """The pairs past the whole vectors of every head of token (b, s), :data:`TAIL_PAIRS` at a time: layout code
+    7 half, 8 interleaved (float32, by plain stores). After the token's heads, not after each: a
+    tail loop inside the heads' loop, even where it never runs, made the float32 half layout at head 128 run
+    at 0.89 - 0.90 of the copy floor instead of 0.97, and float32 in place at 3.6 - 3.7 ms instead of 2.9 - 3.05
+    (see ``numrope.kernels.cpu._rotate_token``)."""
+
+
+@overload(rotate_tails, inline="always")
+def _rotate_tails_impl(x, out, b, s, cos, sin, p, interleaved):
+    kinds = _pairs_kinds(x.dtype, cos.dtype)
+    if kinds is None or kinds[0] not in _TAILED:
+        return lambda x, out, b, s, cos, sin, p, interleaved: None  # not reached: see vector_code
+
+    def impl(x, out, b, s, cos, sin, p, interleaved):
+        size = _UP(x.itemsize)
+        table_size = _UP(cos.itemsize)
+        half = _UP(cos.shape[1])
+        like = x[0, 0, 0, 0]
+        table_like = cos[0, 0]
+        whole = half - half % _lanes_of(like)
+        c = _UP(cos.ctypes.data) + _UP(p) * _UP(cos.strides[0])
+        sn = _UP(sin.ctypes.data) + _UP(p) * _UP(sin.strides[0])
+        token = _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1])
+        out_token = _UP(b) * _UP(out.strides[0]) + _UP(s) * _UP(out.strides[1])
+        for h in range(_UP(x.shape[2])):
+            src = _UP(x.ctypes.data) + token + h * _UP(x.strides[2])
+            dst = _UP(out.ctypes.data) + out_token + h * _UP(out.strides[2])
+            if interleaved == 7:
+                for i in range(whole, half, _TAIL):
+                    half_tail(
+                        dst + i * size,
+                        src + i * size,
+                        c + i * table_size,
+                        sn + i * table_size,
+                        half * size,
+                        like,
+                        table_like,
+                    )
+            else:
+                for i in range(whole, half, _TAIL):
+                    j = _UP(2) * i * size
+                    interleaved_tail(dst + j, src + j, c + i * table_size, sn + i * table_size, like, table_like)
+
+    return impl
+
+
+# Left to LLVM to inline: inlined by Numba, float32 in place at head 128 (no tail) took 3.5 ms instead of 2.8
+@njit
+def token_tails(x, out, b, s, cos, sin, p, interleaved):
+    """:func:`rotate_tails`, for ``numrope.kernels.cpu._rotate_token`` after a token's heads, where
+    :func:`tails_apply` and the layout code is 7 or 8."""
+    rotate_tails(x, out, b, s, cos, sin, p, interleaved)
 
 
 # The (data, table) dtypes of the kernels' views that _pairs_kinds takes, for the launchers: one source
@@ -223,10 +334,12 @@ _VECTOR_DTYPES = {
 }
 
 
-def vector_code(code, x4, target4, cos, sin):
+def vector_code(code, x4, target4, cos, sin, streamed=False):
     """Layout code 5 for the half layout (0, or 4 where rows are not written in order) and 6 for the interleaved
     one (1), where :func:`rotate_vectors` applies: the kernels' views (:mod:`numrope.kernels.cpu`) of a dtype
-    and table dtype it takes, rows and table rows contiguous, and half a multiple of a vector's lanes; ``code``
+    and table dtype it takes, rows and table rows contiguous, and half a multiple of a vector's lanes. 7 and 8
+    where float32 rows end in a tail of whole :data:`TAIL_PAIRS` (:func:`rotate_tails`), unless the
+    kernel writes by streaming stores (``streamed``), which write each head's row before the token's tails. ``code``
     otherwise, and always without the JIT."""
     dtype = x4.dtype
     # code 4 in float64 writes rows in order, each half in turn (numrope.kernels.cpu._in_order): kept
@@ -237,11 +350,15 @@ def vector_code(code, x4, target4, cos, sin):
         cos.dtype not in _VECTOR_DTYPES.get(dtype, ())
         or sin.dtype != cos.dtype
         or target4.dtype != dtype
-        or cos.shape[-1] % pairs_per_vector(size)
         or x4.strides[3] != size
         or target4.strides[3] != size
         or cos.strides[-1] != cos.itemsize
         or sin.strides[-1] != sin.itemsize
     ):
         return code
-    return 6 if code == 1 else 5
+    half = cos.shape[-1]
+    if half % pairs_per_vector(size) == 0:
+        return 6 if code == 1 else 5
+    if dtype.char == "f" and half % TAIL_PAIRS == 0 and not streamed:
+        return 8 if code == 1 else 7
+    return code
