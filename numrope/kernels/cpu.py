@@ -17,7 +17,7 @@ from numba.extending import overload
 from numrope.kernels import stream
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
 from numrope.kernels.jit import jit_twins, njit, use_parallel
-from numrope.kernels.simd import rotate_vectors, tails_apply, token_tails, vector_code, vectors_apply
+from numrope.kernels.simd import WORDS_IN_VECTORS, rotate_vectors, tails_apply, token_tails, vector_code, vectors_apply
 from numrope.kernels.sincos import (
     _FAR_TWIN,
     NEAR_LIMIT,
@@ -553,16 +553,17 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
     x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
     copy_tail = _tail(copy_tail, x4, cos.shape[-1])
-    words = _words(x4, target4, cos.shape[-1]) if interleaved == 1 and x.dtype.char in _BITS else None
+    stores = _stores(x4, target4, parallel)
+    code = vector_code(interleaved, x4, target4, cos, sin, stores[1] is not None)
+    # 2-byte pairs: the words kernel, unless the vector kernels are faster (simd.WORDS_IN_VECTORS)
+    words = interleaved == 1 and x.dtype.char in _BITS and not (code == 6 and x4.dtype in WORDS_IN_VECTORS)
+    words = _words(x4, target4, cos.shape[-1]) if words else None
     if words is not None:
-        # the words kernel: faster than the vector kernels for these (bfloat16 (1, 4096, 32, 128): 3.0 against 3.9 ms)
         (rotate_words_parallel if kernel is rotate_parallel else rotate_words_serial)(
             x4, target4, *words, cos, sin, idx, None, copy_tail
         )
     else:
-        stores = _stores(x4, target4, parallel)
-        interleaved = vector_code(interleaved, x4, target4, cos, sin, stores[1] is not None)
-        kernel(x4, target4, cos, sin, idx, None, interleaved, copy_tail, *stores)
+        kernel(x4, target4, cos, sin, idx, None, code, copy_tail, *stores)
     if copy_back:
         np.copyto(out, target.reshape(out.shape))
     return out

@@ -134,9 +134,40 @@ def f32_to_bf16_bits(value):
     return np.uint16(np.uint32(nearest ^ np.uint32(np.uint32(nearest ^ quiet_nan) & nan)) >> np.uint32(16))
 
 
-def f32_to_bf16_bits_ir(builder, value):
-    """:func:`f32_to_bf16_bits` lane by lane, the same steps in LLVM IR, for the vector kernels
-    (:mod:`numrope.kernels.simd`): a vector of float32 in, the vector of its bfloat16 bit patterns (i16) out."""
+def target_converts_bfloat16() -> bool:
+    """Whether the CPU Numba compiles for rounds float32 to bfloat16 in hardware (x86's AVX512-BF16:
+    ``vcvtne2ps2bf16``, two vectors of 16 float32 to one of 32 bfloat16, to nearest even). Chosen as
+    :func:`target_converts_half` chooses F16C: by the features of a named target where one is set."""
+    from numba.core import config
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    if config.CPU_NAME or config.CPU_FEATURES:
+        return "+avx512bf16" in (config.CPU_FEATURES or "")
+    from llvmlite import binding
+
+    return bool(binding.get_host_cpu_features().get("avx512bf16", False))
+
+
+#: Whether :func:`f32_to_bf16_bits_ir` rounds by ``vcvtne2ps2bf16`` here.
+BFLOAT16_IN_HARDWARE = target_converts_bfloat16()
+
+
+class _BFloat(ir.Type):
+    """LLVM's ``bfloat``, which llvmlite's IR builder does not name: the element of the conversion's result."""
+
+    def _to_string(self):
+        return "bfloat"
+
+    def __eq__(self, other):
+        return isinstance(other, _BFloat)
+
+    def __hash__(self):
+        return hash(_BFloat)
+
+
+def _bf16_by_arithmetic(builder, value):
+    """The steps of :func:`f32_to_bf16_bits` on a vector."""
     lanes = value.type.count
     i32 = ir.VectorType(ir.IntType(32), lanes)
 
@@ -149,6 +180,46 @@ def f32_to_bf16_bits_ir(builder, value):
     nan = builder.icmp_unsigned(">", builder.shl(bits, const(1)), const(0xFF000000))
     rounded = builder.select(nan, builder.or_(bits, const(0x00400000)), nearest)
     return builder.trunc(builder.lshr(rounded, const(16)), ir.VectorType(ir.IntType(16), lanes))
+
+
+def _bf16_by_hardware(builder, value):
+    """``vcvtne2ps2bf16``: the same bits as the arithmetic (its NaN too, kept quiet with its upper payload)
+    except where a float32 is subnormal, which it reads as zero. A vector holding one takes the arithmetic."""
+    f32x16, i32 = ir.VectorType(ir.FloatType(), 16), ir.IntType(32)
+    module = builder.module
+    convert = module.declare_intrinsic(
+        "llvm.x86.avx512bf16.cvtne2ps2bf16.512", fnty=ir.FunctionType(ir.VectorType(_BFloat(), 32), [f32x16, f32x16])
+    )
+    classify = module.declare_intrinsic(
+        "llvm.x86.avx512.fpclass.ps.512", fnty=ir.FunctionType(ir.VectorType(ir.IntType(1), 16), [f32x16, i32])
+    )
+    low, high = (
+        builder.shuffle_vector(value, value, ir.Constant(ir.VectorType(i32, 16), list(range(first, first + 16))))
+        for first in (0, 16)
+    )
+    fast = builder.bitcast(builder.call(convert, [high, low]), ir.VectorType(ir.IntType(16), 32))
+    subnormal = ir.Constant(i32, 0x20)  # fpclass's category bit for a subnormal
+    found = [builder.bitcast(builder.call(classify, [part, subnormal]), ir.IntType(16)) for part in (low, high)]
+    any_subnormal = builder.icmp_unsigned("!=", builder.or_(*found), ir.Constant(ir.IntType(16), 0))
+    with builder.if_else(any_subnormal, likely=False) as (rare, usual):
+        with rare:
+            exact = _bf16_by_arithmetic(builder, value)
+            rare_block = builder.block
+        with usual:
+            usual_block = builder.block
+    merged = builder.phi(fast.type)
+    merged.add_incoming(exact, rare_block)
+    merged.add_incoming(fast, usual_block)
+    return merged
+
+
+def f32_to_bf16_bits_ir(builder, value):
+    """:func:`f32_to_bf16_bits` lane by lane, for the vector kernels (:mod:`numrope.kernels.simd`): a vector
+    of float32 in, the vector of its bfloat16 bit patterns (i16) out: the same bits, by the same steps in
+    LLVM IR, or for 32 lanes by the CPU's conversion where it has one (:data:`BFLOAT16_IN_HARDWARE`)."""
+    if BFLOAT16_IN_HARDWARE and value.type.count == 32:
+        return _bf16_by_hardware(builder, value)
+    return _bf16_by_arithmetic(builder, value)
 
 
 @njit(inline="always")

@@ -24,7 +24,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
-from numrope.kernels.half import f32_to_bf16_bits_ir, target_converts_half
+from numrope.kernels.half import BFLOAT16_IN_HARDWARE, f32_to_bf16_bits_ir, target_converts_half
 from numrope.kernels.jit import njit
 
 _UP = np.uintp
@@ -94,13 +94,42 @@ def _load(builder, address, kind, lanes):
     return value
 
 
+def _narrow(builder, value, kind, lanes):
+    """Float vector ``value`` as elements of ``kind``, rounded to nearest even (2-byte kinds as i16 bits)."""
+    if kind == "f16":
+        return builder.bitcast(builder.fptrunc(value, ir.VectorType(ir.HalfType(), lanes)), ir.VectorType(_I16, lanes))
+    if kind == "bf16":
+        return f32_to_bf16_bits_ir(builder, value)
+    return value
+
+
 def _store(builder, value, address, kind, lanes):
     """Store float vector ``value`` at ``address`` as elements of ``kind``, rounded to nearest even."""
-    if kind == "f16":
-        value = builder.bitcast(builder.fptrunc(value, ir.VectorType(ir.HalfType(), lanes)), ir.VectorType(_I16, lanes))
-    elif kind == "bf16":
-        value = f32_to_bf16_bits_ir(builder, value)
+    value = _narrow(builder, value, kind, lanes)
     builder.store(value, builder.inttoptr(address, value.type.as_pointer()), align=_SIZES[kind])
+
+
+def _from_words(builder, words, kind, lanes):
+    """The pairs of a 2-byte ``kind`` read as little-endian 32-bit words (feature 2i in a word's low half), as
+    two float32 vectors: no shuffles (bfloat16: each half of a word is the upper half of its float32)."""
+    floats = ir.VectorType(ir.FloatType(), lanes)
+    if kind == "bf16":
+        low = builder.shl(words, _u32(lanes, 16))
+        high = builder.and_(words, _u32(lanes, 0xFFFF0000))
+        return builder.bitcast(low, floats), builder.bitcast(high, floats)
+    halves = ir.VectorType(ir.HalfType(), lanes)
+    return tuple(
+        builder.fpext(builder.bitcast(builder.trunc(part, ir.VectorType(_I16, lanes)), halves), floats)
+        for part in (words, builder.lshr(words, _u32(lanes, 16)))
+    )
+
+
+def _to_words(builder, low, high, kind, lanes):
+    """Float32 vectors of first and second features rounded to ``kind`` and joined into 32-bit words."""
+    low, high = _narrow(builder, low, kind, lanes), _narrow(builder, high, kind, lanes)
+    alternate = ir.Constant(ir.VectorType(_I32, 2 * lanes), [k // 2 + (k % 2) * lanes for k in range(2 * lanes)])
+    mixed = builder.shuffle_vector(low, high, alternate)
+    return builder.bitcast(mixed, ir.VectorType(_I32, lanes))
 
 
 def _rotated(builder, x0, x1, c, s):
@@ -151,6 +180,12 @@ def _interleaved_pairs(lanes_of):
 
         def codegen(context, builder, signature, args):
             dst, src, cos, sin = args[:4]
+            if data in ("f16", "bf16"):  # 2-byte pairs as words
+                words = ir.VectorType(_I32, lanes).as_pointer()
+                x0, x1 = _from_words(builder, builder.load(builder.inttoptr(src, words), align=2), data, lanes)
+                lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
+                builder.store(_to_words(builder, lo, hi, data, lanes), builder.inttoptr(dst, words), align=2)
+                return context.get_dummy_value()
             next_step = ir.Constant(ir.IntType(64), step)
 
             def mask(picks):
@@ -173,7 +208,8 @@ def _interleaved_pairs(lanes_of):
 
 #: interleaved_pairs(dst, src, cos, sin, like, table_like): rotate the pairs (2i, 2i + 1) for one vector of i:
 #: two vectors of features at ``src``, their cos and sin at ``cos`` and ``sin``, results to two vectors at
-#: ``dst``. The features are split into evens and odds and joined back by two shuffles each way.
+#: ``dst``. The features are split into evens and odds and joined back by two shuffles each way; float16 and
+#: bfloat16 pairs are read as 32-bit words, split by shifts and joined back by one shuffle of the rounded halves.
 #: interleaved_tail: the same for :data:`TAIL_PAIRS` pairs.
 interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_pairs(_tail_lanes)
 
@@ -333,6 +369,14 @@ _VECTOR_DTYPES = {
 }
 #: The kernels' views whose rows take tails (:data:`_TAILED`)
 _TAILED_DTYPES = tuple(t for t in _CANDIDATES if _kind(numba.from_dtype(t)) in _TAILED)
+
+
+#: The kernels' 2-byte views whose interleaved rows with a table take the vector kernels, not the words kernel
+#: (``numrope.kernels.cpu._rotate_words``): bfloat16 rounded by the CPU's conversion. One thread, (1, 4096, 32,
+#: 128), out= and in place: 2.38 - 2.44 and 1.70 ms against the words kernel's 2.66 - 2.68 and 2.15; rounded by
+#: arithmetic the vector kernels are the slower, 2.97 and 2.72 ms, and float16's too, 2.89 - 3.09 and 2.28 - 2.37
+#: against 2.33 - 2.60 and 1.89 - 1.93.
+WORDS_IN_VECTORS = (np.dtype(np.int16),) if BFLOAT16_IN_HARDWARE else ()
 
 
 def vector_code(code, x4, target4, cos, sin, streamed=False):
