@@ -9,6 +9,7 @@ branch-free bit arithmetic, exact and rounding to nearest even all the same, whi
 vectorises but at about a quarter of the speed.
 """
 
+import functools
 import platform
 
 import numba
@@ -166,6 +167,29 @@ class _BFloat(ir.Type):
         return hash(_BFloat)
 
 
+@functools.cache
+def _conversion_element():
+    """The element type of the conversion's result as this LLVM declares it: ``bfloat`` (LLVM 17 on), or ``i16``
+    (before), found by verifying a module that calls it."""
+    from llvmlite import binding
+
+    for element in (_BFloat(), ir.IntType(16)):
+        module = ir.Module()
+        f32x16 = ir.VectorType(ir.FloatType(), 16)
+        convert = module.declare_intrinsic(
+            "llvm.x86.avx512bf16.cvtne2ps2bf16.512", fnty=ir.FunctionType(ir.VectorType(element, 32), [f32x16, f32x16])
+        )
+        caller = ir.Function(module, ir.FunctionType(ir.VectorType(element, 32), [f32x16]), "probe")
+        builder = ir.IRBuilder(caller.append_basic_block())
+        builder.ret(builder.call(convert, [caller.args[0], caller.args[0]]))
+        try:
+            binding.parse_assembly(str(module)).verify()
+        except RuntimeError:
+            continue
+        return element
+    raise NotImplementedError("this LLVM declares vcvtne2ps2bf16's result neither as bfloat nor as i16")
+
+
 def _bf16_by_arithmetic(builder, value):
     """The steps of :func:`f32_to_bf16_bits` on a vector."""
     lanes = value.type.count
@@ -188,7 +212,8 @@ def _bf16_by_hardware(builder, value):
     f32x16, i32 = ir.VectorType(ir.FloatType(), 16), ir.IntType(32)
     module = builder.module
     convert = module.declare_intrinsic(
-        "llvm.x86.avx512bf16.cvtne2ps2bf16.512", fnty=ir.FunctionType(ir.VectorType(_BFloat(), 32), [f32x16, f32x16])
+        "llvm.x86.avx512bf16.cvtne2ps2bf16.512",
+        fnty=ir.FunctionType(ir.VectorType(_conversion_element(), 32), [f32x16, f32x16]),
     )
     classify = module.declare_intrinsic(
         "llvm.x86.avx512.fpclass.ps.512", fnty=ir.FunctionType(ir.VectorType(ir.IntType(1), 16), [f32x16, i32])
