@@ -122,7 +122,9 @@ def test_vector_kernels_give_the_numpy_rotation(
         assert codes == [6 if layout == "interleaved" else 5]
     elif dtype == np.float32 and not (where == "streamed" and twin == "parallel"):
         assert codes == [8 if layout == "interleaved" else 7]  # the tails after each token's heads
-    else:  # other dtypes' rows with a tail, and rows streamed (each written before its token's tails)
+    elif x.itemsize == 2 and where == "in place":
+        assert codes == [8 if layout == "interleaved" else 7]  # float16 and bfloat16: tails in place only
+    else:  # float64's rows with a tail, 2-byte ones out of place, and rows streamed (written before the tails)
         assert len(codes) == 1 and codes[0] < 5
 
 
@@ -164,16 +166,21 @@ def test_vector_kernels_round_as_the_general_loops(monkeypatch, dtype):
 
 @pytest.mark.parametrize(
     "case",
-    ["float16, rotary part of 48", "float32 data, float64 table", "strided features", "rotary part of 36"],
+    [
+        "float16 into a new array, rotary part of 48",
+        "float32 data, float64 table",
+        "strided features",
+        "rotary part of 36",
+    ],
 )
 def test_vector_kernels_are_not_picked_where_they_do_not_apply(codes, case):
     dtype, table_dtype, head_dim = "float32", "float32", 64
-    if case == "float16, rotary part of 48":
+    if case == "float16 into a new array, rotary part of 48":
         dtype = table_dtype = "float16"
     elif case == "float32 data, float64 table":
         table_dtype = "float64"
-    # float16 has no tails; float32 takes them where half the rotary part is a multiple of 8 (36: 18 pairs)
-    rotary_dim = {"float16, rotary part of 48": 48, "rotary part of 36": 36}.get(case)
+    # float16 takes tails in place only; float32 takes them where half the rotary part is a multiple of 8 (36: 18)
+    rotary_dim = {"float16 into a new array, rotary part of 48": 48, "rotary part of 36": 36}.get(case)
     cfg = numrope.RopeConfig(head_dim, rotary_dim=rotary_dim)
     x = np.random.default_rng(0).standard_normal((1, 9, 3, 2 * head_dim)).astype(dtype)
     x = x[..., ::2] if case == "strided features" else x[..., :head_dim]
@@ -186,6 +193,31 @@ def test_vector_kernels_are_not_picked_where_they_do_not_apply(codes, case):
     x0, x1 = wide[..., :half], wide[..., half : 2 * half]
     expected = np.concatenate([x0 * c - x1 * s, x1 * c + x0 * s, wide[..., 2 * half :]], axis=-1)
     np.testing.assert_allclose(got.astype(np.float64), expected, rtol=4 * np.finfo(dtype).eps, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", BF16])
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+def test_tails_in_place_leave_the_features_past_the_rotary_part(codes, words_kernels, dtype, layout):
+    """In place, a rotary part of 48 of 64 features (24 pairs: no whole vector, three tails) rotates as plain NumPy
+    does, bit for bit, and the last 16 features of every row keep their bits; without a table too, as into a new
+    array (float16 and bfloat16: by the general loops there)."""
+    cfg = numrope.RopeConfig(64, rotary_dim=48, layout=layout)
+    dtype = np.dtype(dtype)
+    x = (np.random.default_rng(7).standard_normal((2, 11, 3, 64)) * 4).astype(dtype)
+    bits = f"u{dtype.itemsize}"
+    cos, sin = numrope.rope_cache(cfg, 11, dtype=np.float32)
+    got = x.copy()
+    numrope.apply_rope(got, cfg, cache=(cos, sin), out=got)
+    expected = np.concatenate([numpy_rotation(x[..., :48], cos, sin, layout, False), x[..., 48:]], axis=-1)
+    assert np.array_equal(got.view(bits), expected.view(bits))
+    words = dtype.itemsize == 2 and layout == "interleaved"  # 2-byte pairs with a table: the words kernel
+    assert len(words_kernels) == words and (words or codes == [8 if layout == "interleaved" else 7])
+    codes.clear()
+    own = x.copy()
+    numrope.apply_rope(own, cfg, out=own)
+    assert codes == [8 if layout == "interleaved" else 7]
+    assert np.array_equal(own.view(bits), numrope.apply_rope(x, cfg).view(bits))
+    assert np.array_equal(own[..., 48:].view(bits), x[..., 48:].view(bits))
 
 
 def test_a_sign_keeps_the_general_loops():

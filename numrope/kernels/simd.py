@@ -6,7 +6,7 @@ do: in place, always. (1, 4096, 32, 128) with a table, in place, one thread: flo
 here, float16 11.9 against 1.7, bfloat16 17.9 against 2.8. Out of place the checks and the walk to the
 vector loop take some forty instructions a head's row, as many as its vector work. The functions here are
 straight-line code, one vector of pairs each (32 pairs, 16 of float64: one or two cache lines of first
-features; 8 for the rest of a float32 row, such as a head of 80 or 96), with nothing to check:
+features; 8 for the rest of a row, such as a head of 80 or 96), with nothing to check:
 every load precedes every store, so they are right in place too.
 
 Elements as the CPU kernels see them (:mod:`numrope.kernels.cpu`): float32 and float64, float16 as uint16
@@ -61,12 +61,15 @@ def pairs_per_vector(itemsize):
     return min(32, 128 // itemsize)
 
 
-#: Pairs in the vectors that rotate the rest of a float32 row past its whole vectors (layout codes 7 and 8,
-#: :func:`rotate_tails`), such as a head of 80 or 96. float32 only: float64 in the half layout in place, head
-#: 80, went from 5.7 - 5.9 to 6.3 - 6.4 ms with them (two passes over each token's rows), and float16's
-#: 8-pair vectors were slower than LLVM's loop into ``out=`` (3.0 against 1.5 ms, head 80).
+#: Pairs in the vectors that rotate the rest of a row past its whole vectors (layout codes 7 and 8,
+#: :func:`rotate_tails`), such as a head of 80 or 96. Not float64: in the half layout in place, head 80, it
+#: went from 5.7 - 5.9 to 6.3 - 6.4 ms with them (two passes over each token's rows).
 TAIL_PAIRS = 8
-_TAILED = ("f32",)
+_TAILED = ("f32", "f16", "bf16")
+#: The kinds that take tails in place only, where LLVM's loops run scalar: one thread, the half layout with a
+#: table, head 80 / 96, in place bfloat16 11.6 / 13.5 -> 1.3 / 1.7 ms and float16 7.5 / 8.9 -> 1.4 / 1.6 ms;
+#: into ``out=`` float16 1.4 / 1.7 -> 1.6 / 2.5 ms and bfloat16 2.4 / 2.4 -> 1.7 / 2.7 ms.
+_TAILED_IN_PLACE = ("f16", "bf16")
 
 
 def _lanes(kind):
@@ -234,8 +237,8 @@ def _vectors_apply_impl(x, out, cos, sin, sign):
 
 
 def tails_apply(x, out, cos, sin, sign):
-    """Whether :func:`rotate_tails` serves these types: :func:`vectors_apply` and float32. A compile-time
-    constant, so that the other dtypes' kernels are compiled as before, without the tails' branch."""
+    """Whether :func:`rotate_tails` serves these types: :func:`vectors_apply` and not float64. A compile-time
+    constant, so that float64's kernels are compiled as before, without the tails' branch."""
     return False
 
 
@@ -308,7 +311,7 @@ _TAIL = _UP(TAIL_PAIRS)
 
 def rotate_tails(x, out, b, s, cos, sin, p, interleaved):
     """The pairs past the whole vectors of every head of token (b, s), :data:`TAIL_PAIRS` at a time: layout code
-    7 half, 8 interleaved (float32, by plain stores). After the token's heads, not after each: a
+    7 half, 8 interleaved (by plain stores). After the token's heads, not after each: a
     tail loop inside the heads' loop, even where it never runs, made the float32 half layout at head 128 run
     at 0.89 - 0.90 of the copy floor instead of 0.97, and float32 in place at 3.6 - 3.7 ms instead of 2.9 - 3.05
     (see ``numrope.kernels.cpu._rotate_token``)."""
@@ -367,8 +370,9 @@ _VECTOR_DTYPES = {
     data: tuple(t for t in _CANDIDATES if _pairs_kinds(numba.from_dtype(data), numba.from_dtype(t)) is not None)
     for data in _CANDIDATES
 }
-#: The kernels' views whose rows take tails (:data:`_TAILED`)
+#: The kernels' views whose rows take tails (:data:`_TAILED`), and those of them that take them in place only
 _TAILED_DTYPES = tuple(t for t in _CANDIDATES if _kind(numba.from_dtype(t)) in _TAILED)
+_TAILED_IN_PLACE_DTYPES = tuple(t for t in _CANDIDATES if _kind(numba.from_dtype(t)) in _TAILED_IN_PLACE)
 
 
 #: The kernels' 2-byte views whose interleaved rows with a table take the vector kernels, not the words kernel
@@ -379,13 +383,18 @@ _TAILED_DTYPES = tuple(t for t in _CANDIDATES if _kind(numba.from_dtype(t)) in _
 WORDS_IN_VECTORS = (np.dtype(np.int16),) if BFLOAT16_IN_HARDWARE else ()
 
 
+def _same_data(a, b):
+    """Whether two of the kernels' views are the same elements (in place)."""
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.strides == b.strides
+
+
 def vector_code(code, x4, target4, cos, sin, streamed=False):
     """Layout code 5 for the half layout (0, or 4 where rows are not written in order) and 6 for the interleaved
     one (1), where :func:`rotate_vectors` applies: the kernels' views (:mod:`numrope.kernels.cpu`) of a dtype
     and table dtype it takes, rows and table rows contiguous, and half a multiple of a vector's lanes. 7 and 8
-    where float32 rows end in a tail of whole :data:`TAIL_PAIRS` (:func:`rotate_tails`), unless the
-    kernel writes by streaming stores (``streamed``), which write each head's row before the token's tails. ``code``
-    otherwise, and always without the JIT."""
+    where rows of float32 (of float16 and bfloat16, in place) end in a tail of whole :data:`TAIL_PAIRS`
+    (:func:`rotate_tails`), unless the kernel writes by streaming stores (``streamed``), which write each
+    head's row before the token's tails. ``code`` otherwise, and always without the JIT."""
     dtype = x4.dtype
     # code 4 in float64 writes rows in order, each half in turn (numrope.kernels.cpu._in_order): kept
     if not (code == 0 or code == 1 or (code == 4 and dtype.char != "d")) or numba.config.DISABLE_JIT:
@@ -405,5 +414,6 @@ def vector_code(code, x4, target4, cos, sin, streamed=False):
     if half % pairs_per_vector(size) == 0:
         return 6 if code == 1 else 5
     if dtype in _TAILED_DTYPES and half % TAIL_PAIRS == 0 and not streamed:
-        return 8 if code == 1 else 7
+        if dtype not in _TAILED_IN_PLACE_DTYPES or _same_data(x4, target4):
+            return 8 if code == 1 else 7
     return code
