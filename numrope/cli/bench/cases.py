@@ -27,8 +27,8 @@ BARE_NUMBA = "bare Numba"  # a plain @njit loop doing the same decode step, vect
 
 #: The dtypes of the prefill cases (table and out=, both layouts); bfloat16 where ml_dtypes is installed.
 PREFILL_DTYPES = ("float32", "float16", "float64", "bfloat16")
-#: The share of the copy floor each prefill case is held to (bfloat16's rounding, without AVX512-BF16 integer
-#: arithmetic, is held to less).
+#: The share of the copy floor each prefill case is held to; bfloat16 to less (its rounding is integer arithmetic
+#: on CPUs without AVX512-BF16).
 PREFILL_GOALS = {"float32": 0.95, "float16": 0.95, "float64": 0.95, "bfloat16": 0.90}
 
 
