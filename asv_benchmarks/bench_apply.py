@@ -4,7 +4,7 @@ import numpy as np
 
 import numrope
 
-from . import HEAD_DIM, SEQ, THREADS, prefill, table_dtype, use_threads
+from . import BATCH, HEAD_DIM, HEADS, SEQ, THREADS, prefill, random, table_dtype, use_threads
 
 
 class Prefill:
@@ -58,6 +58,24 @@ class InPlace:
         self.time_apply_rope(dtype, layout, threads)
 
     def time_apply_rope(self, dtype, layout, threads):
+        numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.x)
+
+
+class InPlaceTails:
+    """``out=x`` with a table, heads of 80 and 96 (whole vectors and 8-pair tails, ``numrope.kernels.simd``): float32
+    and, in place only, float16 and bfloat16, whose rows there ran LLVM's scalar loops before."""
+
+    params = (["float16", "bfloat16", "float32"], [80, 96], THREADS)
+    param_names = ("dtype", "head_dim", "threads")
+
+    def setup(self, dtype, head_dim, threads):
+        use_threads(threads)
+        self.x = random((BATCH, SEQ, HEADS, head_dim), dtype)
+        self.cfg = numrope.RopeConfig(head_dim)
+        self.cache = numrope.rope_cache(self.cfg, SEQ, dtype=table_dtype(dtype))
+        self.time_apply_rope(dtype, head_dim, threads)
+
+    def time_apply_rope(self, dtype, head_dim, threads):
         numrope.apply_rope(self.x, self.cfg, cache=self.cache, out=self.x)
 
 
