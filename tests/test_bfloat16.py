@@ -129,9 +129,10 @@ def test_one_rounding_of_the_float32_computation(rng):
 
 @pytest.mark.parametrize("target", ["this machine", "generic x86-64"])
 def test_one_rounding_in_whole_vectors(target, tmp_path):
-    """Rows of whole vectors (numrope.kernels.simd), both layouts, with and without a table, values about the
-    smallest normal among them: the float32 computation rounded once, whether the CPU's conversion rounds (where
-    it has AVX512-BF16) or the arithmetic does (a generic x86-64 target, as for a portable cache)."""
+    """Rows of whole vectors (numrope.kernels.simd) and rows with tails (heads of 96: 16 pairs past the vector),
+    both layouts, with and without a table, values about the smallest normal among them: the float32 computation
+    rounded once, whether the CPU's conversion rounds (where it has AVX512-BF16) or the arithmetic does (a generic
+    x86-64 target, as for a portable cache)."""
     import os
     import platform
     import subprocess
@@ -148,22 +149,22 @@ from numrope.kernels import half
 assert {target == "this machine"} or not half.BFLOAT16_IN_HARDWARE
 BF16 = np.dtype(ml_dtypes.bfloat16)
 rng = np.random.default_rng(5)
-x = (rng.standard_normal((2, 70, 4, 128)) * 2.0 ** rng.integers(-8, 8, (2, 70, 4, 128))).astype(np.float32)
-x[:, 3] *= float(ml_dtypes.finfo(BF16).tiny)  # products and sums below the smallest normal float32
-x = x.astype(BF16)
-for layout in ("half", "interleaved"):
-    cfg = numrope.RopeConfig(128, layout=layout)
+for head, layout in ((128, "half"), (128, "interleaved"), (96, "half"), (96, "interleaved")):
+    x = (rng.standard_normal((2, 70, 4, head)) * 2.0 ** rng.integers(-8, 8, (2, 70, 4, head))).astype(np.float32)
+    x[:, 3] *= float(ml_dtypes.finfo(BF16).tiny)  # products and sums below the smallest normal float32
+    x = x.astype(BF16)
+    cfg = numrope.RopeConfig(head, layout=layout)
     cache = numrope.rope_cache(cfg, 70, np.float32)
     in_place = x.copy()
     numrope.apply_rope(in_place, cfg, cache=cache, out=in_place)
     for got, table in ((numrope.apply_rope(x, cfg), None), (numrope.apply_rope(x, cfg, cache=cache), cache),
                        (in_place, cache)):
         want = numrope.apply_rope(x.astype(np.float32), cfg, cache=table).astype(BF16)
-        assert np.array_equal(got.view(np.uint16), want.view(np.uint16)), (layout, table is None)
+        assert np.array_equal(got.view(np.uint16), want.view(np.uint16)), (head, layout, table is None)
     assert (np.abs(want[:, 3].astype(np.float32)) < ml_dtypes.finfo(BF16).tiny).mean() > 0.3
     # ties: integers of 8 bits, the rotation by cos 1 and sin 2**-8: k0 - k1 / 256 is a tie where k1 is 128
-    k = rng.integers(128, 256, (2, 70, 4, 128)).astype(BF16)
-    table = (np.ones((70, 64), np.float32), np.full((70, 64), 2.0**-8, np.float32))
+    k = rng.integers(128, 256, (2, 70, 4, head)).astype(BF16)
+    table = (np.ones((70, head // 2), np.float32), np.full((70, head // 2), 2.0**-8, np.float32))
     wide = numrope.apply_rope(k.astype(np.float32), cfg, cache=table)
     got = numrope.apply_rope(k, cfg, cache=table)
     assert np.array_equal(got.view(np.uint16), wide.astype(BF16).view(np.uint16))

@@ -122,9 +122,9 @@ def test_vector_kernels_give_the_numpy_rotation(
         assert codes == [6 if layout == "interleaved" else 5]
     elif dtype == np.float32 and not (where == "streamed" and twin == "parallel"):
         assert codes == [8 if layout == "interleaved" else 7]  # the tails after each token's heads
-    elif x.itemsize == 2 and where == "in place":
-        assert codes == [8 if layout == "interleaved" else 7]  # float16 and bfloat16: tails in place only
-    else:  # float64's rows with a tail, 2-byte ones out of place, and rows streamed (written before the tails)
+    elif x.itemsize == 2 and (dtype == BF16 or where == "in place"):  # the 2-byte dtypes are never streamed
+        assert codes == [8 if layout == "interleaved" else 7]  # float16: tails in place only
+    else:  # float64's rows with a tail, float16's out of place, and rows streamed (written before the tails)
         assert len(codes) == 1 and codes[0] < 5
 
 
@@ -197,21 +197,31 @@ def test_vector_kernels_are_not_picked_where_they_do_not_apply(codes, case):
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", BF16])
 @pytest.mark.parametrize("layout", ["half", "interleaved"])
-def test_tails_in_place_leave_the_features_past_the_rotary_part(codes, words_kernels, dtype, layout):
-    """In place, a rotary part of 48 of 64 features (24 pairs: no whole vector, three tails) rotates as plain NumPy
-    does, bit for bit, and the last 16 features of every row keep their bits; without a table too, as into a new
-    array (float16 and bfloat16: by the general loops there)."""
+def test_tails_leave_the_features_past_the_rotary_part(codes, words_kernels, dtype, layout):
+    """A rotary part of 48 of 64 features (24 pairs: no whole vector; tails of 16 and 8 pairs in bfloat16, three of
+    8 otherwise) rotates as plain NumPy does, bit for bit, in place and into ``out=``, and the last 16 features of
+    every row keep their bits; without a table in place too, as into a new array (float16: by the general loops
+    there)."""
     cfg = numrope.RopeConfig(64, rotary_dim=48, layout=layout)
     dtype = np.dtype(dtype)
     x = (np.random.default_rng(7).standard_normal((2, 11, 3, 64)) * 4).astype(dtype)
     bits = f"u{dtype.itemsize}"
     cos, sin = numrope.rope_cache(cfg, 11, dtype=np.float32)
-    got = x.copy()
-    numrope.apply_rope(got, cfg, cache=(cos, sin), out=got)
     expected = np.concatenate([numpy_rotation(x[..., :48], cos, sin, layout, False), x[..., 48:]], axis=-1)
-    assert np.array_equal(got.view(bits), expected.view(bits))
     words = dtype.itemsize == 2 and layout == "interleaved"  # 2-byte pairs with a table: the words kernel
-    assert len(words_kernels) == words and (words or codes == [8 if layout == "interleaved" else 7])
+    for where in ("in place", "out="):
+        codes.clear()
+        words_kernels.clear()
+        got = x.copy() if where == "in place" else np.zeros_like(x)
+        numrope.apply_rope(got if where == "in place" else x, cfg, cache=(cos, sin), out=got)
+        assert np.array_equal(got.view(bits), expected.view(bits)), where
+        assert len(words_kernels) == words
+        if words:
+            continue
+        if where == "in place" or dtype != np.float16:
+            assert codes == [8 if layout == "interleaved" else 7]
+        else:  # float16 into out=: the general loops
+            assert len(codes) == 1 and codes[0] < 5
     codes.clear()
     own = x.copy()
     numrope.apply_rope(own, cfg, out=own)

@@ -207,25 +207,31 @@ def _bf16_by_arithmetic(builder, value):
 
 
 def _bf16_by_hardware(builder, value):
-    """``vcvtne2ps2bf16``: the same bits as the arithmetic (its NaN too, kept quiet with its upper payload)
-    except where a float32 is subnormal, which it reads as zero. A vector holding one takes the arithmetic."""
+    """``vcvtne2ps2bf16`` (32 lanes) or ``vcvtneps2bf16`` (16): the same bits as the arithmetic (NaN too, kept
+    quiet with its upper payload) except where a float32 is subnormal, which they read as zero. A vector
+    holding one takes the arithmetic."""
+    lanes = value.type.count
     f32x16, i32 = ir.VectorType(ir.FloatType(), 16), ir.IntType(32)
     module = builder.module
-    convert = module.declare_intrinsic(
-        "llvm.x86.avx512bf16.cvtne2ps2bf16.512",
-        fnty=ir.FunctionType(ir.VectorType(_conversion_element(), 32), [f32x16, f32x16]),
-    )
+    result = ir.VectorType(_conversion_element(), lanes)
+    if lanes == 32:
+        parts = [
+            builder.shuffle_vector(value, value, ir.Constant(ir.VectorType(i32, 16), list(range(first, first + 16))))
+            for first in (0, 16)
+        ]
+        name, operands = "llvm.x86.avx512bf16.cvtne2ps2bf16.512", parts[::-1]  # the high half first
+    else:
+        parts = [value]
+        name, operands = "llvm.x86.avx512bf16.cvtneps2bf16.512", parts
+    convert = module.declare_intrinsic(name, fnty=ir.FunctionType(result, [f32x16] * len(operands)))
+    fast = builder.bitcast(builder.call(convert, operands), ir.VectorType(ir.IntType(16), lanes))
     classify = module.declare_intrinsic(
         "llvm.x86.avx512.fpclass.ps.512", fnty=ir.FunctionType(ir.VectorType(ir.IntType(1), 16), [f32x16, i32])
     )
-    low, high = (
-        builder.shuffle_vector(value, value, ir.Constant(ir.VectorType(i32, 16), list(range(first, first + 16))))
-        for first in (0, 16)
-    )
-    fast = builder.bitcast(builder.call(convert, [high, low]), ir.VectorType(ir.IntType(16), 32))
     subnormal = ir.Constant(i32, 0x20)  # fpclass's category bit for a subnormal
-    found = [builder.bitcast(builder.call(classify, [part, subnormal]), ir.IntType(16)) for part in (low, high)]
-    any_subnormal = builder.icmp_unsigned("!=", builder.or_(*found), ir.Constant(ir.IntType(16), 0))
+    found = [builder.bitcast(builder.call(classify, [part, subnormal]), ir.IntType(16)) for part in parts]
+    found = found[0] if len(found) == 1 else builder.or_(*found)
+    any_subnormal = builder.icmp_unsigned("!=", found, ir.Constant(ir.IntType(16), 0))
     with builder.if_else(any_subnormal, likely=False) as (rare, usual):
         with rare:
             exact = _bf16_by_arithmetic(builder, value)
@@ -241,8 +247,8 @@ def _bf16_by_hardware(builder, value):
 def f32_to_bf16_bits_ir(builder, value):
     """:func:`f32_to_bf16_bits` lane by lane, for the vector kernels (:mod:`numrope.kernels.simd`): a vector
     of float32 in, the vector of its bfloat16 bit patterns (i16) out: the same bits, by the same steps in
-    LLVM IR, or for 32 lanes by the CPU's conversion where it has one (:data:`BFLOAT16_IN_HARDWARE`)."""
-    if BFLOAT16_IN_HARDWARE and value.type.count == 32:
+    LLVM IR, or for 16 or 32 lanes by the CPU's conversion where it has one (:data:`BFLOAT16_IN_HARDWARE`)."""
+    if BFLOAT16_IN_HARDWARE and value.type.count in (16, 32):
         return _bf16_by_hardware(builder, value)
     return _bf16_by_arithmetic(builder, value)
 

@@ -67,9 +67,11 @@ def pairs_per_vector(itemsize):
 TAIL_PAIRS = 8
 _TAILED = ("f32", "f16", "bf16")
 #: The kinds that take tails in place only, where LLVM's loops run scalar: one thread, the half layout with a
-#: table, head 80 / 96, in place bfloat16 11.6 / 13.5 -> 1.3 / 1.7 ms and float16 7.5 / 8.9 -> 1.4 / 1.6 ms;
-#: into ``out=`` float16 1.4 / 1.7 -> 1.6 / 2.5 ms and bfloat16 2.4 / 2.4 -> 1.7 / 2.7 ms.
-_TAILED_IN_PLACE = ("f16", "bf16")
+#: table, head 80 / 96, in place float16 7.5 / 8.9 -> 1.4 / 1.6 ms, but into ``out=`` 1.4 / 1.7 -> 1.6 / 2.5 ms.
+_TAILED_IN_PLACE = ("f16",)
+#: The kinds whose tails start with one vector of 16 pairs where 16 are left (head 96), then take 8 at a time:
+#: bfloat16 into ``out=`` at head 96, 2.7 ms by 8-pair tails, 2.05 - 2.14 this way, 2.2 - 2.4 by LLVM's loop.
+_WIDE_TAILED = ("bf16",)
 
 
 def _lanes(kind):
@@ -169,6 +171,7 @@ def _half_pairs(lanes_of):
 #: ``dst`` and ``dst + half_bytes``; elements like ``like``, the table's like ``table_like``. half_tail: the
 #: same for :data:`TAIL_PAIRS` pairs.
 half_pairs, half_tail = _half_pairs(_lanes), _half_pairs(_tail_lanes)
+half_tail16 = _half_pairs(lambda kind: 2 * TAIL_PAIRS)
 
 
 def _interleaved_pairs(lanes_of):
@@ -215,6 +218,7 @@ def _interleaved_pairs(lanes_of):
 #: bfloat16 pairs are read as 32-bit words, split by shifts and joined back by one shuffle of the rounded halves.
 #: interleaved_tail: the same for :data:`TAIL_PAIRS` pairs.
 interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_pairs(_tail_lanes)
+interleaved_tail16 = _interleaved_pairs(lambda kind: 2 * TAIL_PAIRS)
 
 
 def vectors_apply(x, out, cos, sin, sign):
@@ -310,11 +314,11 @@ _TAIL = _UP(TAIL_PAIRS)
 
 
 def rotate_tails(x, out, b, s, cos, sin, p, interleaved):
-    """The pairs past the whole vectors of every head of token (b, s), :data:`TAIL_PAIRS` at a time: layout code
-    7 half, 8 interleaved (by plain stores). After the token's heads, not after each: a
-    tail loop inside the heads' loop, even where it never runs, made the float32 half layout at head 128 run
-    at 0.89 - 0.90 of the copy floor instead of 0.97, and float32 in place at 3.6 - 3.7 ms instead of 2.9 - 3.05
-    (see ``numrope.kernels.cpu._rotate_token``)."""
+    """The pairs past the whole vectors of every head of token (b, s), :data:`TAIL_PAIRS` at a time (bfloat16: one
+    vector of twice that first, where as many are left): layout code 7 half, 8 interleaved (by plain stores).
+    After the token's heads, not after each: a tail loop inside the heads' loop, even where it never runs, made
+    the float32 half layout at head 128 run at 0.89 - 0.90 of the copy floor instead of 0.97, and float32 in
+    place at 3.6 - 3.7 ms instead of 2.9 - 3.05 (see ``numrope.kernels.cpu._rotate_token``)."""
 
 
 @overload(rotate_tails, inline="always")
@@ -322,6 +326,7 @@ def _rotate_tails_impl(x, out, b, s, cos, sin, p, interleaved):
     kinds = _pairs_kinds(x.dtype, cos.dtype)
     if kinds is None or kinds[0] not in _TAILED:
         return lambda x, out, b, s, cos, sin, p, interleaved: None  # not reached: see vector_code
+    wide = kinds[0] in _WIDE_TAILED
 
     def impl(x, out, b, s, cos, sin, p, interleaved):
         size = _UP(x.itemsize)
@@ -330,6 +335,8 @@ def _rotate_tails_impl(x, out, b, s, cos, sin, p, interleaved):
         like = x[0, 0, 0, 0]
         table_like = cos[0, 0]
         whole = half - half % _lanes_of(like)
+        first = whole + _UP(2) * _TAIL if wide and half - whole >= _UP(2) * _TAIL else whole
+        w, t = whole * size, whole * table_size
         c = _UP(cos.ctypes.data) + _UP(p) * _UP(cos.strides[0])
         sn = _UP(sin.ctypes.data) + _UP(p) * _UP(sin.strides[0])
         token = _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1])
@@ -337,8 +344,13 @@ def _rotate_tails_impl(x, out, b, s, cos, sin, p, interleaved):
         for h in range(_UP(x.shape[2])):
             src = _UP(x.ctypes.data) + token + h * _UP(x.strides[2])
             dst = _UP(out.ctypes.data) + out_token + h * _UP(out.strides[2])
+            if first != whole:  # one vector of 16 pairs first, at byte w of the row and t of the table row
+                if interleaved == 7:
+                    half_tail16(dst + w, src + w, c + t, sn + t, half * size, like, table_like)
+                else:
+                    interleaved_tail16(dst + _UP(2) * w, src + _UP(2) * w, c + t, sn + t, like, table_like)
             if interleaved == 7:
-                for i in range(whole, half, _TAIL):
+                for i in range(first, half, _TAIL):
                     half_tail(
                         dst + i * size,
                         src + i * size,
@@ -349,7 +361,7 @@ def _rotate_tails_impl(x, out, b, s, cos, sin, p, interleaved):
                         table_like,
                     )
             else:
-                for i in range(whole, half, _TAIL):
+                for i in range(first, half, _TAIL):
                     j = _UP(2) * i * size
                     interleaved_tail(dst + j, src + j, c + i * table_size, sn + i * table_size, like, table_like)
 
