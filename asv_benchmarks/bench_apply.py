@@ -62,8 +62,8 @@ class InPlace:
 
 
 class InPlaceTails:
-    """``out=x`` with a table, heads of 80 and 96 (whole vectors and 8-pair tails, ``numrope.kernels.simd``): float32
-    and, in place only, float16 and bfloat16, whose rows there ran LLVM's scalar loops before."""
+    """``out=x`` with a table, heads of 80 and 96 (whole vectors and tails, ``numrope.kernels.simd``), where the
+    float16 and bfloat16 rows ran LLVM's scalar loops before."""
 
     params = (["float16", "bfloat16", "float32"], [80, 96], THREADS)
     param_names = ("dtype", "head_dim", "threads")

@@ -87,6 +87,20 @@ def f32_to_f16_bits_llvm(typingctx, value):
     return types.uint16(types.float32), codegen
 
 
+def _x86_target_has(feature) -> bool:
+    """Whether the x86-64 CPU Numba compiles for has ``feature`` (an LLVM feature name): a named target's
+    features where one is set (portable caches), else this host's; False off x86-64."""
+    from numba.core import config
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    if config.CPU_NAME or config.CPU_FEATURES:  # a named target, not this host
+        return f"+{feature}" in (config.CPU_FEATURES or "")
+    from llvmlite import binding
+
+    return bool(binding.get_host_cpu_features().get(feature, False))
+
+
 def target_converts_half() -> bool:
     """Whether the CPU Numba compiles for converts float16 in hardware.
 
@@ -94,18 +108,7 @@ def target_converts_half() -> bool:
     resolve. Numba's disk cache is keyed by the target CPU and its features, so kernels compiled
     with either choice are only ever reused on a CPU that made the same one.
     """
-    from numba.core import config
-
-    machine = platform.machine().lower()
-    if machine in ("aarch64", "arm64"):
-        return True
-    if machine not in ("x86_64", "amd64"):
-        return False
-    if config.CPU_NAME or config.CPU_FEATURES:  # a named target (portable caches), not this host
-        return "+f16c" in (config.CPU_FEATURES or "")
-    from llvmlite import binding
-
-    return bool(binding.get_host_cpu_features().get("f16c", False))
+    return platform.machine().lower() in ("aarch64", "arm64") or _x86_target_has("f16c")
 
 
 @njit(inline="always")
@@ -137,17 +140,9 @@ def f32_to_bf16_bits(value):
 
 def target_converts_bfloat16() -> bool:
     """Whether the CPU Numba compiles for rounds float32 to bfloat16 in hardware (x86's AVX512-BF16:
-    ``vcvtne2ps2bf16``, two vectors of 16 float32 to one of 32 bfloat16, to nearest even). Chosen as
-    :func:`target_converts_half` chooses F16C: by the features of a named target where one is set."""
-    from numba.core import config
-
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False
-    if config.CPU_NAME or config.CPU_FEATURES:
-        return "+avx512bf16" in (config.CPU_FEATURES or "")
-    from llvmlite import binding
-
-    return bool(binding.get_host_cpu_features().get("avx512bf16", False))
+    ``vcvtne2ps2bf16``, two vectors of 16 float32 to one of 32 bfloat16, to nearest even), chosen as
+    :func:`target_converts_half` chooses F16C."""
+    return _x86_target_has("avx512bf16")
 
 
 #: Whether :func:`f32_to_bf16_bits_ir` rounds by ``vcvtne2ps2bf16`` here.

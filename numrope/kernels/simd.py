@@ -6,7 +6,7 @@ do: in place, always. (1, 4096, 32, 128) with a table, in place, one thread: flo
 here, float16 11.9 against 1.7, bfloat16 17.9 against 2.8. Out of place the checks and the walk to the
 vector loop take some forty instructions a head's row, as many as its vector work. The functions here are
 straight-line code, one vector of pairs each (32 pairs, 16 of float64: one or two cache lines of first
-features; 8 for the rest of a row, such as a head of 80 or 96), with nothing to check:
+features; 8 for the rest of a row, such as a head of 80 or 96, and 16 first in bfloat16), with nothing to check:
 every load precedes every store, so they are right in place too.
 
 Elements as the CPU kernels see them (:mod:`numrope.kernels.cpu`): float32 and float64, float16 as uint16
@@ -169,7 +169,7 @@ def _half_pairs(lanes_of):
 #: half_pairs(dst, src, cos, sin, half_bytes, like, table_like): rotate the pairs (i, i + half) for one vector
 #: of i: features at ``src`` and ``src + half_bytes``, their cos and sin at ``cos`` and ``sin``, results to
 #: ``dst`` and ``dst + half_bytes``; elements like ``like``, the table's like ``table_like``. half_tail: the
-#: same for :data:`TAIL_PAIRS` pairs.
+#: same for :data:`TAIL_PAIRS` pairs, half_tail16 for twice as many.
 half_pairs, half_tail = _half_pairs(_lanes), _half_pairs(_tail_lanes)
 half_tail16 = _half_pairs(lambda kind: 2 * TAIL_PAIRS)
 
@@ -216,7 +216,7 @@ def _interleaved_pairs(lanes_of):
 #: two vectors of features at ``src``, their cos and sin at ``cos`` and ``sin``, results to two vectors at
 #: ``dst``. The features are split into evens and odds and joined back by two shuffles each way; float16 and
 #: bfloat16 pairs are read as 32-bit words, split by shifts and joined back by one shuffle of the rounded halves.
-#: interleaved_tail: the same for :data:`TAIL_PAIRS` pairs.
+#: interleaved_tail: the same for :data:`TAIL_PAIRS` pairs, interleaved_tail16 for twice as many.
 interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_pairs(_tail_lanes)
 interleaved_tail16 = _interleaved_pairs(lambda kind: 2 * TAIL_PAIRS)
 
@@ -404,7 +404,7 @@ def vector_code(code, x4, target4, cos, sin, streamed=False):
     """Layout code 5 for the half layout (0, or 4 where rows are not written in order) and 6 for the interleaved
     one (1), where :func:`rotate_vectors` applies: the kernels' views (:mod:`numrope.kernels.cpu`) of a dtype
     and table dtype it takes, rows and table rows contiguous, and half a multiple of a vector's lanes. 7 and 8
-    where rows of float32 (of float16 and bfloat16, in place) end in a tail of whole :data:`TAIL_PAIRS`
+    where rows of float32 or bfloat16 (of float16, in place only) end in a tail of whole :data:`TAIL_PAIRS`
     (:func:`rotate_tails`), unless the kernel writes by streaming stores (``streamed``), which write each
     head's row before the token's tails. ``code`` otherwise, and always without the JIT."""
     dtype = x4.dtype
