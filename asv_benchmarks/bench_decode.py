@@ -46,3 +46,22 @@ class Decode:
         return t["decode"] / t["bare"]
 
     track_time_over_bare_numba.unit = "x"
+
+
+class DecodeStep:
+    """apply_rope on (1, 1, 32, 128) at an int offset with a table of x's dtype (float32 for the 2-byte dtypes): the
+    decoding step's own path (numrope.kernels.step), into out= and in place."""
+
+    params = (["float32", "float16", "bfloat16", "float64"], ["out", "in place"])
+    param_names = ("dtype", "output")
+
+    def setup(self, dtype, output):
+        use_threads(1)  # one token: the kernels run serially below numrope.kernels.jit.PARALLEL_MIN_ELEMENTS
+        self.x = random((1, 1, HEADS, HEAD_DIM), dtype)
+        self.out = self.x if output == "in place" else np.empty_like(self.x)
+        self.cfg = numrope.RopeConfig(HEAD_DIM)
+        self.table = numrope.rope_cache(self.cfg, SEQ + 1, np.float64 if dtype == "float64" else np.float32)
+        self.time_step(dtype, output)
+
+    def time_step(self, dtype, output):
+        numrope.apply_rope(self.x, self.cfg, SEQ, cache=self.table, out=self.out)

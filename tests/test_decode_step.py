@@ -1,11 +1,17 @@
 """The decoding step's path (numrope.kernels.step.table_step): taken for the common call with a table and an int
 offset, equal to the general path bit for bit, and never taken where the general path would refuse the call."""
 
+import ml_dtypes
 import numpy as np
 import pytest
+from conftest import numpy_rotation
 
 import numrope
 from numrope.kernels import step
+
+DTYPES = {name: np.dtype(name) for name in ("float16", "float32", "float64")} | {
+    "bfloat16": np.dtype(ml_dtypes.bfloat16)
+}
 
 
 @pytest.fixture
@@ -34,7 +40,14 @@ CASES = [
     ("float32", "float32", "half", None),
     ("float32", "float64", "half", None),
     ("float64", "float64", "interleaved", None),
+    ("float64", "float32", "half", None),
     ("float32", "float32", "interleaved", 8),  # the features past the rotary part are copied
+    ("float16", "float32", "half", None),
+    ("float16", "float16", "interleaved", None),
+    ("float16", "float32", "interleaved", 8),
+    ("bfloat16", "float32", "interleaved", None),
+    ("bfloat16", "bfloat16", "half", None),
+    ("bfloat16", "float32", "half", 8),
 ]
 
 
@@ -45,8 +58,8 @@ def test_taken_and_equal_to_the_general_path(
     x_dtype, table_dtype, layout, rotary_dim, shape, output, spy, rng, monkeypatch
 ):
     cfg = numrope.RopeConfig(16, layout=layout, rotary_dim=rotary_dim)
-    cache = numrope.rope_cache(cfg, 40, table_dtype)
-    x = rng.standard_normal(shape).astype(x_dtype)
+    cache = numrope.rope_cache(cfg, 40, DTYPES[table_dtype])
+    x = rng.standard_normal(shape).astype(DTYPES[x_dtype])
     offset = 40 - shape[1]  # the last rows of the table
     want = general(monkeypatch, x, cfg, offset, cache=cache)
     y = x.copy()
@@ -58,6 +71,28 @@ def test_taken_and_equal_to_the_general_path(
         assert got is out
 
 
+@pytest.mark.parametrize("head_dim", [128, 96, 80])
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+@pytest.mark.parametrize(
+    ("x_dtype", "table_dtype"), [("float16", "float32"), ("bfloat16", "bfloat16"), ("float32", "float32")]
+)
+@pytest.mark.parametrize("output", ["out", "in place"])
+def test_the_plain_numpy_rotation_at_model_head_sizes(x_dtype, table_dtype, layout, head_dim, output, spy, rng):
+    """Heads of whole vectors of pairs (128) and of vectors and tails (96, 80), in the 2-byte dtypes a model
+    decodes in: bit for bit the rotation in plain NumPy (products and sums rounded one at a time in float32,
+    then once to x's dtype)."""
+    cfg = numrope.RopeConfig(head_dim, layout=layout)
+    cos, sin = numrope.rope_cache(cfg, 64, DTYPES[table_dtype])
+    x = rng.standard_normal((2, 1, 32, head_dim)).astype(DTYPES[x_dtype])
+    want = numpy_rotation(x, cos[41:42], sin[41:42], layout, inverse=False)
+    y = x.copy()
+    out = y if output == "in place" else np.full_like(x, np.nan)
+    got = numrope.apply_rope(y, cfg, 41, cache=(cos, sin), out=out)
+    assert spy == [True]
+    assert got is out
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
 def test_not_taken_where_the_call_is_not_the_common_one(spy, rng):
     cfg = numrope.RopeConfig(16)
     cache = numrope.rope_cache(cfg, 40)
@@ -65,9 +100,12 @@ def test_not_taken_where_the_call_is_not_the_common_one(spy, rng):
     base = rng.standard_normal((1, 1, 4, 32)).astype(np.float32)
     calls = [
         lambda: numrope.apply_rope(x, cfg, np.int64(5), cache=cache),  # not a Python int
-        lambda: numrope.apply_rope(x.astype(np.float16), cfg, 5, cache=cache),  # float16 data
+        lambda: numrope.apply_rope(x.astype(np.float16), cfg, 5, cache=tuple(t.astype(np.float64) for t in cache)),
+        lambda: numrope.apply_rope(
+            x.astype(DTYPES["bfloat16"]), cfg, 5, cache=tuple(t.astype(np.float16) for t in cache)
+        ),
         lambda: numrope.apply_rope(x, cfg, 5, cache=tuple(t.astype(np.float16) for t in cache)),  # float16 table
-        lambda: numrope.apply_rope(x.astype(np.float64), cfg, 5, cache=cache),  # float64 x, float32 table
+        lambda: numrope.apply_rope(x.astype(">f2"), cfg, 5, cache=cache),  # float16 in the other byte order
         lambda: numrope.apply_rope(x[0], cfg, 5, cache=cache),  # 3-D
         lambda: numrope.apply_rope(base[..., :16], cfg, 5, cache=cache, out=base[..., 16:]),  # views of one buffer
         lambda: numrope.apply_rope(x, numrope.RopeConfig(16, layout="interleaved"), 5, cache=cache[::-1]),

@@ -8,34 +8,13 @@ import itertools
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import numpy_rotation
 
 import numrope
 from numrope.kernels import cpu, jit, simd, stream
 from numrope.kernels.half import target_converts_bfloat16
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
-
-
-def numpy_rotation(x, cos, sin, layout, inverse):
-    """x rotated by table rows 0..n-1 along axis -3, one rounding per product and per sum, in x's dtype (float32
-    for float16 and bfloat16, rounded to them at the end)."""
-    wide = np.float64 if x.dtype == np.float64 else np.float32
-    dtype = x.dtype
-    x, cos, sin = x.astype(wide), cos.astype(wide), sin.astype(wide)
-    c, s = cos[:, None, :], sin[:, None, :]
-    half = cos.shape[-1]
-    if layout == "half":
-        x0, x1 = x[..., :half], x[..., half:]
-    else:
-        x0, x1 = x[..., 0::2], x[..., 1::2]
-    # backwards: x0 c - x1 (-s) is x0 c + x1 s exactly
-    r0, r1 = (x0 * c + x1 * s, x1 * c - x0 * s) if inverse else (x0 * c - x1 * s, x1 * c + x0 * s)
-    out = np.empty_like(x)
-    if layout == "half":
-        out[..., :half], out[..., half:] = r0, r1
-    else:
-        out[..., 0::2], out[..., 1::2] = r0, r1
-    return out.astype(dtype)
 
 
 @pytest.fixture
