@@ -7,7 +7,8 @@ import pytest
 from conftest import numpy_rotation
 
 import numrope
-from numrope.kernels import step
+from numrope.kernels import jit, step, stream
+from numrope.kernels.half import target_converts_bfloat16
 
 DTYPES = {name: np.dtype(name) for name in ("float16", "float32", "float64")} | {
     "bfloat16": np.dtype(ml_dtypes.bfloat16)
@@ -91,6 +92,30 @@ def test_the_plain_numpy_rotation_at_model_head_sizes(x_dtype, table_dtype, layo
     assert spy == [True]
     assert got is out
     np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+
+
+@pytest.mark.parametrize("layout", ["half", "interleaved"])
+@pytest.mark.parametrize("x_dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("output", ["out", "new", "in place"])
+def test_a_prefill_with_no_positions(x_dtype, layout, output, spy, rng, monkeypatch):
+    """Positions 0 .. S-1 (None), on enough elements for the parallel kernel: taken, bit for bit the general path's
+    rotation, except where the general path's kernels are the faster (float16 interleaved rows by its words kernel,
+    float32 and float64 into an output larger than the last-level cache by streaming stores)."""
+    monkeypatch.setattr(stream, "MIN_BYTES", 1 << 16)  # the streaming stores' threshold, within this test's sizes
+    cfg = numrope.RopeConfig(128, layout=layout)
+    table = numrope.rope_cache(cfg, 64, np.float64 if x_dtype == "float64" else np.float32)
+    x = rng.standard_normal((2, 64, 8, 128)).astype(DTYPES[x_dtype])  # 2**17 elements
+    assert jit.use_parallel(x.size)
+    want = general(monkeypatch, x, cfg, cache=table)
+    y = x.copy()
+    out = {"out": np.full_like(x, np.nan), "new": None, "in place": y}[output]
+    got = numrope.apply_rope(y, cfg, cache=table, out=out)
+    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    words = layout == "interleaved" and (
+        x_dtype == "float16" or (x_dtype == "bfloat16" and not target_converts_bfloat16())
+    )
+    streamed = x_dtype in ("float32", "float64") and output != "in place"
+    assert spy == [not (words or streamed)]
 
 
 def test_not_taken_where_the_call_is_not_the_common_one(spy, rng):

@@ -8,11 +8,13 @@ the kernel trusts its launcher, which checks what the kernel's types cannot carr
 import numba
 import numpy as np
 
+from numrope._checks import new_array
 from numrope._interop import is_bfloat16
 from numrope.config import RopeConfig
+from numrope.kernels import stream
 from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
-from numrope.kernels.simd import step_code, tails_apply, token_tails
+from numrope.kernels.simd import WORDS_IN_VECTORS, step_code, tails_apply, token_tails
 
 # The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
 # as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
@@ -98,6 +100,8 @@ def table_step(x, cfg, positions, cache, out):
     results are the same. The types, dimensions, ownership and writability are checked here; the shapes and
     the table's bounds by the kernel, which writes nothing where they fail.
     """
+    if positions is None:  # positions 0 .. S-1
+        positions = 0
     if type(x) is not _ARRAY or type(positions) is not int or positions >> 62:
         return None  # (negative offsets and those an int64 cannot hold: the general path)
     facts = _step_facts
@@ -127,16 +131,21 @@ def table_step(x, cfg, positions, cache, out):
     if x.ndim != 4 or cos.ndim != 2 or sin.ndim != 2:
         return None
     code = facts[1]
+    size = x.size
+    parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
+    if parallel and (
+        (bits is None and out is not x and x.nbytes >= stream.MIN_BYTES)  # streamed by the general path
+        or (bits in _WORDS_KERNEL and code & _FLAG_INTERLEAVED)  # rotated by the general path's words kernel
+    ):
+        return None
     if out is None:
-        out = np.empty(x.shape, dtype)
+        out = new_array(x.shape, dtype)
     elif type(out) is not _ARRAY or out.dtype is not dtype or out.ndim != 4 or not out.flags.writeable:
         return None
     elif out is not x and (out.base is not None or x.base is not None):
         return None  # views may overlap: the general path tells the cases apart
     if out is not x:
         code |= _FLAG_COPY_TAIL
-    size = x.size
-    parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
     xk, outk = x, out
     if bits is not None:
         xk, outk = x.view(bits), out.view(bits)
@@ -148,6 +157,8 @@ def table_step(x, cfg, positions, cache, out):
 
 
 _F16 = np.dtype(np.float16)
+#: The bit-pattern types whose interleaved rows the general path rotates by its words kernel (numrope.kernels.cpu)
+_WORDS_KERNEL = {np.uint16, np.int16} - {dtype.type for dtype in WORDS_IN_VECTORS}
 _bf16 = None  # native bfloat16's dtype, once seen: reading a dtype's name takes 0.6 us, a decoding step's third
 
 
