@@ -11,10 +11,17 @@ import pytest
 from conftest import numpy_rotation
 
 import numrope
-from numrope.kernels import cpu, jit, simd, stream
+from numrope.kernels import cpu, jit, simd, step, stream
 from numrope.kernels.half import target_converts_bfloat16
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+@pytest.fixture(autouse=True)
+def general_launcher(monkeypatch):
+    """The general launcher (numrope.kernels.cpu.rotate) for every call: these tests are of its kernels and of its
+    choice of them. The lean launcher's (numrope.kernels.step) are tests/test_decode_step.py's."""
+    monkeypatch.setattr(step, "table_step", lambda *a: None)
 
 
 @pytest.fixture

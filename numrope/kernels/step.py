@@ -1,8 +1,14 @@
-"""The decoding step's kernel and launcher: one token, a table, an int position offset and nothing unusual.
+"""The lean launcher and its kernel: a table, an int position offset or none, and nothing unusual.
 
-:func:`table_step` serves ``apply_rope(x, cfg, offset, cache=(cos, sin), out=out)`` for the common call, or
-declines it (None), having done nothing, for the general path of :mod:`numrope.kernels.cpu` to take. Private:
-the kernel trusts its launcher, which checks what the kernel's types cannot carry.
+:func:`table_step` serves ``apply_rope(x, cfg, positions, cache=(cos, sin), out=out)`` for the common call (a
+decoding step, or a prefill with positions 0 .. S-1 or from an offset), or declines it (None), having done
+nothing, for the general path of :mod:`numrope.kernels.cpu` to take. Private: the kernel trusts its launcher,
+which checks what the kernel's types cannot carry.
+
+Its Python is lean because every call pays for it, and a prefill pays for it cold: right after its kernel has
+streamed the arrays through the caches, the general path's checks and launcher took 100 - 170 us a call
+against this launcher's 25 - 60 (``scripts/prefill_launch.py``), 5 - 10% of a float16 or bfloat16 prefill of
+(1, 4096, 32, 128) on one thread.
 """
 
 import numba
@@ -54,20 +60,13 @@ def _rotate_rows(x, out, cos, sin, start, code):
         b = t // n_s
         s = t - b * n_s
         p = start + s
-        # each layout code a constant where the heads' loop is compiled, so that LLVM drops the other layouts'
-        # branches: with it a run-time value, a float32 step into out= took 1.9 - 2.1 us instead of 1.7 - 1.85
+        # the half layout's whole vectors (the decoding step of most models) with the code a constant, so that
+        # LLVM drops the other layouts' branches: with it a run-time value, a float32 step into out= took 1.9 - 2.1
+        # us instead of 1.7 - 1.85. Every code a constant took twice as long to compile (9.8 s against 4.6).
         if layout == 5:
             _heads(x, out, b, s, cos, sin, p, 5)
-        elif layout == 6:
-            _heads(x, out, b, s, cos, sin, p, 6)
-        elif layout == 7:
-            _heads(x, out, b, s, cos, sin, p, 7)
-        elif layout == 8:
-            _heads(x, out, b, s, cos, sin, p, 8)
-        elif layout == 1:
-            _heads(x, out, b, s, cos, sin, p, 1)
         else:
-            _heads(x, out, b, s, cos, sin, p, 0)
+            _heads(x, out, b, s, cos, sin, p, layout)
         if copy_tail:
             _copy_tails(x, out, b, s, _UP(2) * _UP(pairs))
     return True
@@ -91,14 +90,17 @@ def table_step(x, cfg, positions, cache, out):
     """``apply_rope(x, cfg, positions, cache=cache, out=out)`` for the common decoding call, or None.
 
     The call: ``x`` a 4-D float16, bfloat16, float32 or float64 array ``(batch, seq, heads, head_dim)``,
-    ``positions`` an int offset whose rows all lie in the table, ``cache`` a pair of 2-D tables from
-    :func:`numrope.rope_cache` of x's dtype or float32 (or float64, for float32 and float64 x), ``out`` None,
-    x itself, or an array of x's shape and dtype owning memory that x does not (``x`` owning its memory too);
-    ``cfg`` a RopeConfig with one axis, the half or interleaved layout, the rotary part first and no reversal.
-    Anything else returns None, having done nothing: the caller then takes the general path, whose checks say
-    what is wrong, if anything. Each condition here is one the general path's checks would also accept, so the
-    results are the same. The types, dimensions, ownership and writability are checked here; the shapes and
-    the table's bounds by the kernel, which writes nothing where they fail.
+    ``positions`` None (0 .. S-1) or an int offset, whose rows all lie in the table, ``cache`` a pair of 2-D tables
+    from :func:`numrope.rope_cache` of x's dtype or float32 (or float64, for float32 and float64 x), ``out`` None, x
+    itself, or an array of x's shape and dtype owning memory that x does not (``x`` owning its memory too); ``cfg``
+    a RopeConfig with one axis, the half or interleaved layout, the rotary part first and no reversal. Anything else
+    returns None, having done nothing: the caller then takes the general path, whose checks say what is wrong, if
+    anything. Each condition here is one the general path's checks would also accept, so the results are the same.
+    The types, dimensions, ownership and writability are checked here; the shapes and the table's bounds by the
+    kernel, which writes nothing where they fail. A call the parallel kernel would run is declined where the general
+    path's kernels are the faster: streaming stores (float32 and float64 outputs past the last-level cache,
+    :mod:`numrope.kernels.stream`) and the words kernel (2-byte interleaved rows,
+    :data:`numrope.kernels.simd.WORDS_IN_VECTORS`).
     """
     if positions is None:  # positions 0 .. S-1
         positions = 0
