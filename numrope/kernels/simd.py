@@ -382,9 +382,6 @@ _VECTOR_DTYPES = {
     data: tuple(t for t in _CANDIDATES if _pairs_kinds(numba.from_dtype(data), numba.from_dtype(t)) is not None)
     for data in _CANDIDATES
 }
-#: The kernels' views whose rows take tails (:data:`_TAILED`), and those of them that take them in place only
-_TAILED_DTYPES = tuple(t for t in _CANDIDATES if _kind(numba.from_dtype(t)) in _TAILED)
-_TAILED_IN_PLACE_DTYPES = tuple(t for t in _CANDIDATES if _kind(numba.from_dtype(t)) in _TAILED_IN_PLACE)
 
 
 #: The kernels' 2-byte views whose interleaved rows with a table take the vector kernels, not the words kernel
@@ -417,6 +414,10 @@ def _tails_of(kind):
     return 0 if kind not in _TAILED else 2 if kind in _TAILED_IN_PLACE else 1
 
 
+#: :func:`_code_for`'s ``tails`` for the kernels' views, by dtype (:data:`_TAILED`, :data:`_TAILED_IN_PLACE`)
+_TAILS_BY_DTYPE = {t: _tails_of(_kind(numba.from_dtype(t))) for t in _CANDIDATES}
+
+
 def vector_code(code, x4, target4, cos, sin, streamed=False):
     """Layout code 5 for the half layout (0, or 4 where rows are not written in order) and 6 for the interleaved
     one (1), where :func:`rotate_vectors` applies: the kernels' views (:mod:`numrope.kernels.cpu`) of a dtype
@@ -440,7 +441,7 @@ def vector_code(code, x4, target4, cos, sin, streamed=False):
     ):
         return code
     half, lanes = cos.shape[-1], pairs_per_vector(size)
-    tails = _tails_of(_kind(numba.from_dtype(dtype)))
+    tails = _TAILS_BY_DTYPE.get(dtype, 0)
     same = tails == 2 and half % lanes != 0 and _same_data(x4, target4)
     return _code_for(code, half, lanes, tails, same, streamed)
 

@@ -22,7 +22,7 @@ from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
 from numrope.kernels.simd import WORDS_IN_VECTORS, step_code, tails_apply, token_tails
 
-# The decoding step's path: a table, an int position offset and nothing unusual. A call costs about as much
+# The lean path: a table, an int position offset or none, and nothing unusual. A call costs about as much
 # as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
 # per scalar), so this kernel takes the offset and one int of flags and sizes instead of an index array, a sign
 # and two flags, and checks the shapes itself: compiled, the comparisons cost nothing, where each read of a
@@ -87,7 +87,7 @@ _ARRAY = np.ndarray  # a module global: a read of np.ndarray is two lookups, and
 
 
 def table_step(x, cfg, positions, cache, out):
-    """``apply_rope(x, cfg, positions, cache=cache, out=out)`` for the common decoding call, or None.
+    """``apply_rope(x, cfg, positions, cache=cache, out=out)`` for the common call, or None.
 
     The call: ``x`` a 4-D float16, bfloat16, float32 or float64 array ``(batch, seq, heads, head_dim)``,
     ``positions`` None (0 .. S-1) or an int offset, whose rows all lie in the table, ``cache`` a pair of 2-D tables
