@@ -126,6 +126,52 @@ def test_kernel_cache_hash_covers_every_cpu_kernel_module():
     assert modules == set(jit.KERNEL_MODULES)
 
 
+def test_write_flags_select_no_other_compilation(monkeypatch):
+    """Numba compiles a kernel once per signature, and an array's write flag is part of it: read-only data,
+    tables and positions, and a call in place, must reach the kernels with the types of the ordinary call,
+    or each would compile the kernel again (4 - 5 s)."""
+    import numba
+    import numpy as np
+
+    from numrope.kernels import cpu
+
+    seen = {}
+    for name in ("rotate_serial", "rotate_at_serial"):  # with a table, and computing cos/sin
+        kernel = getattr(cpu, name)
+
+        def record(*args, name=name, kernel=kernel):
+            seen.setdefault(name, set()).add(tuple(numba.typeof(a) for a in args))
+            return kernel(*args)
+
+        monkeypatch.setattr(cpu, name, record)
+
+    def frozen(a):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    rng = np.random.default_rng(0)
+    cfg = numrope.RopeConfig(16)
+    x = rng.standard_normal((2, 5, 3, 16)).astype(np.float32)
+    cos, sin = numrope.rope_cache(cfg, 10)
+    pos = rng.integers(0, 10, (2, 5))
+    calls = {
+        "ordinary": (x, cos, sin, pos, None),
+        "read-only": (frozen(x), frozen(cos), frozen(sin), frozen(pos), None),
+        "broadcast positions": (x, cos, sin, np.broadcast_to(pos[:1], pos.shape), None),
+        "one row of positions for every batch row": (x, cos, sin, pos[0].copy(), None),
+        "in place": (x.copy(), cos, sin, pos, "in place"),
+        "read-only float positions (no table)": (x, None, None, frozen(pos.astype(np.float64)), None),
+    }
+    for what, (data, c, s, p, out) in calls.items():
+        out = data if out else None
+        if c is not None:
+            numrope.apply_rope(data, cfg, p, cache=(c, s), out=out)
+        numrope.apply_rope(data, cfg, p, out=out)
+        assert all(len(types) == 1 for types in seen.values()), (what, seen)
+    assert set(seen) == {"rotate_serial", "rotate_at_serial"}
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
 def test_unwritable_cache_compiles_without_it(tmp_path):
     """Regression: every call failed with "cannot cache function ... no locator available"."""

@@ -16,7 +16,7 @@ from numba.extending import overload
 
 from numrope.kernels import stream
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
-from numrope.kernels.jit import jit_twins, njit, use_parallel
+from numrope.kernels.jit import jit_twins, njit, read_only, use_parallel
 from numrope.kernels.simd import WORDS_IN_VECTORS, rotate_vectors, tails_apply, token_tails, vector_code, vectors_apply
 from numrope.kernels.sincos import (
     _FAR_TWIN,
@@ -450,8 +450,8 @@ def _views(x, out, ax):
     if x4 is None:
         x4 = _as_4d(np.ascontiguousarray(x), ax)
     if out4 is None:
-        return x4, np.empty(x4.shape, out.dtype), True, True
-    return x4, out4, out is not x, False
+        return read_only(x4), np.empty(x4.shape, out.dtype), True, True
+    return read_only(x4), out4, out is not x, False
 
 
 def _native(a):
@@ -546,10 +546,9 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
     kernel = rotate_parallel if parallel else rotate_serial
     if inverse:  # backwards by the negated sines (see _rotate)
         sin = np.negative(sin)
-    target4 = target
-    if x.dtype.char in _BITS or cos.dtype.char in _BITS:
-        # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
-        x4, target4, cos, sin = _native(x4), _native(target), _native(cos), _native(sin)
+    # bit-pattern views for the kernel; ``target`` keeps its dtype for the copy back
+    x4, target4 = _native(x4), _native(target)
+    cos, sin, idx = read_only(_native(cos)), read_only(_native(sin)), read_only(idx)
     x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
     copy_tail = _tail(copy_tail, x4, cos.shape[-1])
@@ -586,7 +585,7 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     dtype = compute_dtype(x)
     proto = np.empty((1, inv_freq.size), dtype)
     sign = _SIGNS[dtype][inverse]
-    positions = positions.astype(np.float64, copy=False)
+    positions = read_only(positions.astype(np.float64, copy=False))
     x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
     copy_tail = _tail(copy_tail, x4, inv_freq.size)

@@ -103,6 +103,19 @@ if CACHE:
     guard_disk_cache()
 
 
+def read_only(a):
+    """``a``, or a read-only view of it: how the launchers pass the arrays a kernel only reads.
+
+    Numba compiles a kernel once per signature, and an array's write flag is part of the signature.
+    Without this, a read-only input (a memmap opened ``"r"``, a broadcast table), positions that a
+    copy made writable, and a call in place would each compile the same kernel again (4 - 5 s each).
+    """
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 def njit(*args, **options):
     """``numba.njit`` caching to disk where a cache can be written (see the module docstring)."""
     options.setdefault("cache", CACHE)
