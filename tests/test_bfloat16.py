@@ -127,12 +127,39 @@ def test_one_rounding_of_the_float32_computation(rng):
         np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
+# The inputs of test_one_rounding_in_whole_vectors: rows of whole vectors (heads of 128) and rows with tails (96:
+# 16 pairs past the vector), both layouts; 2 x 60 x 4 x 128 elements stays under the parallel threshold, so the
+# subprocess compiles the serial kernels only.
+WHOLE_VECTOR_CASES = [(128, "half"), (128, "interleaved"), (96, "half"), (96, "interleaved")]
+ROTATE_IN_SUBPROCESS = """
+import sys
+import ml_dtypes, numpy as np, numrope
+from numrope.kernels import half
+assert sys.argv[2] == "this machine" or not half.BFLOAT16_IN_HARDWARE
+data = dict(np.load(sys.argv[1]))
+got = {}
+for case in sorted({k.split(":")[0] for k in data}):
+    head, layout = case.split("-")
+    cfg = numrope.RopeConfig(int(head), layout=layout)
+    x, ties = (data[f"{case}:{name}"].view(ml_dtypes.bfloat16) for name in ("x", "ties"))
+    cache, ones = (data[f"{case}:cos"], data[f"{case}:sin"]), (data[f"{case}:one"], data[f"{case}:tiny"])
+    in_place = x.copy()
+    numrope.apply_rope(in_place, cfg, cache=cache, out=in_place)
+    got[f"{case}:no table"] = numrope.apply_rope(x, cfg)
+    got[f"{case}:table"] = numrope.apply_rope(x, cfg, cache=cache)
+    got[f"{case}:in place"] = in_place
+    got[f"{case}:ties"] = numrope.apply_rope(ties, cfg, cache=ones)
+np.savez(sys.argv[1], **{k: v.view(np.uint16) for k, v in got.items()})
+"""
+
+
 @pytest.mark.parametrize("target", ["this machine", "generic x86-64"])
-def test_one_rounding_in_whole_vectors(target, tmp_path):
-    """Rows of whole vectors (numrope.kernels.simd) and rows with tails (heads of 96: 16 pairs past the vector),
-    both layouts, with and without a table, values about the smallest normal among them: the float32 computation
-    rounded once, whether the CPU's conversion rounds (where it has AVX512-BF16) or the arithmetic does (a generic
-    x86-64 target, as for a portable cache)."""
+def test_one_rounding_in_whole_vectors(target, tmp_path, rng):
+    """Rows of whole vectors (numrope.kernels.simd) and rows with tails, both layouts, with and without a table,
+    in place, values about the smallest normal among them, and ties: the float32 computation rounded once,
+    whether the CPU's conversion rounds (where it has AVX512-BF16) or the arithmetic does (a generic x86-64
+    target, as for a portable cache). The bfloat16 calls run in a subprocess compiled for the target; the
+    float32 computations they must equal run here (IEEE float32 arithmetic gives the same bits on either)."""
     import os
     import platform
     import subprocess
@@ -143,35 +170,39 @@ def test_one_rounding_in_whole_vectors(target, tmp_path):
         if platform.machine().lower() not in ("x86_64", "amd64"):
             pytest.skip("the generic x86-64 target is chosen on x86-64 only")
         env.update(NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path))  # compiled for it, cached apart
-    script = f"""
-import ml_dtypes, numpy as np, numrope
-from numrope.kernels import half
-assert {target == "this machine"} or not half.BFLOAT16_IN_HARDWARE
-BF16 = np.dtype(ml_dtypes.bfloat16)
-rng = np.random.default_rng(5)
-for head, layout in ((128, "half"), (128, "interleaved"), (96, "half"), (96, "interleaved")):
-    x = (rng.standard_normal((2, 70, 4, head)) * 2.0 ** rng.integers(-8, 8, (2, 70, 4, head))).astype(np.float32)
-    x[:, 3] *= float(ml_dtypes.finfo(BF16).tiny)  # products and sums below the smallest normal float32
-    x = x.astype(BF16)
-    cfg = numrope.RopeConfig(head, layout=layout)
-    cache = numrope.rope_cache(cfg, 70, np.float32)
-    in_place = x.copy()
-    numrope.apply_rope(in_place, cfg, cache=cache, out=in_place)
-    for got, table in ((numrope.apply_rope(x, cfg), None), (numrope.apply_rope(x, cfg, cache=cache), cache),
-                       (in_place, cache)):
-        want = numrope.apply_rope(x.astype(np.float32), cfg, cache=table).astype(BF16)
-        assert np.array_equal(got.view(np.uint16), want.view(np.uint16)), (head, layout, table is None)
-    assert (np.abs(want[:, 3].astype(np.float32)) < ml_dtypes.finfo(BF16).tiny).mean() > 0.3
-    # ties: integers of 8 bits, the rotation by cos 1 and sin 2**-8: k0 - k1 / 256 is a tie where k1 is 128
-    k = rng.integers(128, 256, (2, 70, 4, head)).astype(BF16)
-    table = (np.ones((70, head // 2), np.float32), np.full((70, head // 2), 2.0**-8, np.float32))
-    wide = numrope.apply_rope(k.astype(np.float32), cfg, cache=table)
-    got = numrope.apply_rope(k, cfg, cache=table)
-    assert np.array_equal(got.view(np.uint16), wide.astype(BF16).view(np.uint16))
-    assert ((wide.view(np.uint32) & 0xFFFF) == 0x8000).sum() > 200
-"""
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    data, want = {}, {}
+    for head, layout in WHOLE_VECTOR_CASES:
+        case, cfg = f"{head}-{layout}", numrope.RopeConfig(head, layout=layout)
+        x = (rng.standard_normal((2, 60, 4, head)) * 2.0 ** rng.integers(-8, 8, (2, 60, 4, head))).astype(np.float32)
+        x[:, 3] *= float(ml_dtypes.finfo(BF16).tiny)  # products and sums below the smallest normal float32
+        x = x.astype(BF16)
+        cache = numrope.rope_cache(cfg, 60, np.float32)
+        wide = x.astype(np.float32)
+        want[f"{case}:no table"] = numrope.apply_rope(wide, cfg).astype(BF16)
+        want[f"{case}:table"] = want[f"{case}:in place"] = numrope.apply_rope(wide, cfg, cache=cache).astype(BF16)
+        assert (np.abs(want[f"{case}:table"][:, 3].astype(np.float32)) < ml_dtypes.finfo(BF16).tiny).mean() > 0.3
+        # ties: integers of 8 bits, the rotation by cos 1 and sin 2**-8: k0 - k1 / 256 is a tie where k1 is 128
+        ties = rng.integers(128, 256, (2, 60, 4, head)).astype(BF16)
+        ones = (np.ones((60, head // 2), np.float32), np.full((60, head // 2), 2.0**-8, np.float32))
+        wide_ties = numrope.apply_rope(ties.astype(np.float32), cfg, cache=ones)
+        assert ((wide_ties.view(np.uint32) & 0xFFFF) == 0x8000).sum() > 200
+        want[f"{case}:ties"] = wide_ties.astype(BF16)
+        data.update({f"{case}:x": x, f"{case}:ties": ties, f"{case}:cos": cache[0], f"{case}:sin": cache[1]})
+        data.update({f"{case}:one": ones[0], f"{case}:tiny": ones[1]})
+    path = str(tmp_path / "arrays.npz")
+    np.savez(path, **{k: v.view(np.uint16) if v.dtype == BF16 else v for k, v in data.items()})
+    done = subprocess.run(
+        [sys.executable, "-c", ROTATE_IN_SUBPROCESS, path, target],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
+    got = np.load(path)
+    assert set(got.files) == set(want)
+    for key, expected in want.items():
+        np.testing.assert_array_equal(got[key], expected.view(np.uint16), err_msg=key)
 
 
 def bound(x, table_eps, max_angle):
