@@ -225,10 +225,11 @@ def apply_rope(
         rows = pos.reshape(1, -1) if pos.ndim == 1 else per_token(pos, lead)
         inv_freq = _inv_freq_for(cfg, pos, seq_len)
         scale = inverse_scale(cfg) if divide else cfg.attention_scaling
-        result = _cpu().rotate_at(x, target, ax, layout, rows, inv_freq, scale, backward, offset)
+        result = _cpu().rotate_at(x, target, ax, layout, rows, inv_freq, scale, backward, offset, target is not out)
     else:
         cos, sin, rows = _tables_for(cfg, pos, cache, (x,), seq_len, divide)
-        result = _cpu().rotate(x, target, ax, layout, cos, sin, per_token(rows, lead), backward, offset)
+        idx = per_token(rows, lead)
+        result = _cpu().rotate(x, target, ax, layout, cos, sin, idx, backward, offset, target is not out)
     return result if result is out or out is None else written(out, result)
 
 
@@ -304,6 +305,6 @@ def apply_rope_qk(
     cpu, layout, offset = _cpu(), cfg.layout, cfg.rotary_offset
     q_idx = per_token(rows, q.shape[:ax])
     k_idx = q_idx if k.shape[:ax] == q.shape[:ax] else per_token(rows, k.shape[:ax])
-    q_result = cpu.rotate(q, q_target, ax, layout, q_cos, q_sin, q_idx, backward, offset)
-    k_result = cpu.rotate(k, k_target, ax, layout, k_cos, k_sin, k_idx, backward, offset)
+    q_result = cpu.rotate(q, q_target, ax, layout, q_cos, q_sin, q_idx, backward, offset, q_target is not out[0])
+    k_result = cpu.rotate(k, k_target, ax, layout, k_cos, k_sin, k_idx, backward, offset, k_target is not out[1])
     return written(out[0], q_result), written(out[1], k_result)

@@ -20,8 +20,8 @@ def plans(monkeypatch):
     seen = []
     plan = stream.plan
 
-    def recording(x4, out4, chunks):
-        result = plan(x4, out4, chunks)
+    def recording(x4, out4, chunks, new=False):
+        result = plan(x4, out4, chunks, new)
         seen.append(None if result is None else (result[1], chunks))
         return result
 
@@ -128,6 +128,7 @@ def test_what_is_not_streamed(monkeypatch, rng):
     assert not unaligned.flags.aligned and stream.plan(x, unaligned, 4) is None
     on_lines = at_byte((2, 8, 8, 64), np.float32, 0)[:, :, :4]  # rows apart, each on a line
     assert stream.plan(x, on_lines, 4) is not None
+    assert stream.plan(x, np.empty_like(x), 4, new=True) is None  # made for the call: its pages not yet touched
     monkeypatch.setattr(stream, "MIN_BYTES", 1 << 62)
     assert stream.plan(x, np.empty_like(x), 4) is None  # small enough to stay in cache
 
@@ -166,12 +167,30 @@ def test_new_outputs_start_on_a_line(rng):
 
 
 def test_a_large_call_streams_by_default(monkeypatch):
-    """Outputs of at least the last-level cache stream without any setting."""
+    """The caller's outputs of at least MIN_BYTES (the last-level cache's size, at most CAP_BYTES) stream without
+    any setting; the outputs numrope makes for a call never do (see stream.plan)."""
+    assert stream.MIN_BYTES == min(stream._last_level_cache(), stream.CAP_BYTES)
+    streamed = []
+    plan = stream.plan
+
+    def recording(x4, out4, chunks, new=False):
+        result = plan(x4, out4, chunks, new)
+        streamed.append(result is not None)
+        return result
+
+    monkeypatch.setattr(stream, "plan", recording)
     x = np.ones((1, stream.MIN_BYTES // (8 * 128 * 4) + 1, 8, 128), np.float32)
     cfg = numrope.RopeConfig(128)
-    out = numrope.apply_rope(x, cfg)
-    assert stream.plan(x, out, 4) is not None
-    assert same_bits(out, plain(monkeypatch, lambda: numrope.apply_rope(x, cfg)))
+    cache = numrope.rope_cache(cfg, x.shape[1])
+    new = numrope.apply_rope(x, cfg)
+    out = _checks.new_array(x.shape, x.dtype)
+    numrope.apply_rope(x, cfg, out=out)
+    assert same_bits(out, new)
+    numrope.apply_rope(x, cfg, cache=cache, out=out)  # by the general path: the lean one declines it
+    assert same_bits(out, new)
+    q, k = numrope.apply_rope_qk(x, x, cfg, cache=cache)
+    assert same_bits(q, new) and same_bits(k, new)
+    assert streamed == [False, True, True, False, False]
 
 
 @pytest.mark.parametrize("view", ["heads apart", "tokens reversed"])

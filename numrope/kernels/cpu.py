@@ -513,23 +513,24 @@ def _tail(copy_tail, x4, pairs):
     return copy_tail and x4.shape[3] > 2 * pairs
 
 
-def _stores(x4, target4, parallel):
+def _stores(x4, target4, parallel, new):
     """The kernels' ``n_chunks, lines, shift``: chunks of tokens (four per thread, for balance), and how to store
-    (:func:`numrope.kernels.stream.plan`; ``lines`` None: plain stores)."""
+    (:func:`numrope.kernels.stream.plan`, ``new`` its; ``lines`` None: plain stores)."""
     n_chunks = min(x4.shape[0] * x4.shape[1], 4 * numba.get_num_threads()) if parallel else 1
     # The serial twins store plainly: their streaming path keeps atomic reference count updates in its row
     # loop, which the parallel twins lose to the parfor pass, and took 18.5 ms where plain stores took 4.5
     # (float32 (1, 4096, 32, 128) into out=; asv_benchmarks bench_apply.Twins).
-    streaming = stream.plan(x4, target4, n_chunks) if parallel else None
+    streaming = stream.plan(x4, target4, n_chunks, new) if parallel else None
     if streaming is None:
         return n_chunks, None, _UP(0)
     return n_chunks, streaming[0], _UP(streaming[1])
 
 
-def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
+def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0, new=False):
     """Rotate checked x into checked out (which may be x) using a table; ``ax`` is x's sequence axis.
 
-    ``interleaved``: the layout (a bool, or a ``RopeConfig.layout``); ``offset``: the first rotating feature.
+    ``interleaved``: the layout (a bool, or a ``RopeConfig.layout``); ``offset``: the first rotating feature;
+    ``new``: whether ``out`` was made for this call (then never streamed into: :func:`numrope.kernels.stream.plan`).
     """
     if x.size == 0:
         return out
@@ -552,7 +553,7 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
     x4, target4 = _rotary_views(x4, target4, copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
     copy_tail = _tail(copy_tail, x4, cos.shape[-1])
-    stores = _stores(x4, target4, parallel)
+    stores = _stores(x4, target4, parallel, new or copy_back)
     code = vector_code(interleaved, x4, target4, cos, sin, stores[1] is not None)
     # 2-byte pairs: the words kernel, unless the vector kernels are faster (simd.WORDS_IN_VECTORS)
     words = interleaved == 1 and x.dtype.char in _BITS and not (code == 6 and x4.dtype in WORDS_IN_VECTORS)
@@ -568,10 +569,10 @@ def rotate(x, out, ax, interleaved, cos, sin, idx, inverse, offset=0):
     return out
 
 
-def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offset=0):
+def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offset=0, new=False):
     """Rotate checked x into checked out, computing each token's cos/sin in the same pass.
 
-    ``positions`` has one row per 4-D batch row of x (or a single row); ``interleaved`` and ``offset`` as
+    ``positions`` has one row per 4-D batch row of x (or a single row); ``interleaved``, ``offset`` and ``new`` as
     for :func:`rotate`.
     """
     if x.size == 0:
@@ -589,7 +590,7 @@ def rotate_at(x, out, ax, interleaved, positions, inv_freq, scale, inverse, offs
     x4, target4 = _rotary_views(_native(x4), _native(target), copy_tail, offset)
     interleaved = _apart(interleaved, x4, target4)
     copy_tail = _tail(copy_tail, x4, inv_freq.size)
-    stores = _stores(x4, target4, parallel)
+    stores = _stores(x4, target4, parallel, new or copy_back)
     interleaved = vector_code(interleaved, x4, target4, proto, proto, stores[1] is not None)
     args = (x4, target4, positions, inv_freq, scale, proto, sign, interleaved, copy_tail, *stores)
     if not kernel(*args):  # some angle is far: the far compilation (nothing was written)

@@ -98,8 +98,8 @@ def table_step(x, cfg, positions, cache, out):
     anything. Each condition here is one the general path's checks would also accept, so the results are the same.
     The types, dimensions, ownership and writability are checked here; the shapes and the table's bounds by the
     kernel, which writes nothing where they fail. A call the parallel kernel would run is declined where the general
-    path's kernels are the faster: streaming stores (float32 and float64 outputs past the last-level cache,
-    :mod:`numrope.kernels.stream`) and the words kernel (2-byte interleaved rows,
+    path's kernels are the faster: streaming stores (float32 and float64 outputs past the last-level cache, other
+    than new ones: :mod:`numrope.kernels.stream`) and the words kernel (2-byte interleaved rows,
     :data:`numrope.kernels.simd.WORDS_IN_VECTORS`).
     """
     if positions is None:  # positions 0 .. S-1
@@ -136,7 +136,7 @@ def table_step(x, cfg, positions, cache, out):
     size = x.size
     parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
     if parallel and (
-        (bits is None and out is not x and x.nbytes >= stream.MIN_BYTES)  # streamed by the general path
+        (bits is None and out is not None and out is not x and x.nbytes >= stream.MIN_BYTES)  # streamed there
         or (bits in _WORDS_KERNEL and code & _FLAG_INTERLEAVED)  # rotated by the general path's words kernel
     ):
         return None

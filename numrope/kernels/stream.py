@@ -54,8 +54,13 @@ def _last_level_cache(default=32 << 20):
     return max(sizes, default=default)
 
 
+#: The most :data:`MIN_BYTES` may be. A virtual machine's share of a large shared L3 is not the size Linux reports
+#: for it: on two vCPUs of an Intel Xeon reporting 480 MiB, streaming was the faster from 64 MiB outputs on, float32
+#: and float64, both layouts, 1.25 - 1.38 of the copy floor against 0.93 - 1.05 by plain stores, and the slower at
+#: 32 MiB in the half layout (1.06 against 1.30 - 1.39; ``scripts/streaming_threshold.py``, docs/benchmarks.md).
+CAP_BYTES = 64 << 20
 #: Outputs of at least this many bytes are streamed: the last-level cache would not hold them.
-MIN_BYTES = _last_level_cache()
+MIN_BYTES = min(_last_level_cache(), CAP_BYTES)
 #: Whether kernels may stream here: x86-64, where the streaming stores and the fence were measured.
 AVAILABLE = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -145,16 +150,21 @@ def flush(out, b, s, h, lines, c, start, shift, n):
     _fence()
 
 
-def plan(x4, out4, chunks):
+def plan(x4, out4, chunks, new=False):
     """``(lines, shift)`` for a kernel streaming into the 4-D ``out4`` in ``chunks`` chunks of tokens, or None
     where it should store plainly.
+
+    Not into an output made for the call (``new``): its pages are first touched by the kernel's stores, and the
+    operating system zeroes each page it hands out through the cache, so that a streaming store would then
+    evict a line just written. On two vCPUs of an Intel Xeon, ``apply_rope(x, cfg)`` of (1, 4096, 32, 128)
+    float32 into a new array took 21.7 ms streamed and 16.2 ms by plain stores (``scripts/streaming_threshold.py``).
 
     Streaming needs rows (``out4[b, s, h]``, contiguous) of whole lines, and either every row starting on a
     line boundary (any strides that are multiples of a line) or rows that follow each other in memory in
     the kernels' order (token by token, head by head: a C-contiguous ``out4``), so that each row's last
     partial line is completed by the next. ``lines`` is the per-chunk row buffer :func:`stream_row` reads.
     """
-    if not AVAILABLE or numba.config.DISABLE_JIT or out4.nbytes < MIN_BYTES:
+    if new or not AVAILABLE or numba.config.DISABLE_JIT or out4.nbytes < MIN_BYTES:
         return None
     size = out4.itemsize
     if size < 4:

@@ -1,0 +1,56 @@
+"""Where streaming stores start to pay: a prefill with a table into ``out=``, by output size, as ``numrope bench``
+reads its targets (one thread, CPU time), by plain stores and by streaming stores.
+
+For outputs of 8 MiB to 128 MiB (float32; twice the bytes for float64), both layouts, five rounds of the call by
+each kind of store and of the copy floor (``numrope.cli.bench.parallel_copy``), interleaved in one process; prints
+each call's share of the floor (the floor's time over the call's, best of the rounds). Plain stores: streaming
+turned off (``MIN_BYTES`` past any output); streaming: turned on for every size (``MIN_BYTES`` 1 MiB).
+
+    python scripts/streaming_threshold.py [float32|float64] [threads]
+"""
+
+import sys
+import time
+
+import numba
+import numpy as np
+
+import numrope
+from numrope.cli.bench.timing import parallel_copy
+from numrope.kernels import stream
+
+
+def main(dtype="float32", threads=1):
+    numba.set_num_threads(int(threads))
+    dtype = np.dtype(dtype)
+    table = np.float64 if dtype == np.float64 else np.float32
+    print(f"last-level cache {stream._last_level_cache() >> 20} MiB, MIN_BYTES {stream.MIN_BYTES >> 20} MiB")
+    for seq in (512, 1024, 2048, 4096, 8192):
+        x = np.random.default_rng(0).standard_normal((1, seq, 32, 128)).astype(dtype)
+        out = np.empty_like(x)
+        calls = {"copy floor": lambda x=x, out=out: parallel_copy(x, out)}
+        for layout in ("half", "interleaved"):
+            cfg = numrope.RopeConfig(128, layout=layout)
+            cache = numrope.rope_cache(cfg, seq, dtype=table)
+            for stores, limit in (("plain", 1 << 62), ("streamed", 1 << 20)):
+
+                def call(x=x, out=out, cfg=cfg, cache=cache, limit=limit):
+                    stream.MIN_BYTES = limit
+                    numrope.apply_rope(x, cfg, cache=cache, out=out)
+
+                call()  # compiled, or loaded, outside the timings
+                calls[f"{layout} {stores}"] = call
+        times = {name: [] for name in calls}
+        for _ in range(5):
+            for name, call in calls.items():
+                start = time.thread_time()
+                call()
+                call()
+                times[name].append((time.thread_time() - start) / 2)
+        floor = min(times.pop("copy floor"))
+        shares = ", ".join(f"{name} {floor / min(t):.3f}" for name, t in times.items())
+        print(f"{x.nbytes >> 20:4d} MiB: copy floor {floor * 1e3:6.2f} ms; share of it: {shares}", flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
