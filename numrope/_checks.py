@@ -351,9 +351,10 @@ LINE_ALIGNED_BYTES = 1 << 20
 def new_array(shape, dtype) -> np.ndarray:
     """``np.empty(shape, dtype)``, starting on a 64-byte cache line if it is large.
 
-    The CPU kernels write outputs larger than the last-level cache by streaming stores, a line at a
-    time (:mod:`numrope.kernels.stream`); a row that starts mid-line must have its first line completed
-    by the row before it, which costs about 8% of a large float32 rotation against rows on lines.
+    Its rows then start where those of the callers' line-aligned arrays (PyTorch's tensors, ``.npy``
+    memmaps) do, so that the kernels write numrope's outputs and the callers' alike. The kernels never
+    stream into an output made for the call (:func:`numrope.kernels.stream.plan`), whose pages the
+    operating system zeroes through the cache as the kernel first writes them.
     """
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize

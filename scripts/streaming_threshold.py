@@ -6,6 +6,11 @@ each kind of store and of the copy floor (``numrope.cli.bench.parallel_copy``), 
 each call's share of the floor (the floor's time over the call's, best of the rounds). Plain stores: streaming
 turned off (``MIN_BYTES`` past any output); streaming: turned on for every size (``MIN_BYTES`` 1 MiB).
 
+Then ``apply_rope(x, cfg)`` of (1, 4096, 32, 128) into a new array, which numrope never streams into, by plain
+stores and streamed as a caller's ``out=`` would be (``stream.plan`` told the output is not new), against a
+parallel copy into a new array; and the same call with a table (``cache=``), which leaves out the angles'
+cos and sin.
+
     python scripts/streaming_threshold.py [float32|float64] [threads]
 """
 
@@ -52,5 +57,45 @@ def main(dtype="float32", threads=1):
         print(f"{x.nbytes >> 20:4d} MiB: copy floor {floor * 1e3:6.2f} ms; share of it: {shares}", flush=True)
 
 
+def new_outputs(dtype="float32"):
+    """``apply_rope(x, cfg)`` into a new array by plain stores and streamed, as shares of a copy into a new array."""
+    x = np.random.default_rng(0).standard_normal((1, 4096, 32, 128)).astype(dtype)
+    cfg = numrope.RopeConfig(128)
+    plan = stream.plan
+
+    def call(streamed):
+        stream.MIN_BYTES = 1 << 20
+        stream.plan = (lambda x4, out4, chunks, new=False: plan(x4, out4, chunks)) if streamed else plan
+        try:
+            return numrope.apply_rope(x, cfg)
+        finally:
+            stream.plan = plan
+
+    def floor():
+        out = np.empty_like(x)
+        parallel_copy(x, out)
+        return out
+
+    cache = numrope.rope_cache(cfg, 4096)
+    calls = {
+        "copy into a new array": floor,
+        "plain": lambda: call(False),
+        "streamed": lambda: call(True),
+        "with a table, plain": lambda: numrope.apply_rope(x, cfg, cache=cache),
+    }
+    times = {name: [] for name in calls}
+    for fn in calls.values():
+        fn()  # compiled, or loaded, outside the timings
+    for _ in range(7):
+        for name, fn in calls.items():
+            start = time.thread_time()
+            fn()
+            times[name].append(time.thread_time() - start)
+    floor = min(times.pop("copy into a new array"))
+    shares = ", ".join(f"{name} {min(t) * 1e3:.2f} ms ({floor / min(t):.3f})" for name, t in times.items())
+    print(f"apply_rope(x, cfg) into a new array: copy {floor * 1e3:.2f} ms; {shares}")
+
+
 if __name__ == "__main__":
     main(*sys.argv[1:])
+    new_outputs(*sys.argv[1:2])

@@ -20,8 +20,9 @@ follow each other in memory for that (a C-contiguous output), unless each starts
 (:func:`plan`).
 
 Streaming is worth it only where the output would be evicted before it is read again anyway: outputs of
-at least :data:`MIN_BYTES`, the size of the last-level cache. It is used on x86-64 only, the machines
-it was measured on, and never with ``NUMBA_DISABLE_JIT``.
+at least :data:`MIN_BYTES`, the size of the last-level cache, at most :data:`CAP_BYTES`, and not outputs made
+for the call (:func:`plan`). It is used on x86-64 only, the machines it was measured on, and never with
+``NUMBA_DISABLE_JIT``.
 """
 
 import glob
