@@ -12,6 +12,9 @@ parallel copy into a new array; and the same call with a table (``cache=``), whi
 cos and sin.
 
     python scripts/streaming_threshold.py [float32|float64] [threads]
+
+With ``float16`` or ``bfloat16``: (1, 4096, 32, 128) into ``out=`` by plain stores and streamed (``MIN_ITEMSIZE``
+lowered to 2, which numrope does not do), both layouts, checked bit for bit against each other.
 """
 
 import sys
@@ -96,6 +99,45 @@ def new_outputs(dtype="float32"):
     print(f"apply_rope(x, cfg) into a new array: copy {floor * 1e3:.2f} ms; {shares}")
 
 
+def two_byte(dtype):
+    """float16 or bfloat16 into ``out=`` by plain stores and streamed, as shares of the copy floor."""
+    numba.set_num_threads(1)
+    if dtype == "bfloat16":
+        import ml_dtypes
+
+        dtype = ml_dtypes.bfloat16
+    x = np.random.default_rng(0).standard_normal((1, 4096, 32, 128)).astype(dtype)
+    out = np.empty_like(x)
+    calls = {"copy floor": lambda: parallel_copy(x, out)}
+    for layout in ("half", "interleaved"):
+        cfg = numrope.RopeConfig(128, layout=layout)
+        cache = numrope.rope_cache(cfg, 4096, dtype=np.float32)
+        results = []
+        for stores, itemsize in (("plain", 4), ("streamed", 2)):
+
+            def call(cfg=cfg, cache=cache, itemsize=itemsize):
+                stream.MIN_BYTES, stream.MIN_ITEMSIZE = 1 << 20, itemsize
+                numrope.apply_rope(x, cfg, cache=cache, out=out)
+
+            call()
+            results.append(out.copy())
+            calls[f"{layout} {stores}"] = call
+        assert np.array_equal(results[0].view(np.uint16), results[1].view(np.uint16)), layout
+    times = {name: [] for name in calls}
+    for _ in range(5):
+        for name, call in calls.items():
+            start = time.thread_time()
+            call()
+            call()
+            times[name].append((time.thread_time() - start) / 2)
+    floor = min(times.pop("copy floor"))
+    shares = ", ".join(f"{name} {floor / min(t):.3f}" for name, t in times.items())
+    print(f"{np.dtype(dtype).name}: copy floor {floor * 1e3:.2f} ms; share of it: {shares}")
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
-    new_outputs(*sys.argv[1:2])
+    if sys.argv[1:2] in (["float16"], ["bfloat16"]):
+        two_byte(sys.argv[1])
+    else:
+        main(*sys.argv[1:])
+        new_outputs(*sys.argv[1:2])

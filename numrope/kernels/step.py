@@ -135,8 +135,8 @@ def table_step(x, cfg, positions, cache, out):
     code = facts[1]
     size = x.size
     parallel = size >= PARALLEL_MIN_ELEMENTS and use_parallel(size)  # a decoding step's test is the first
-    if parallel and (
-        (bits is None and out is not None and out is not x and x.nbytes >= stream.MIN_BYTES)  # streamed there
+    if parallel and (  # (streamed by the general path)
+        (out is not None and out is not x and x.nbytes >= stream.MIN_BYTES and x.itemsize >= stream.MIN_ITEMSIZE)
         or (bits in _WORDS_KERNEL and code & _FLAG_INTERLEAVED)  # rotated by the general path's words kernel
     ):
         return None

@@ -62,6 +62,10 @@ def _last_level_cache(default=32 << 20):
 CAP_BYTES = 64 << 20
 #: Outputs of at least this many bytes are streamed: the last-level cache would not hold them.
 MIN_BYTES = min(_last_level_cache(), CAP_BYTES)
+#: Outputs of smaller elements are not streamed: float16 and bfloat16's conversions bound the kernel on one thread,
+#: and the row buffer's traffic is then not hidden (Zen 4: (1, 4096, 32, 128) half layout 0.76 -> 0.60 of the
+#: copy floor; docs/benchmarks.md for the Xeon, where the interleaved layout gained).
+MIN_ITEMSIZE = 4
 #: Whether kernels may stream here: x86-64, where the streaming stores and the fence were measured.
 AVAILABLE = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -168,9 +172,7 @@ def plan(x4, out4, chunks, new=False):
     if new or not AVAILABLE or numba.config.DISABLE_JIT or out4.nbytes < MIN_BYTES:
         return None
     size = out4.itemsize
-    if size < 4:
-        # float16 and bfloat16: their conversions bound the kernel on one thread, and the row buffer's
-        # traffic is then not hidden: (1, 4096, 32, 128) half layout 0.76 -> 0.60 of the copy floor
+    if size < MIN_ITEMSIZE:
         return None
     row_bytes = out4.shape[3] * size
     if out4.strides[3] != size or row_bytes % LINE or np.may_share_memory(x4, out4):
