@@ -56,9 +56,10 @@ def _last_level_cache(default=32 << 20):
 
 
 #: The most :data:`MIN_BYTES` may be. A virtual machine's share of a large shared L3 is not the size Linux reports
-#: for it: on two vCPUs of an Intel Xeon reporting 480 MiB, streaming was the faster from 64 MiB outputs on, float32
-#: and float64, both layouts, 1.25 - 1.38 of the copy floor against 0.93 - 1.05 by plain stores, and the slower at
-#: 32 MiB in the half layout (1.06 against 1.30 - 1.39; ``scripts/streaming_threshold.py``, docs/benchmarks.md).
+#: for it: on two vCPUs of an Intel Xeon reporting 480 MiB, streaming was the faster from 64 MiB outputs on (float32
+#: and float64, both layouts: 1.20 - 1.47 of the copy floor against 0.74 - 1.08 by plain stores), and at 32 MiB not
+#: in the half layout (float32 0.99 - 1.07 against 0.99 - 1.29, float64 1.09 against 1.37;
+#: ``scripts/streaming_threshold.py``, docs/benchmarks.md).
 CAP_BYTES = 64 << 20
 #: Outputs of at least this many bytes are streamed: the last-level cache would not hold them.
 MIN_BYTES = min(_last_level_cache(), CAP_BYTES)
@@ -162,7 +163,7 @@ def plan(x4, out4, chunks, new=False):
     Not into an output made for the call (``new``): its pages are first touched by the kernel's stores, and the
     operating system zeroes each page it hands out through the cache, so that a streaming store would then
     evict a line just written. On two vCPUs of an Intel Xeon, ``apply_rope(x, cfg)`` of (1, 4096, 32, 128)
-    float32 into a new array took 21.7 ms streamed and 16.2 ms by plain stores (``scripts/streaming_threshold.py``).
+    float32 into a new array took 21.8 ms streamed and 15.6 ms by plain stores (``scripts/streaming_threshold.py``).
 
     Streaming needs rows (``out4[b, s, h]``, contiguous) of whole lines, and either every row starting on a
     line boundary (any strides that are multiples of a line) or rows that follow each other in memory in
