@@ -28,6 +28,20 @@ from numrope.cli.bench.timing import parallel_copy
 from numrope.kernels import stream
 
 
+def best_times(calls, rounds, per_round=1):
+    """The best time of one call to each function (the calling thread's CPU time), over ``rounds`` rounds that
+    call each in turn ``per_round`` times. Single calls, unlike ``numrope bench``'s batches of at least 50 ms
+    (``numrope.cli.bench.timing.time_calls``)."""
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.thread_time()
+            for _ in range(per_round):
+                call()
+            times[name].append((time.thread_time() - start) / per_round)
+    return {name: min(t) for name, t in times.items()}
+
+
 def main(dtype="float32", threads=1):
     numba.set_num_threads(int(threads))
     dtype = np.dtype(dtype)
@@ -48,15 +62,9 @@ def main(dtype="float32", threads=1):
 
                 call()  # compiled, or loaded, outside the timings
                 calls[f"{layout} {stores}"] = call
-        times = {name: [] for name in calls}
-        for _ in range(5):
-            for name, call in calls.items():
-                start = time.thread_time()
-                call()
-                call()
-                times[name].append((time.thread_time() - start) / 2)
-        floor = min(times.pop("copy floor"))
-        shares = ", ".join(f"{name} {floor / min(t):.3f}" for name, t in times.items())
+        times = best_times(calls, rounds=5, per_round=2)
+        floor = times.pop("copy floor")
+        shares = ", ".join(f"{name} {floor / t:.3f}" for name, t in times.items())
         print(f"{x.nbytes >> 20:4d} MiB: copy floor {floor * 1e3:6.2f} ms; share of it: {shares}", flush=True)
 
 
@@ -86,16 +94,11 @@ def new_outputs(dtype="float32"):
         "streamed": lambda: call(True),
         "with a table, plain": lambda: numrope.apply_rope(x, cfg, cache=cache),
     }
-    times = {name: [] for name in calls}
     for fn in calls.values():
         fn()  # compiled, or loaded, outside the timings
-    for _ in range(7):
-        for name, fn in calls.items():
-            start = time.thread_time()
-            fn()
-            times[name].append(time.thread_time() - start)
-    floor = min(times.pop("copy into a new array"))
-    shares = ", ".join(f"{name} {min(t) * 1e3:.2f} ms ({floor / min(t):.3f})" for name, t in times.items())
+    times = best_times(calls, rounds=7)
+    floor = times.pop("copy into a new array")
+    shares = ", ".join(f"{name} {t * 1e3:.2f} ms ({floor / t:.3f})" for name, t in times.items())
     print(f"apply_rope(x, cfg) into a new array: copy {floor * 1e3:.2f} ms; {shares}")
 
 
@@ -123,15 +126,9 @@ def two_byte(dtype):
             results.append(out.copy())
             calls[f"{layout} {stores}"] = call
         assert np.array_equal(results[0].view(np.uint16), results[1].view(np.uint16)), layout
-    times = {name: [] for name in calls}
-    for _ in range(5):
-        for name, call in calls.items():
-            start = time.thread_time()
-            call()
-            call()
-            times[name].append((time.thread_time() - start) / 2)
-    floor = min(times.pop("copy floor"))
-    shares = ", ".join(f"{name} {floor / min(t):.3f}" for name, t in times.items())
+    times = best_times(calls, rounds=5, per_round=2)
+    floor = times.pop("copy floor")
+    shares = ", ".join(f"{name} {floor / t:.3f}" for name, t in times.items())
     print(f"{np.dtype(dtype).name}: copy floor {floor * 1e3:.2f} ms; share of it: {shares}")
 
 
