@@ -12,7 +12,7 @@ from conftest import numpy_rotation
 
 import numrope
 from numrope.kernels import cpu, jit, simd, step, stream
-from numrope.kernels.half import target_converts_bfloat16
+from numrope.kernels.half import target_converts_bfloat16, target_converts_half
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -93,9 +93,10 @@ def test_vector_kernels_give_the_numpy_rotation(
         got = numrope.apply_rope(x, cfg, cache=(cos, sin), out=np.zeros_like(x), inverse=inverse)
     assert np.array_equal(got.view(f"u{x.itemsize}"), expected.view(f"u{x.itemsize}"))
     lanes = simd.pairs_per_vector(x.itemsize)
-    # 2-byte pairs with a table: as 32-bit words (numrope.kernels.cpu._rotate_words), faster, except bfloat16 rounded
-    # by the CPU's conversion, in whole vectors
-    words_in_vectors = dtype == BF16 and target_converts_bfloat16() and (head_dim // 2) % lanes == 0
+    # 2-byte pairs with a table: as 32-bit words (numrope.kernels.cpu._rotate_words), except in whole vectors where
+    # the CPU converts: bfloat16 rounded by its conversion, float16 widened and rounded by it
+    converts = target_converts_bfloat16() if dtype == BF16 else dtype == np.float16 and target_converts_half()
+    words_in_vectors = converts and (head_dim // 2) % lanes == 0
     words = x.itemsize == 2 and layout == "interleaved" and where != "no table" and not words_in_vectors
     assert len(words_kernels) == words
     if words:

@@ -114,19 +114,13 @@ def _store(builder, value, address, kind, lanes):
     builder.store(value, builder.inttoptr(address, value.type.as_pointer()), align=_SIZES[kind])
 
 
-def _from_words(builder, words, kind, lanes):
-    """The pairs of a 2-byte ``kind`` read as little-endian 32-bit words (feature 2i in a word's low half), as
-    two float32 vectors: no shuffles (bfloat16: each half of a word is the upper half of its float32)."""
+def _from_words(builder, words, lanes):
+    """bfloat16 pairs read as little-endian 32-bit words (feature 2i in a word's low half), as two float32 vectors:
+    no shuffles, each half of a word being the upper half of its float32."""
     floats = ir.VectorType(ir.FloatType(), lanes)
-    if kind == "bf16":
-        low = builder.shl(words, _u32(lanes, 16))
-        high = builder.and_(words, _u32(lanes, 0xFFFF0000))
-        return builder.bitcast(low, floats), builder.bitcast(high, floats)
-    halves = ir.VectorType(ir.HalfType(), lanes)
-    return tuple(
-        builder.fpext(builder.bitcast(builder.trunc(part, ir.VectorType(_I16, lanes)), halves), floats)
-        for part in (words, builder.lshr(words, _u32(lanes, 16)))
-    )
+    low = builder.shl(words, _u32(lanes, 16))
+    high = builder.and_(words, _u32(lanes, 0xFFFF0000))
+    return builder.bitcast(low, floats), builder.bitcast(high, floats)
 
 
 def _to_words(builder, low, high, kind, lanes):
@@ -186,9 +180,9 @@ def _interleaved_pairs(lanes_of):
 
         def codegen(context, builder, signature, args):
             dst, src, cos, sin = args[:4]
-            if data in ("f16", "bf16"):  # 2-byte pairs as words
+            if data == "bf16":  # pairs as words
                 words = ir.VectorType(_I32, lanes).as_pointer()
-                x0, x1 = _from_words(builder, builder.load(builder.inttoptr(src, words), align=2), data, lanes)
+                x0, x1 = _from_words(builder, builder.load(builder.inttoptr(src, words), align=2), lanes)
                 lo, hi = _rotated(builder, x0, x1, _load(builder, cos, table, lanes), _load(builder, sin, table, lanes))
                 builder.store(_to_words(builder, lo, hi, data, lanes), builder.inttoptr(dst, words), align=2)
                 return context.get_dummy_value()
@@ -214,8 +208,10 @@ def _interleaved_pairs(lanes_of):
 
 #: interleaved_pairs(dst, src, cos, sin, like, table_like): rotate the pairs (2i, 2i + 1) for one vector of i:
 #: two vectors of features at ``src``, their cos and sin at ``cos`` and ``sin``, results to two vectors at
-#: ``dst``. The features are split into evens and odds and joined back by two shuffles each way; float16 and
-#: bfloat16 pairs are read as 32-bit words, split by shifts and joined back by one shuffle of the rounded halves.
+#: ``dst``. The features (float16 widened first) are split into evens and odds and joined back by two shuffles each
+#: way; bfloat16 pairs are read as 32-bit words, split by shifts and joined back by one shuffle of the rounded halves.
+#: float16 as words took 0.68 - 0.77 of the copy floor on the Xeon (``numrope bench``'s prefill, (1, 4096, 32, 128),
+#: out=, one thread), widened first 0.86 - 0.92: splitting words costs a two-uop ``vpmovdw`` per vector there.
 #: interleaved_tail: the same for :data:`TAIL_PAIRS` pairs, interleaved_tail16 for twice as many.
 interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_pairs(_tail_lanes)
 interleaved_tail16 = _interleaved_pairs(lambda kind: 2 * TAIL_PAIRS)
@@ -385,11 +381,15 @@ _VECTOR_DTYPES = {
 
 
 #: The kernels' 2-byte views whose interleaved rows with a table take the vector kernels, not the words kernel
-#: (``numrope.kernels.cpu._rotate_words``): bfloat16 rounded by the CPU's conversion. One thread, (1, 4096, 32,
-#: 128), out= and in place: 2.38 - 2.44 and 1.70 ms against the words kernel's 2.66 - 2.68 and 2.15; rounded by
-#: arithmetic the vector kernels are the slower, 2.97 and 2.72 ms, and float16's too, 2.89 - 3.09 and 2.28 - 2.37
-#: against 2.33 - 2.60 and 1.89 - 1.93.
-WORDS_IN_VECTORS = (np.dtype(np.int16),) if BFLOAT16_IN_HARDWARE else ()
+#: (``numrope.kernels.cpu._rotate_words``): bfloat16 rounded by the CPU's conversion, and float16 where the CPU
+#: converts it. bfloat16, one thread, (1, 4096, 32, 128), out= and in place: 2.38 - 2.44 and 1.70 ms against the words
+#: kernel's 2.66 - 2.68 and 2.15 (Zen 4); rounded by arithmetic the vector kernels are the slower, 2.97 and 2.72 ms.
+#: float16 on the Xeon, widened before its split (:data:`interleaved_pairs`): out= 0.86 - 0.92 of the copy floor
+#: against 0.68 - 0.77, in place 1.85 - 1.93 ms against 3.0; split as words in the vectors it had been the slower on
+#: Zen 4, 2.89 - 3.09 and 2.28 - 2.37 against 2.33 - 2.60 and 1.89 - 1.93. Widened first, not measured on Zen 4.
+WORDS_IN_VECTORS = tuple(
+    np.dtype(t) for t, fast in ((np.int16, BFLOAT16_IN_HARDWARE), (np.uint16, HALF_IN_HARDWARE)) if fast
+)
 
 
 def _same_data(a, b):
