@@ -55,6 +55,7 @@ def end_to_end():
         "floor": lambda: parallel_copy(x, np.empty_like(x)),
         "apply_rope(x, cfg)": lambda: numrope.apply_rope(x, cfg),
         "with a table": lambda: numrope.apply_rope(x, cfg, cache=table),
+        "table made in the call": lambda: numrope.apply_rope(x, cfg, cache=numrope.rope_cache(cfg, 4096, np.float32)),
         "rope_cache alone": lambda: numrope.rope_cache(cfg, 4096, dtype=np.float32),
     })  # fmt: skip
 

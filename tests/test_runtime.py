@@ -172,6 +172,26 @@ def test_write_flags_select_no_other_compilation(monkeypatch):
     assert set(seen) == {"rotate_serial", "rotate_at_serial"}
 
 
+def test_the_cos_sin_table_asks_for_wide_vectors():
+    """The cos/sin table's kernel asks LLVM for 512-bit vectors (numrope.kernels.jit.wide_vectors): the attribute is
+    on its compiled function, and where the CPU has AVX-512 its float64 loop runs on 512-bit registers (LLVM's
+    tuning for Intel's AVX-512 CPUs would otherwise pick 256-bit ones). In Python, wide_vectors does nothing."""
+    import numba
+    import numpy as np
+    from llvmlite import binding
+
+    from numrope.kernels import jit, sincos
+
+    kernel = numba.njit(sincos.cos_sin_table_serial.py_func)  # compiled here: the cached one cannot be inspected
+    cos, sin = np.empty((4, 8)), np.empty((4, 8))
+    assert kernel(np.arange(4.0), 0.5 ** np.arange(8.0), 1.0, cos, sin)
+    (signature,) = kernel.signatures
+    assert jit.WIDE_VECTORS in kernel.inspect_llvm(signature)
+    if "+avx512f" in binding.get_host_cpu_features().flatten().split(","):
+        assert "zmm" in kernel.inspect_asm(signature)
+    assert jit.wide_vectors() is None
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only directories")
 def test_unwritable_cache_compiles_without_it(tmp_path):
     """Regression: every call failed with "cannot cache function ... no locator available"."""

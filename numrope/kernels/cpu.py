@@ -16,7 +16,7 @@ from numba.extending import overload
 
 from numrope.kernels import stream
 from numrope.kernels.half import bf16_bits_to_f32, f16_bits_to_f32, f32_to_bf16_bits, f32_to_f16_bits, f64_to_bf16_bits
-from numrope.kernels.jit import jit_twins, njit, read_only, use_parallel
+from numrope.kernels.jit import jit_twins, njit, read_only, use_parallel, wide_vectors
 from numrope.kernels.simd import WORDS_IN_VECTORS, rotate_vectors, tails_apply, token_tails, vector_code, vectors_apply
 from numrope.kernels.sincos import (
     _FAR_TWIN,
@@ -157,11 +157,10 @@ def _rotate_head(x, out, b, s, h, at, cos, sin, p, sign, interleaved, copy_tail)
             out[tb, ts, th, o + j] = x[b, s, h, j]
 
 
-# Left to LLVM to inline. Inlined by Numba, a function whose loop takes arrays costs an atomic reference
-# count update per array, iteration and direction in the serial twins (the parallel ones lose them to the
-# parfor pass's copy propagation): the serial float16 kernel took 6.3 ms where the parallel one, on one
-# thread, took 2.3. (``_rotate_token_to`` stays inlined by Numba: left to LLVM, it made ``apply_rope(x, cfg)``
-# three times slower.)
+# Left to LLVM to inline. Inlined by Numba, a function whose loop takes arrays costs an atomic reference count update
+# per array, iteration and direction in the serial twins (the parallel ones lose them to the parfor pass's copy
+# propagation): the serial float16 kernel took 6.3 ms where the parallel one, on one thread, took 2.3.
+# (``_rotate_token_to`` stays inlined by Numba: left to LLVM, it made ``apply_rope(x, cfg)`` three times slower.)
 @njit
 def _rotate_token(x, out, b, s, cos, sin, p, sign, interleaved, copy_tail):
     """Rotate every head of token (b, s) by table row ``p`` of cos/sin, then copy the heads' tails.
@@ -293,6 +292,7 @@ def _rotate_at(x, out, positions, inv_freq, scale, proto, sign, interleaved, cop
     top = _top_frequency(inv_freq) if _FAR_TWIN else 0.0
     start = buffer_start(lines) if lines is not None else _UP(0)
     for c in numba.prange(n_chunks):
+        wide_vectors()  # the angles' loop eight float64 at a time
         cos = np.empty_like(proto)
         sin = np.empty_like(proto)
         first, stop, b, s = _chunk(c, n_chunks, x)

@@ -40,7 +40,7 @@ from llvmlite import binding
 from numba.core import types as nbtypes
 from numba.extending import intrinsic, overload
 
-from numrope.kernels.jit import jit_twins, njit
+from numrope.kernels.jit import jit_twins, njit, wide_vectors
 
 # pi/2 = _C1 + _C2 + _C3 + _C4 + _C5 + O(2**-173). _C1.._C3 carry 21 bits each, so k * _Cj is
 # exact for |k| < 2**32.
@@ -335,6 +335,7 @@ def _cos_sin_table(positions, inv_freq, scale, cos, sin):
             return False
     half = inv_freq.shape[0]
     for n in numba.prange(positions.shape[0]):
+        wide_vectors()
         m = positions[n]
         for i in range(half):
             c, s = _cos_sin(m, inv_freq[i])
