@@ -99,7 +99,12 @@ def test_json_report_is_consistent(json_run):
         assert row["gb_per_s"] * row["seconds"] * 1e9 == pytest.approx(2 * n_elements * itemsize)
         if row["floor_seconds"] is not None:
             assert row["fraction_of_floor"] == pytest.approx(row["floor_seconds"] / row["seconds"])
-        assert row["speedup"] == pytest.approx({k: t / row["seconds"] for k, t in row["baselines"].items()})
+        # the speed-ups from the rounds that time the call with its baselines, the share from those with its floor
+        with_baselines = row["seconds_with_baselines"]
+        assert (with_baselines is None) == (not row["baselines"])
+        assert row["speedup"] == pytest.approx({k: t / with_baselines for k, t in row["baselines"].items()})
+        if row["floor_seconds"] is None:
+            assert row["seconds"] == with_baselines
     by_key = {row["key"]: row for row in report["cases"]}
     assert set(by_key["end_to_end"]["baselines"]) >= {cases.VECTORISED}
     assert set(by_key["decode"]["baselines"]) >= {cases.BARE_NUMBA, cases.VECTORISED}
@@ -132,11 +137,11 @@ def _figure(target, report):
         return by_key["end_to_end"]["floor_seconds"] / by_key["end_to_end"]["seconds"]
     if name.startswith("apply_rope(x, cfg) speed-up over "):
         baseline = by_key["end_to_end"]["baselines"].get(name.rsplit(" over ", 1)[1])
-        return None if baseline is None else baseline / by_key["end_to_end"]["seconds"]
+        return None if baseline is None else baseline / by_key["end_to_end"]["seconds_with_baselines"]
     if name.startswith("rope_cache"):
-        return by_key["cache"]["baselines"][cases.NUMPY_COS_SIN] / by_key["cache"]["seconds"]
+        return by_key["cache"]["baselines"][cases.NUMPY_COS_SIN] / by_key["cache"]["seconds_with_baselines"]
     if name.startswith("decode"):
-        return by_key["decode"]["seconds"] / by_key["decode"]["baselines"][cases.BARE_NUMBA]
+        return by_key["decode"]["seconds_with_baselines"] / by_key["decode"]["baselines"][cases.BARE_NUMBA]
     if "peak memory" in name:
         m = report["peak_memory"]
         return m["peak_bytes"] / (m["output_bytes"] + m["cache_bytes"])
@@ -178,6 +183,7 @@ def _row(key, seconds, floor=None, baselines=()):
     return {
         "key": key,
         "seconds": seconds,
+        "seconds_with_baselines": seconds if baselines else None,
         "floor_seconds": floor,
         "fraction_of_floor": None if floor is None else floor / seconds,
         "baselines": baselines,
@@ -491,6 +497,25 @@ def test_cpu_time_times_with_the_thread_clock(monkeypatch):
     assert json.loads(run_bench([*TINY, "--targets-only", "--json", "--no-progress"])[1])["machine"]["clock"] == (
         "wall clock"
     )
+
+
+def test_the_floor_is_timed_apart_from_the_baselines(monkeypatch):
+    """A case's call is timed against its floor in rounds without the baselines, then against the baselines: in one
+    schedule the call's batch followed the baselines' and the floor's the call's, which took a fifth off the
+    end-to-end call's share of its floor. The share and the speed-ups each come from their own rounds."""
+    schedules = []
+    times = iter([{"numrope": 2.0, "floor": 1.0}, {"numrope": 4.0, "slow": 12.0}])
+
+    def timing(fns, repeat, min_time, clock):
+        schedules.append(list(fns))
+        return next(times)
+
+    monkeypatch.setattr(cases, "time_calls", timing)
+    case = cases.Case("k", "name", (1, 2), "float32", 16, lambda: None, lambda: None, {"slow": lambda: None})
+    row = cases.measure(case, 1, 0.0)
+    assert schedules == [["numrope", "floor"], ["numrope", "slow"]]
+    assert (row["seconds"], row["fraction_of_floor"], row["seconds_with_baselines"]) == (2.0, 0.5, 4.0)
+    assert row["baselines"] == {"slow": 12.0} and row["speedup"] == {"slow": 3.0}
 
 
 def test_time_calls_uses_the_clock_it_is_given():

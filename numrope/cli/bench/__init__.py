@@ -99,14 +99,17 @@ def collect(
     -------
     dict
         JSON-ready: ``machine`` (CPUs, threads, threading layer, versions), ``cases`` (one dict
-        per case: ``seconds``, ``gb_per_s``, ``floor_seconds``, ``fraction_of_floor``,
-        ``baselines`` (seconds) and ``speedup`` (baseline time over numrope's)), ``peak_memory``,
-        ``cold_import_seconds`` and ``targets`` (each with ``measured``, ``goal``, ``met``).
+        per case: ``seconds``, ``gb_per_s``, ``floor_seconds``, ``fraction_of_floor``, ``baselines``
+        (seconds), ``seconds_with_baselines`` (numrope's call timed with them) and ``speedup`` (baseline
+        time over that)), ``peak_memory``, ``cold_import_seconds`` and ``targets`` (each with
+        ``measured``, ``goal``, ``met``).
 
     Notes
     -----
-    Every ratio is taken within this process, from interleaved timings (:func:`time_calls`).
-    GB/s counts the bytes a call must read and write once (``2 * x.nbytes`` for a rotation).
+    Every ratio is taken within this process, from interleaved timings (:func:`time_calls`): the call
+    against its floor in rounds of their own, then against its baselines (see
+    :func:`numrope.cli.bench.cases.measure`). GB/s counts the bytes a call must read and write once
+    (``2 * x.nbytes`` for a rotation).
 
     Examples
     --------
