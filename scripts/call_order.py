@@ -10,17 +10,22 @@ copy floor taken in one schedule need not hold in another.
 not: the same call with a table (``cache=``, so without the exact cos and sin of every token), and
 ``rope_cache`` of the 4096 positions alone, the cos and sin the call computes.
 
-    python scripts/call_order.py [order|end_to_end]
+``schedule``: ``numrope bench``'s end-to-end case (NumPy's and, where installed, PyTorch's baselines) timed in one
+schedule, the call, its floor and the baselines in turn, as the bench timed it until the eleventh pass, and as it
+times it since (``numrope.cli.bench.cases.measure``: the call and its floor in rounds of their own).
+
+    python scripts/call_order.py [order|end_to_end|schedule]
 """
 
 import sys
 import time
 
-import numba
 import numpy as np
 
 import numrope
-from numrope.cli.bench.timing import parallel_copy, time_calls
+from numrope.cli.bench import cases
+from numrope.cli.bench.frameworks import find_frameworks
+from numrope.cli.bench.timing import parallel_copy, time_calls, using_threads
 
 
 def show(calls, rounds=3):
@@ -60,10 +65,24 @@ def end_to_end():
     })  # fmt: skip
 
 
+def schedule():
+    case = cases.end_to_end_case(cases.Context((1, 4096, 32, 128), find_frameworks()))
+    print(f"apply_rope(x, cfg), baselines: {', '.join(case.baselines)}")
+    for _ in range(2):
+        t = time_calls({"numrope": case.run, "floor": case.floor} | case.baselines, 7, 0.05, time.thread_time)
+        row = cases.measure(case, 7, 0.05, time.thread_time)
+        for label, seconds, floor in (
+            ("one schedule", t["numrope"], t["floor"]),
+            ("two schedules", row["seconds"], row["floor_seconds"]),
+        ):
+            print(f"  {label}: {seconds * 1e3:.2f} ms, floor {floor * 1e3:.2f} ms ({floor / seconds:.2f})", flush=True)
+
+
 if __name__ == "__main__":
-    numba.set_num_threads(1)
-    which = sys.argv[1:] or ["order", "end_to_end"]
+    which = sys.argv[1:] or ["order", "end_to_end", "schedule"]
     for name in which:
-        if name not in ("order", "end_to_end"):
-            sys.exit(f"usage: python scripts/call_order.py [order|end_to_end], got {name!r}")
-        globals()[name]()
+        if name not in ("order", "end_to_end", "schedule"):
+            sys.exit(f"usage: python scripts/call_order.py [order|end_to_end|schedule], got {name!r}")
+    with using_threads(1):  # Numba's threads and PyTorch's
+        for name in which:
+            globals()[name]()
