@@ -296,9 +296,8 @@ def measure(case, repeat, min_time, clock=None):
     The call and its floor are timed in rounds of their own, each batch after the other's, and the baselines in
     rounds of their own with the call, whose time there gives the speed-ups. Timed in one schedule, the call's
     batch followed the baselines' (NumPy's temporaries, PyTorch's allocations) and the floor's followed the
-    call's: in one process the end-to-end call took 14.5 - 14.7 ms that way against 12.0 - 13.4 ms without the
-    baselines, and its share of the floor read 0.78 - 0.79 against 0.96 - 0.99 (docs/benchmarks.md, the eleventh
-    pass).
+    call's: the end-to-end call's share of its floor read 0.70 - 0.75 that way and 0.83 - 0.85 this way, in one
+    process (``scripts/call_order.py schedule``; docs/benchmarks.md, the eleventh pass).
     """
     times = {}
     if case.floor or not case.baselines:
