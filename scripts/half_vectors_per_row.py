@@ -20,27 +20,34 @@ half_pairs64 = _half_pairs(lambda kind: 64)
 U = np.uintp
 
 
-@numba.njit
-def two_calls(x, out, cos, sin, tokens, heads):
-    xs, os_, cs, ss = U(x.ctypes.data), U(out.ctypes.data), U(cos.ctypes.data), U(sin.ctypes.data)
+@numba.njit(inline="always")
+def two_calls_a_row(dst, src, c, s):
     like, table_like = np.uint16(0), np.float32(0)
-    for t in range(U(tokens)):
-        c, s = cs + t * U(256), ss + t * U(256)
-        for h in range(U(heads)):
-            r = (t * U(heads) + h) * U(256)
-            half_pairs(os_ + r, xs + r, c, s, U(128), like, table_like)
-            half_pairs(os_ + r + U(64), xs + r + U(64), c + U(128), s + U(128), U(128), like, table_like)
+    half_pairs(dst, src, c, s, U(128), like, table_like)
+    half_pairs(dst + U(64), src + U(64), c + U(128), s + U(128), U(128), like, table_like)
 
 
-@numba.njit
-def one_call(x, out, cos, sin, tokens, heads):
-    xs, os_, cs, ss = U(x.ctypes.data), U(out.ctypes.data), U(cos.ctypes.data), U(sin.ctypes.data)
-    like, table_like = np.uint16(0), np.float32(0)
-    for t in range(U(tokens)):
-        c, s = cs + t * U(256), ss + t * U(256)
-        for h in range(U(heads)):
-            r = (t * U(heads) + h) * U(256)
-            half_pairs64(os_ + r, xs + r, c, s, U(128), like, table_like)
+@numba.njit(inline="always")
+def one_call_a_row(dst, src, c, s):
+    half_pairs64(dst, src, c, s, U(128), np.uint16(0), np.float32(0))
+
+
+def rows_loop(rotate_row):
+    """A bare loop over the rows of (tokens, heads, 128) float16 bit patterns, each row rotated by ``rotate_row``."""
+
+    @numba.njit
+    def loop(x, out, cos, sin, tokens, heads):
+        xs, os_, cs, ss = U(x.ctypes.data), U(out.ctypes.data), U(cos.ctypes.data), U(sin.ctypes.data)
+        for t in range(U(tokens)):
+            c, s = cs + t * U(256), ss + t * U(256)
+            for h in range(U(heads)):
+                r = (t * U(heads) + h) * U(256)
+                rotate_row(os_ + r, xs + r, c, s)
+
+    return loop
+
+
+LOOPS = {"two calls a row": rows_loop(two_calls_a_row), "one call a row": rows_loop(one_call_a_row)}
 
 
 def measure(seq):
@@ -55,7 +62,7 @@ def measure(seq):
         "floor": lambda: parallel_copy(x, out),
         "numrope": lambda: numrope.apply_rope(x, cfg, cache=(cos, sin), out=out),
     }
-    for name, loop in (("two calls a row", two_calls), ("one call a row", one_call)):
+    for name, loop in LOOPS.items():
         mine[...] = 0
         loop(bits, mine_bits, cos, sin, seq, 32)
         if not np.array_equal(mine_bits, expected):
