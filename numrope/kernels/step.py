@@ -20,7 +20,7 @@ from numrope.config import RopeConfig
 from numrope.kernels import stream
 from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
-from numrope.kernels.simd import WORDS_IN_VECTORS, step_code, tails_apply, token_tails
+from numrope.kernels.simd import WORDS_IN_VECTORS, rotate_half_in_order, step_code, tails_apply, token_tails
 
 # The lean path: a table, an int position offset or none, and nothing unusual. A call costs about as much
 # as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
@@ -55,30 +55,38 @@ def _rotate_rows(x, out, cos, sin, start, code):
     apart = (code & _FLAG_COPY_TAIL) != 0
     layout = step_code(x, out, cos, sin, code & _FLAG_INTERLEAVED, not apart)
     copy_tail = apart and x.shape[3] > 2 * pairs
+    # The half layout's whole vectors (the decoding step of most models) in a loop of their own, compiled apart, with
+    # their rows stored in order (numrope.kernels.simd.rotate_half_in_order). With the code a run-time value, a
+    # float32 step into out= took 1.9 - 2.1 us instead of 1.7 - 1.85. A loop of its own for the interleaved layout's
+    # whole vectors too made them the slower (float16 and bfloat16 into out=, (1, 4096, 32, 128), one thread: 0.80 -
+    # 0.87 of the copy floor against 0.87 - 0.89), and every code a loop of its own took twice as long to compile (9.8 s
+    # against 4.6).
+    if layout == 5:
+        _tokens(x, out, cos, sin, start, 5, copy_tail, pairs, True)
+    else:
+        _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, False)
+    return True
+
+
+@njit(inline="always")
+def _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, in_order):
+    """The tokens of ``_rotate_rows``, token ``(b, s)`` by table row ``start + s`` (``in_order``: layout code 5, by
+    :func:`numrope.kernels.simd.rotate_half_in_order`)."""
     n_s = x.shape[1]
     for t in numba.prange(x.shape[0] * n_s):
         b = t // n_s
         s = t - b * n_s
         p = start + s
-        # the half layout's whole vectors (the decoding step of most models) with the code a constant, so that
-        # LLVM drops the other layouts' branches: with it a run-time value, a float32 step into out= took 1.9 - 2.1
-        # us instead of 1.7 - 1.85. Every code a constant took twice as long to compile (9.8 s against 4.6).
-        if layout == 5:
-            _heads(x, out, b, s, cos, sin, p, 5)
+        if in_order:
+            for h in range(_UP(x.shape[2])):
+                rotate_half_in_order(x, out, b, s, h, cos, sin, p)
         else:
-            _heads(x, out, b, s, cos, sin, p, layout)
+            for h in range(_UP(x.shape[2])):
+                _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, layout, False)
+            if tails_apply(x, out, cos, sin, None) and layout >= 7:
+                token_tails(x, out, b, s, cos, sin, p, layout)
         if copy_tail:
             _copy_tails(x, out, b, s, _UP(2) * _UP(pairs))
-    return True
-
-
-@njit(inline="always")
-def _heads(x, out, b, s, cos, sin, p, layout):
-    """The heads of token (b, s) by table row ``p``, then their tails of smaller vectors (layout codes 7 and 8)."""
-    for h in range(_UP(x.shape[2])):
-        _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, layout, False)
-    if tails_apply(x, out, cos, sin, None) and layout >= 7:
-        token_tails(x, out, b, s, cos, sin, p, layout)
 
 
 rotate_rows_parallel, rotate_rows_serial = jit_twins(_rotate_rows)
