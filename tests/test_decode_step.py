@@ -204,3 +204,25 @@ def test_the_half_layout_s_rows_are_stored_in_order():
     general(x, np.empty_like(x), cos, sin, np.zeros((1, 2), np.intp), None, 5, False, 1, None, 0)
     (signature,) = general.signatures
     assert barrier not in general.inspect_llvm(signature)
+
+
+@pytest.mark.parametrize("tokens", [63, 64, 130])
+@pytest.mark.parametrize("head_dim", [256, 128, 64])
+@pytest.mark.parametrize("x_dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_interleaved_2_byte_rows_by_swapped_features(x_dtype, head_dim, tokens, parallel, spy, rng, monkeypatch):
+    """From 64 tokens on (a chunk's), the lean kernel rotates 2-byte interleaved rows of whole vectors without
+    splitting their pairs (numrope.kernels.simd.rotate_interleaved_swapped), each token's tables laid out as its
+    features once for all heads: bit for bit the rotation in plain NumPy, for whole chunks of tokens and the rest
+    of one (and below a chunk, by the vectors of split pairs), in the serial and the parallel kernel, with a table
+    of float32 or of x's dtype. Leaving the first features' sines unnegated fails it."""
+    monkeypatch.setattr(step, "PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(step, "use_parallel", lambda size: parallel)
+    cfg = numrope.RopeConfig(head_dim, layout="interleaved")
+    x = rng.standard_normal((2, tokens, 4, head_dim)).astype(DTYPES[x_dtype])
+    for table_dtype in (np.float32, DTYPES[x_dtype]):
+        cos, sin = numrope.rope_cache(cfg, 200, table_dtype)
+        want = numpy_rotation(x, cos[5 : 5 + tokens], sin[5 : 5 + tokens], "interleaved", inverse=False)
+        got = numrope.apply_rope(x, cfg, 5, cache=(cos, sin))
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+    assert spy == [True, True]

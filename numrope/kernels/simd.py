@@ -237,6 +237,66 @@ interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_p
 interleaved_tail16 = _interleaved_pairs(lambda kind: 2 * TAIL_PAIRS)
 
 
+@intrinsic
+def interleaved_swapped(typingctx, dst, src, cos2, sin2, like):
+    """Rotate the pairs (2i, 2i + 1) of one vector of 2-byte features at ``src`` into ``dst``, without splitting them:
+    ``x * cos2 + swapped(x) * sin2``, the features of each pair swapped in their lanes (one in-lane shuffle), with
+    float32 tables of a token's cos and sin laid out as the features are, each value twice and the sines of the
+    first features negated (:func:`rotate_interleaved_swapped`). The bits are :data:`interleaved_pairs`': ``a c +
+    b (-s)`` is ``a c - b s`` exactly. Results stored a line at a time, in order."""
+    data = _kind(like)
+    if data not in ("f16", "bf16"):
+        return None
+    lanes = 2 * _lanes(data)  # features: a vector of pairs
+
+    def codegen(context, builder, signature, args):
+        dst, src, cos2, sin2 = args[:4]
+        x = _load(builder, src, data, lanes)
+        swapped = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(_I32, lanes), [k ^ 1 for k in range(lanes)]))
+        c, sn = _load(builder, cos2, "f32", lanes), _load(builder, sin2, "f32", lanes)
+        _store(builder, builder.fadd(builder.fmul(x, c), builder.fmul(swapped, sn)), dst, data, lanes, True)
+        return context.get_dummy_value()
+
+    return types.void(types.uintp, types.uintp, types.uintp, types.uintp, like), codegen
+
+
+def swapped_applies(x):
+    """Whether :func:`rotate_interleaved_swapped` serves x's elements (float16 where the CPU converts it, bfloat16): a
+    compile-time constant, False in Python."""
+    return False
+
+
+@overload(swapped_applies, inline="always")
+def _swapped_applies_impl(x):
+    applies = _kind(x.dtype) in ("f16", "bf16")
+    return lambda x: applies
+
+
+def rotate_interleaved_swapped(x, out, b, s, h, cos2, sin2):
+    """Layout code 6 (the interleaved layout, whole vectors) for head ``h`` of token ``(b, s)`` into ``out[b, s, h]``
+    by :data:`interleaved_swapped`, with the token's float32 tables ``cos2`` and ``sin2`` of twice the pairs (cos and
+    sin of pair ``i`` at ``2i`` and ``2i + 1``, the sine at ``2i`` negated), built once for all heads."""
+
+
+@overload(rotate_interleaved_swapped, inline="always")
+def _rotate_interleaved_swapped_impl(x, out, b, s, h, cos2, sin2):
+    if _kind(x.dtype) not in ("f16", "bf16"):
+        return lambda x, out, b, s, h, cos2, sin2: None  # not reached: see swapped_applies
+
+    def impl(x, out, b, s, h, cos2, sin2):
+        size = _UP(x.itemsize)
+        src = _UP(x.ctypes.data) + _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1]) + _UP(h) * _UP(x.strides[2])
+        dst = _UP(out.ctypes.data) + _UP(b) * _UP(out.strides[0]) + _UP(s) * _UP(out.strides[1])
+        dst += _UP(h) * _UP(out.strides[2])
+        c, sn = _UP(cos2.ctypes.data), _UP(sin2.ctypes.data)
+        features = _UP(cos2.shape[0])
+        step = _UP(2) * _lanes_of(x[0, 0, 0, 0])
+        for j in range(_UP(0), features, step):
+            interleaved_swapped(dst + j * size, src + j * size, c + j * _UP(4), sn + j * _UP(4), x[0, 0, 0, 0])
+
+    return impl
+
+
 def vectors_apply(x, out, cos, sin, sign):
     """Whether :func:`rotate_vectors` serves these types (forwards, ``sign`` None): a compile-time constant in
     compiled code, and False in Python (``NUMBA_DISABLE_JIT``), where the intrinsics cannot run."""

@@ -18,9 +18,17 @@ from numrope._checks import new_array
 from numrope._interop import is_bfloat16
 from numrope.config import RopeConfig
 from numrope.kernels import stream
-from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head
+from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head, _widen
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
-from numrope.kernels.simd import WORDS_IN_VECTORS, rotate_half_in_order, step_code, tails_apply, token_tails
+from numrope.kernels.simd import (
+    WORDS_IN_VECTORS,
+    rotate_half_in_order,
+    rotate_interleaved_swapped,
+    step_code,
+    swapped_applies,
+    tails_apply,
+    token_tails,
+)
 
 # The lean path: a table, an int position offset or none, and nothing unusual. A call costs about as much
 # as its checks and Numba's dispatch of the kernel's arguments (about 0.1 microsecond per array, half that
@@ -62,6 +70,8 @@ def _rotate_rows(x, out, cos, sin, start, code):
     # floor against 0.81 - 0.91), and every code a loop of its own took twice as long to compile (9.8 s against 4.6).
     if layout == 5:
         _tokens(x, out, cos, sin, start, 5, copy_tail, pairs, True)
+    elif layout == 6 and swapped_applies(x) and x.shape[0] * x.shape[1] >= _CHUNK:
+        _tokens_swapped(x, out, cos, sin, start, copy_tail, pairs)
     else:
         _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, False)
     return True
@@ -86,6 +96,36 @@ def _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, in_order):
                 token_tails(x, out, b, s, cos, sin, p, layout)
         if copy_tail:
             _copy_tails(x, out, b, s, _UP(2) * _UP(pairs))
+
+
+_CHUNK = 64  # tokens a scratch table serves: two allocations a chunk
+
+
+@njit(inline="always")
+def _tokens_swapped(x, out, cos, sin, start, copy_tail, pairs):
+    """The tokens of ``_rotate_rows`` in the interleaved layout's whole vectors of 2-byte features, by
+    :func:`numrope.kernels.simd.rotate_interleaved_swapped`: each token's tables laid out as its features once, in a
+    scratch of each chunk of tokens, for all its heads."""
+    n_s = x.shape[1]
+    n_tokens = x.shape[0] * n_s
+    for c in numba.prange((n_tokens + _CHUNK - 1) // _CHUNK):
+        cos2 = np.empty(2 * pairs, np.float32)
+        sin2 = np.empty(2 * pairs, np.float32)
+        for t in range(c * _CHUNK, min(n_tokens, (c + 1) * _CHUNK)):
+            b = t // n_s
+            s = t - b * n_s
+            p = start + s
+            for i in range(pairs):
+                cv = np.float32(_widen(cos[p, i]))
+                sv = np.float32(_widen(sin[p, i]))
+                cos2[2 * i] = cv
+                cos2[2 * i + 1] = cv
+                sin2[2 * i] = -sv
+                sin2[2 * i + 1] = sv
+            for h in range(_UP(x.shape[2])):
+                rotate_interleaved_swapped(x, out, b, s, h, cos2, sin2)
+            if copy_tail:
+                _copy_tails(x, out, b, s, _UP(2) * _UP(pairs))
 
 
 rotate_rows_parallel, rotate_rows_serial = jit_twins(_rotate_rows)
