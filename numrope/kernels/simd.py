@@ -237,6 +237,18 @@ interleaved_pairs, interleaved_tail = _interleaved_pairs(_lanes), _interleaved_p
 interleaved_tail16 = _interleaved_pairs(lambda kind: 2 * TAIL_PAIRS)
 
 
+@njit(inline="always")
+def _row_at(a, b, s, h):
+    """The byte address of row ``a[b, s, h]`` of a 4-D array."""
+    return _UP(a.ctypes.data) + _UP(b) * _UP(a.strides[0]) + _UP(s) * _UP(a.strides[1]) + _UP(h) * _UP(a.strides[2])
+
+
+@njit(inline="always")
+def _table_row_at(t, p):
+    """The byte address of row ``t[p]`` of a 2-D table."""
+    return _UP(t.ctypes.data) + _UP(p) * _UP(t.strides[0])
+
+
 @intrinsic
 def interleaved_swapped(typingctx, dst, src, cos2, sin2, like):
     """Rotate the pairs (2i, 2i + 1) of one vector of 2-byte features at ``src`` into ``dst``, without splitting them:
@@ -285,9 +297,7 @@ def _rotate_interleaved_swapped_impl(x, out, b, s, h, cos2, sin2):
 
     def impl(x, out, b, s, h, cos2, sin2):
         size = _UP(x.itemsize)
-        src = _UP(x.ctypes.data) + _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1]) + _UP(h) * _UP(x.strides[2])
-        dst = _UP(out.ctypes.data) + _UP(b) * _UP(out.strides[0]) + _UP(s) * _UP(out.strides[1])
-        dst += _UP(h) * _UP(out.strides[2])
+        src, dst = _row_at(x, b, s, h), _row_at(out, b, s, h)
         c, sn = _UP(cos2.ctypes.data), _UP(sin2.ctypes.data)
         features = _UP(cos2.shape[0])
         step = _UP(2) * _lanes_of(x[0, 0, 0, 0])
@@ -358,11 +368,8 @@ def _rotate_vectors_impl(x, out, b, s, h, at, cos, sin, p, interleaved):
         table_size = _UP(cos.itemsize)
         half = _UP(cos.shape[1])
         tb, ts, th, o = at
-        src = _UP(x.ctypes.data) + _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1]) + _UP(h) * _UP(x.strides[2])
-        dst = _UP(out.ctypes.data) + _UP(tb) * _UP(out.strides[0]) + _UP(ts) * _UP(out.strides[1])
-        dst += _UP(th) * _UP(out.strides[2]) + _UP(o) * size
-        c = _UP(cos.ctypes.data) + _UP(p) * _UP(cos.strides[0])
-        sn = _UP(sin.ctypes.data) + _UP(p) * _UP(sin.strides[0])
+        src, dst = _row_at(x, b, s, h), _row_at(out, tb, ts, th) + _UP(o) * size
+        c, sn = _table_row_at(cos, p), _table_row_at(sin, p)
         like = x[0, 0, 0, 0]
         table_like = cos[0, 0]
         lanes = _lanes_of(like)
@@ -412,11 +419,8 @@ def _rotate_half_in_order_impl(x, out, b, s, h, cos, sin, p):
             return
         size = _UP(x.itemsize)
         table_size = _UP(cos.itemsize)
-        src = _UP(x.ctypes.data) + _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1]) + _UP(h) * _UP(x.strides[2])
-        dst = _UP(out.ctypes.data) + _UP(b) * _UP(out.strides[0]) + _UP(s) * _UP(out.strides[1])
-        dst += _UP(h) * _UP(out.strides[2])
-        c = _UP(cos.ctypes.data) + _UP(p) * _UP(cos.strides[0])
-        sn = _UP(sin.ctypes.data) + _UP(p) * _UP(sin.strides[0])
+        src, dst = _row_at(x, b, s, h), _row_at(out, b, s, h)
+        c, sn = _table_row_at(cos, p), _table_row_at(sin, p)
         for i in range(_UP(0), half, _UP(2) * lanes):
             half_pairs2(
                 dst + i * size,
@@ -458,8 +462,7 @@ def _rotate_tails_impl(x, out, b, s, cos, sin, p, interleaved):
         whole = half - half % _lanes_of(like)
         first = whole + _UP(2) * _TAIL if wide and half - whole >= _UP(2) * _TAIL else whole
         w, t = whole * size, whole * table_size
-        c = _UP(cos.ctypes.data) + _UP(p) * _UP(cos.strides[0])
-        sn = _UP(sin.ctypes.data) + _UP(p) * _UP(sin.strides[0])
+        c, sn = _table_row_at(cos, p), _table_row_at(sin, p)
         token = _UP(b) * _UP(x.strides[0]) + _UP(s) * _UP(x.strides[1])
         out_token = _UP(b) * _UP(out.strides[0]) + _UP(s) * _UP(out.strides[1])
         for h in range(_UP(x.shape[2])):
