@@ -456,3 +456,20 @@ def test_check_precision_covers_far_positions():
     assert report.passed, str(report)
     assert f"{2**51 - 1}]" in report.title
     assert "9007199254740991" not in str(precision.check_precision(LLAMA2, n_random=16, far=False))
+
+
+def test_the_polynomials_are_fused_where_the_machine_has_an_fma():
+    """Where the CPU kernels are compiled for a machine with an FMA, each Horner step of the polynomials (seven for
+    the sine, seven for the cosine) and the two small terms added to them are one fused multiply-add: one rounding
+    fewer each, and the table's kernel 3.0 -> 2.35 ns an angle on one thread (numrope.kernels.sincos). The bits'
+    accuracy is the tests above; this one keeps the speed from being lost unseen."""
+    import numba
+
+    from numrope.kernels import sincos
+
+    if not sincos._host_fma():
+        pytest.skip("the CPU kernels are compiled for a target without an FMA here")
+    kernel = numba.njit(sincos._cos_sin_reduced.py_func)  # compiled here: the cached one cannot be inspected
+    assert kernel(0.5, 0.0) == pytest.approx((math.cos(0.5), math.sin(0.5)), rel=1e-15)
+    (signature,) = kernel.signatures
+    assert kernel.inspect_llvm(signature).count("call double @llvm.fma.f64") == 16

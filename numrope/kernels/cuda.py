@@ -41,6 +41,10 @@ if not SIMULATED:  # the simulator runs the CPU compilation of _cos_sin_any, pri
 
         return impl
 
+    @overload(sincos._mul_add, target="cuda", inline="always")
+    def _mul_add_cuda(a, b, c):
+        return lambda a, b, c: cuda.fma(a, b, c)
+
     @overload(sincos._round_half_even, target="cuda", inline="always")
     def _round_half_even_cuda(x):
         return lambda x: float(round(x))  # Python's round: half to even, as np.rint
