@@ -18,6 +18,7 @@ from numrope._checks import new_array
 from numrope._interop import is_bfloat16
 from numrope.config import RopeConfig
 from numrope.kernels import stream
+from numrope.kernels.ahead import prefetch_ahead
 from numrope.kernels.cpu import _F32, _F64, _UP, _copy_tails, _rotate_head, _widen
 from numrope.kernels.jit import PARALLEL_MIN_ELEMENTS, jit_twins, njit, use_parallel
 from numrope.kernels.simd import (
@@ -89,9 +90,11 @@ def _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, in_order):
         p = start + s
         if in_order:
             for h in range(_UP(x.shape[2])):
+                prefetch_ahead(x, out, b, s, h)
                 rotate_half_in_order(x, out, b, s, h, cos, sin, p)
         else:
             for h in range(_UP(x.shape[2])):
+                prefetch_ahead(x, out, b, s, h)
                 _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, layout, False)
             if tails_apply(x, out, cos, sin, None) and layout >= 7:
                 token_tails(x, out, b, s, cos, sin, p, layout)
@@ -124,6 +127,7 @@ def _tokens_swapped(x, out, cos, sin, start, copy_tail, pairs):
                 sin2[2 * i] = -sv
                 sin2[2 * i + 1] = sv
             for h in range(_UP(x.shape[2])):
+                prefetch_ahead(x, out, b, s, h)
                 rotate_interleaved_swapped(x, out, b, s, h, cos2, sin2)
             if copy_tail:
                 _copy_tails(x, out, b, s, _UP(2) * _UP(pairs))
