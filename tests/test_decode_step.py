@@ -206,6 +206,23 @@ def test_the_half_layout_s_rows_are_stored_in_order():
     assert barrier not in general.inspect_llvm(signature)
 
 
+def test_the_lean_kernel_prefetches_the_rows_ahead():
+    """Before each row, the lean kernel prefetches the lines ``AHEAD`` bytes past it in x, to read, and in out, to
+    write (numrope.kernels.ahead; out= only: in place a write prefetch lost to none). A matter of speed, the bits are
+    the tests above: float16 and bfloat16 prefills on the Xeon went from 0.91 - 0.99 of the copy floor without to
+    1.01 - 1.07 with them (``scripts/prefetch_ahead.py``)."""
+    import numba
+
+    x = np.zeros((1, 2, 1, 128), np.float32)
+    cos, sin = numrope.rope_cache(numrope.RopeConfig(128), 2, dtype=np.float32)
+    kernel = numba.njit(step.rotate_rows_serial.py_func)  # compiled here: the cached one cannot be inspected
+    assert kernel(x, np.empty_like(x), cos, sin, 0, 2 | 64 << 2 | 128 << 32)
+    (signature,) = kernel.signatures
+    ir = kernel.inspect_llvm(signature)
+    # llvm.prefetch(address, 0 to read or 1 to write, locality 3, data cache)
+    assert ir.count("i32 0, i32 3, i32 1)") >= 2 and ir.count("i32 1, i32 3, i32 1)") >= 2
+
+
 @pytest.mark.parametrize("tokens", [63, 64, 130])
 @pytest.mark.parametrize("head_dim", [256, 128, 64])
 @pytest.mark.parametrize("x_dtype", ["float16", "bfloat16"])

@@ -1,12 +1,19 @@
 """Software prefetch of the rows a kernel reaches next: the lines ``AHEAD`` bytes past the row it rotates, of ``x`` to
-read and of ``out`` to write.
+read and, into ``out=``, of ``out`` to write.
 
 A rotation into ``out=`` reads every line of ``x`` and, before it writes a line of ``out``, reads that too (the
-store's read for ownership). The hardware prefetchers follow both streams, but on one thread they did not keep up
-with the vector kernels: bare loops over (1, 4096, 32, 128), a float32 table, one thread, on the Xeon, ran at 0.93 -
-0.97 of the copy floor for float16 and bfloat16 without prefetches and 1.02 - 1.11 with both (``python
-scripts/prefetch_ahead.py``). A prefetch is a hint: it changes no result and never faults, so a row ahead that lies
-past the arrays' ends (the last rows) is simply not prefetched.
+store's read for ownership). The hardware prefetchers follow both streams, but on one thread they do not keep the
+memory busy while the vector kernels compute. Bare loops over (1, 4096, 32, 128), the half layout, a float32 table,
+into ``out=``, one thread, on the Xeon, as shares of the copy floor (``python scripts/prefetch_ahead.py``, two runs):
+float16 0.91 - 0.99 without prefetches, 1.05 - 1.07 with both 16 rows (4 KiB) ahead; bfloat16 0.93 - 0.94 against
+1.05; float32 0.88 - 0.96 against 1.25 - 1.26. In place the line read is the line written: a write prefetch there
+made float16 half rows slower than none (1.46 - 1.65 of the floor against 1.59 - 1.73); a read prefetch left them
+level, bfloat16's 5% slower (1.39 - 1.46 against 1.47 - 1.54), and took float32 from 1.78 - 2.02 to 2.54 - 2.76 (each
+run alternately with the kernel without, in one process, by a scratch harness). Used by the lean kernel
+(:mod:`numrope.kernels.step`) only: in the general kernels' token loop the end-to-end call and the BHSD layout ran
+slower with it (float16 end to end 0.49 - 0.50 of its floor against 0.61 - 0.70, BHSD 0.31 - 0.35 against 0.38 -
+0.40).
+A prefetch is a hint: it changes no result and never faults; a row ahead past an array's end is not prefetched.
 """
 
 import numpy as np
@@ -58,6 +65,6 @@ def prefetch_ahead(x, out, b, s, h):
     if src + row <= _UP(x.ctypes.data) + _UP(x.size) * _UP(x.itemsize):
         for j in range(_UP(0), row, _UP(_LINE)):
             _prefetch_to_read(src + j)
-    if dst + row <= _UP(out.ctypes.data) + _UP(out.size) * _UP(out.itemsize):
+    if dst != src and dst + row <= _UP(out.ctypes.data) + _UP(out.size) * _UP(out.itemsize):
         for j in range(_UP(0), row, _UP(_LINE)):
             _prefetch_to_write(dst + j)

@@ -69,7 +69,8 @@ def _rotate_rows(x, out, cos, sin, start, code):
     # float32 step into out= took 1.9 - 2.1 us instead of 1.7 - 1.85. A loop of its own for the interleaved layout's
     # split pairs gained nothing (float16 into out=, (1, 4096, 32, 128), one thread: 0.80 - 0.85 of the copy
     # floor against 0.81 - 0.91), and every code a loop of its own took twice as long to compile (9.8 s against 4.6).
-    # The interleaved layout's 2-byte pairs unsplit take a third (_tokens_swapped).
+    # The interleaved layout's 2-byte pairs unsplit take a third (_tokens_swapped). In each, every row is preceded by
+    # software prefetches of the rows ahead (numrope.kernels.ahead).
     if layout == 5:
         _tokens(x, out, cos, sin, start, 5, copy_tail, pairs, True)
     elif layout == 6 and swapped_applies(x) and x.shape[0] * x.shape[1] >= _CHUNK:
