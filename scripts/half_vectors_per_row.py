@@ -54,8 +54,8 @@ def measure(seq):
     """Two rounds for ``seq`` tokens."""
     cfg = numrope.RopeConfig(128)
     x = np.random.default_rng(0).standard_normal((1, seq, 32, 128), dtype=np.float32).astype(np.float16)
-    out, mine = np.empty_like(x), np.empty_like(x)
-    bits, mine_bits = x.view(np.uint16), mine.view(np.uint16)
+    out = np.empty_like(x)  # every loop writes it, as the floor does: another array would time another cache state
+    bits, out_bits = x.view(np.uint16), out.view(np.uint16)
     cos, sin = numrope.rope_cache(cfg, seq, dtype=np.float32)
     expected = numrope.apply_rope(x, cfg, cache=(cos, sin)).view(np.uint16)
     calls = {
@@ -63,11 +63,11 @@ def measure(seq):
         "numrope": lambda: numrope.apply_rope(x, cfg, cache=(cos, sin), out=out),
     }
     for name, loop in LOOPS.items():
-        mine[...] = 0
-        loop(bits, mine_bits, cos, sin, seq, 32)
-        if not np.array_equal(mine_bits, expected):
+        out[...] = 0
+        loop(bits, out_bits, cos, sin, seq, 32)
+        if not np.array_equal(out_bits, expected):
             sys.exit(f"{name} differs from numrope's result")
-        calls[name] = lambda loop=loop: loop(bits, mine_bits, cos, sin, seq, 32)
+        calls[name] = lambda loop=loop: loop(bits, out_bits, cos, sin, seq, 32)
     for _ in range(2):
         t = time_calls(calls, repeat=7, clock=time.thread_time)
         shares = "  ".join(f"{name} {t['floor'] / t[name]:.2f}" for name in calls)

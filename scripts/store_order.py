@@ -50,18 +50,18 @@ def measure(name):
         dtype = np.dtype(name)
     cfg = numrope.RopeConfig(128)
     x = np.random.default_rng(0).standard_normal((1, 4096, 32, 128), dtype=np.float32).astype(dtype)
-    out, mine = np.empty_like(x), np.empty_like(x)
-    bits, mine_bits = x.view(BITS[name]), mine.view(BITS[name])
+    out = np.empty_like(x)  # every loop writes it, as the floor does: another array would time another cache state
+    bits, out_bits = x.view(BITS[name]), out.view(BITS[name])
     cos, sin = numrope.rope_cache(cfg, 4096, dtype=np.float32)
     expected = numrope.apply_rope(x, cfg, cache=(cos, sin)).view(np.uint8)
     loops = {"vector by vector": vector_by_vector, "in order": in_order}
     calls = {"numrope": lambda: numrope.apply_rope(x, cfg, cache=(cos, sin), out=out)}
     for label, loop in loops.items():
-        mine[...] = 0
-        loop(bits, mine_bits, cos, sin)
-        if not np.array_equal(mine.view(np.uint8), expected):
+        out[...] = 0
+        loop(bits, out_bits, cos, sin)
+        if not np.array_equal(out.view(np.uint8), expected):
             sys.exit(f"{label} differs from numrope's result")
-        calls[label] = lambda loop=loop: loop(bits, mine_bits, cos, sin)
+        calls[label] = lambda loop=loop: loop(bits, out_bits, cos, sin)
     for _ in range(2):
         shares = []
         for label, call in calls.items():

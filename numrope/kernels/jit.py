@@ -31,7 +31,7 @@ from numba.extending import intrinsic, overload
 PARALLEL_MIN_ELEMENTS = 1 << 16
 
 #: The modules whose code is compiled into the cached kernels: a change to any of them clears the cache.
-KERNEL_MODULES = ("sincos", "half", "cpu", "simd", "step", "stream", "axes", "jit")
+KERNEL_MODULES = ("sincos", "half", "cpu", "simd", "step", "stream", "axes", "ahead", "jit")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _STAMP = "numrope-kernels.sha256"
 
