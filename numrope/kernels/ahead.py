@@ -19,9 +19,8 @@ A prefetch is a hint: it changes no result and never faults; a row ahead past an
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
-from numrope.kernels.jit import njit
 from numrope.kernels.simd import _row_at
 
 _UP = np.uintp
@@ -55,16 +54,23 @@ def _prefetch_of(write):
 _prefetch_to_read, _prefetch_to_write = _prefetch_of(0), _prefetch_of(1)
 
 
-@njit(inline="always")
 def prefetch_ahead(x, out, b, s, h):
-    """Prefetch the lines ``AHEAD`` bytes past row ``(b, s, h)`` of the 4-D arrays ``x`` (to read) and ``out`` (to
-    write), as many as the row has, where they lie within the arrays."""
-    row = _UP(x.shape[3]) * _UP(x.itemsize)
-    src = _row_at(x, b, s, h) + _UP(AHEAD)
-    dst = _row_at(out, b, s, h) + _UP(AHEAD)
-    if src + row <= _UP(x.ctypes.data) + _UP(x.size) * _UP(x.itemsize):
-        for j in range(_UP(0), row, _UP(_LINE)):
-            _prefetch_to_read(src + j)
-    if dst != src and dst + row <= _UP(out.ctypes.data) + _UP(out.size) * _UP(out.itemsize):
-        for j in range(_UP(0), row, _UP(_LINE)):
-            _prefetch_to_write(dst + j)
+    """Prefetch the lines ``AHEAD`` bytes past row ``(b, s, h)`` of the 4-D arrays ``x`` (to read) and, unless it is
+    ``x``, ``out`` (to write), as many as the row has, where they lie within the arrays. Compiled code only: this
+    Python body, which runs under ``NUMBA_DISABLE_JIT``, does nothing, as a hint may."""
+
+
+@overload(prefetch_ahead, inline="always")
+def _prefetch_ahead_impl(x, out, b, s, h):
+    def impl(x, out, b, s, h):
+        row = _UP(x.shape[3]) * _UP(x.itemsize)
+        src = _row_at(x, b, s, h) + _UP(AHEAD)
+        dst = _row_at(out, b, s, h) + _UP(AHEAD)
+        if src + row <= _UP(x.ctypes.data) + _UP(x.size) * _UP(x.itemsize):
+            for j in range(_UP(0), row, _UP(_LINE)):
+                _prefetch_to_read(src + j)
+        if dst != src and dst + row <= _UP(out.ctypes.data) + _UP(out.size) * _UP(out.itemsize):
+            for j in range(_UP(0), row, _UP(_LINE)):
+                _prefetch_to_write(dst + j)
+
+    return impl
