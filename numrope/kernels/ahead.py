@@ -13,6 +13,7 @@ run alternately with the kernel without, in one process, by a scratch harness). 
 (:mod:`numrope.kernels.step`) only: in the general kernels' token loop the end-to-end call and the BHSD layout ran
 slower with it (float16 end to end 0.49 - 0.50 of its floor against 0.61 - 0.70, BHSD 0.31 - 0.35 against 0.38 -
 0.40).
+
 A prefetch is a hint: it changes no result and never faults; a row ahead past an array's end is not prefetched.
 """
 
@@ -25,7 +26,7 @@ from numrope.kernels.simd import _row_at
 
 _UP = np.uintp
 #: Bytes between the row rotated and the row prefetched: 16 rows of a float16 head of 128, 8 of float32. Over 2 to 32
-#: float16 rows ahead, 16 gave the most (1.09 - 1.11 of the floor against 1.04 - 1.05 at 4 and 8).
+#: float16 rows ahead, 16 and 32 gave the most (1.05 - 1.07 of the floor; 1.02 - 1.03 at 4 rows, 1.03 - 1.06 at 8).
 AHEAD = 4096
 _LINE = 64
 

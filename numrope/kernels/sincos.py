@@ -145,7 +145,8 @@ def _exact_prod_cpu(a, b):
 
 
 def _mul_add(a, b, c):
-    """``a * b + c``, fused into one rounding where the target has an FMA (a polynomial's Horner step)."""
+    """``a * b + c``, fused into one rounding where the target has an FMA: the polynomials' Horner steps and the
+    small terms of the reduction."""
     return a * b + c
 
 
