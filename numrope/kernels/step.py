@@ -69,8 +69,8 @@ def _rotate_rows(x, out, cos, sin, start, code):
     # float32 step into out= took 1.9 - 2.1 us instead of 1.7 - 1.85. A loop of its own for the interleaved layout's
     # split pairs gained nothing (float16 into out=, (1, 4096, 32, 128), one thread: 0.80 - 0.85 of the copy
     # floor against 0.81 - 0.91), and every code a loop of its own took twice as long to compile (9.8 s against 4.6).
-    # The interleaved layout's 2-byte pairs unsplit take a third (_tokens_swapped). In each, every row is preceded by
-    # software prefetches of the rows ahead (numrope.kernels.ahead).
+    # The interleaved layout's 2-byte pairs unsplit take a third (_tokens_swapped). In the first (from _AHEAD_MIN_TOKENS
+    # tokens on) and the third, every row is preceded by software prefetches of the rows ahead (numrope.kernels.ahead).
     if layout == 5:
         _tokens(x, out, cos, sin, start, 5, copy_tail, pairs, True)
     elif layout == 6 and swapped_applies(x) and x.shape[0] * x.shape[1] >= _CHUNK:
@@ -85,17 +85,18 @@ def _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, in_order):
     """The tokens of ``_rotate_rows``, token ``(b, s)`` by table row ``start + s`` (``in_order``: layout code 5, by
     :func:`numrope.kernels.simd.rotate_half_in_order`)."""
     n_s = x.shape[1]
+    ahead = x.shape[0] * n_s >= _AHEAD_MIN_TOKENS
     for t in numba.prange(x.shape[0] * n_s):
         b = t // n_s
         s = t - b * n_s
         p = start + s
         if in_order:
             for h in range(_UP(x.shape[2])):
-                prefetch_ahead(x, out, b, s, h)
+                if ahead:
+                    prefetch_ahead(x, out, b, s, h)
                 rotate_half_in_order(x, out, b, s, h, cos, sin, p)
         else:
             for h in range(_UP(x.shape[2])):
-                prefetch_ahead(x, out, b, s, h)
                 _rotate_head(x, out, b, s, h, (b, s, h, _UP(0)), cos, sin, p, None, layout, False)
             if tails_apply(x, out, cos, sin, None) and layout >= 7:
                 token_tails(x, out, b, s, cos, sin, p, layout)
@@ -104,6 +105,12 @@ def _tokens(x, out, cos, sin, start, layout, copy_tail, pairs, in_order):
 
 
 _CHUNK = 64  # tokens a scratch table serves: two allocations a chunk
+# Tokens from which the half layout's rows ahead are prefetched: a decoding step's arrays are in cache already, and with
+# the prefetches a float16 step ran 5 - 8% slower. The loop of the other codes prefetches nothing: there the mere
+# presence of the prefetches, taken or not, made the interleaved layout's steps take 3 - 4 us instead of 2 (float16,
+# bfloat16 and float32, (1, 1, 32, 128)), though float32 interleaved prefills gained (in place, head 64: 1.64 - 1.82 of
+# the copy floor against 1.45 - 1.52).
+_AHEAD_MIN_TOKENS = 64
 
 
 @njit(inline="always")
