@@ -10,9 +10,9 @@ float16 0.91 - 0.99 without prefetches, 1.05 - 1.07 with both 16 rows (4 KiB) ah
 made float16 half rows slower than none (1.46 - 1.65 of the floor against 1.59 - 1.73); a read prefetch left them
 level, bfloat16's 5% slower (1.39 - 1.46 against 1.47 - 1.54), and took float32 from 1.78 - 2.02 to 2.54 - 2.76 (each
 run alternately with the kernel without, in one process, by a scratch harness). Used by the lean kernel
-(:mod:`numrope.kernels.step`) only: in the general kernels' token loop the end-to-end call and the BHSD layout ran
-slower with it (float16 end to end 0.49 - 0.50 of its floor against 0.61 - 0.70, BHSD 0.31 - 0.35 against 0.38 -
-0.40).
+(:mod:`numrope.kernels.step`) only, in two of its three loops (see there): in the general kernels' token loop the
+end-to-end call and the BHSD layout ran slower with it (float16 end to end 0.49 - 0.50 of its floor against 0.61 -
+0.70, BHSD 0.31 - 0.35 against 0.38 - 0.40).
 
 A prefetch is a hint: it changes no result and never faults; a row ahead past an array's end is not prefetched.
 """
