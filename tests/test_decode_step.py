@@ -186,9 +186,8 @@ def test_the_half_layout_s_rows_are_stored_in_order():
     """The lean kernel stores the half layout's rows of whole vectors a line at a time, in the order of the lines'
     addresses (numrope.kernels.simd.rotate_half_in_order): its compiled code holds the empty asm statements that keep
     LLVM from reordering the stores, one for each line of a row (float32, head 128: 512 bytes, 8 lines), and the
-    general kernels hold none. The order is a matter of speed (the bits are the tests above): on the Xeon, bare loops
-    of float16 rows ran at 0.87 - 0.92 of the copy floor vector by vector, 0.93 - 1.02 in order
-    (``scripts/store_order.py``)."""
+    general kernels hold none. The order is a matter of speed, not of bits (the tests above), and with the rows ahead
+    prefetched no longer a measurable one (docs/benchmarks.md, the thirteenth pass)."""
     import numba
 
     from numrope.kernels import cpu

@@ -399,11 +399,11 @@ def rotate_half_in_order(x, out, b, s, h, cos, sin, p):
     of two vectors (:data:`half_pairs2`), and so the first features' lines, then the second features'.
 
     Vector by vector, a row of 64 pairs of float16 stores its lines in the order 0, 2, 1, 3, and LLVM's scheduler
-    may swap the two of each call. In order, bare loops over (1, 4096, 32, 128), a float32 table, into ``out=``, one
-    thread, ran at 0.93 - 1.02 of the copy floor against 0.87 - 0.92 for float16 and 0.93 - 0.97 against 0.85 - 0.92
-    for bfloat16 on the Xeon (``scripts/store_order.py``). For the lean kernel (:mod:`numrope.kernels.step`), in a
-    loop of its own: inside the general kernels' loops, where every layout shares the registers, the end-to-end call
-    and the BHSD layout ran slower with it."""
+    may swap the two of each call. Bare loops that wrote an array other than the copy floor's ran faster in order on
+    the Xeon; written into the floor's ``out``, and in the lean kernel with prefetches of the rows ahead, the two
+    orders run level (``scripts/store_order.py``; docs/benchmarks.md, the thirteenth pass). For the lean kernel
+    (:mod:`numrope.kernels.step`), in a loop of its own: inside the general kernels' loops, where every layout shares
+    the registers, the end-to-end call and the BHSD layout ran slower with it."""
 
 
 @overload(rotate_half_in_order, inline="always")
