@@ -169,6 +169,18 @@ _K4, _K6, _K8, _K10, _K12, _K14, _K16, _K18 = ((-1) ** j / math.factorial(2 * j)
 
 
 @njit(inline="always")
+def _horner(z, c0, c1, c2, c3, c4, c5, c6, c7):
+    """``c0 + z * (c1 + z * (... + z * c7))``, each step one :func:`_mul_add`."""
+    p = _mul_add(z, c7, c6)
+    p = _mul_add(z, p, c5)
+    p = _mul_add(z, p, c4)
+    p = _mul_add(z, p, c3)
+    p = _mul_add(z, p, c2)
+    p = _mul_add(z, p, c1)
+    return _mul_add(z, p, c0)
+
+
+@njit(inline="always")
 def _cos_sin_reduced(r, dr):
     """cos and sin of r + dr for |r| <= pi/4 and |dr| <= ulp(r): polynomials, no library call.
 
@@ -176,20 +188,8 @@ def _cos_sin_reduced(r, dr):
     exactly) are added last, so each result carries one final rounding plus small-term errors.
     """
     z = r * r
-    sin_tail = _mul_add(z, _S17, _S15)
-    sin_tail = _mul_add(z, sin_tail, _S13)
-    sin_tail = _mul_add(z, sin_tail, _S11)
-    sin_tail = _mul_add(z, sin_tail, _S9)
-    sin_tail = _mul_add(z, sin_tail, _S7)
-    sin_tail = _mul_add(z, sin_tail, _S5)
-    sin_tail = z * r * _mul_add(z, sin_tail, _S3)
-    cos_tail = _mul_add(z, _K18, _K16)
-    cos_tail = _mul_add(z, cos_tail, _K14)
-    cos_tail = _mul_add(z, cos_tail, _K12)
-    cos_tail = _mul_add(z, cos_tail, _K10)
-    cos_tail = _mul_add(z, cos_tail, _K8)
-    cos_tail = _mul_add(z, cos_tail, _K6)
-    cos_tail = z * z * _mul_add(z, cos_tail, _K4)
+    sin_tail = z * r * _horner(z, _S3, _S5, _S7, _S9, _S11, _S13, _S15, _S17)
+    cos_tail = z * z * _horner(z, _K4, _K6, _K8, _K10, _K12, _K14, _K16, _K18)
     half_z = 0.5 * z
     w = 1.0 - half_z
     cos = w + (((1.0 - w) - half_z) + _mul_add(-r, dr, cos_tail))
